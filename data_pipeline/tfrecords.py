@@ -1,0 +1,444 @@
+"""Sharded TFRecord datasets of glyphs: the one writer, the one reader, and verification.
+
+A dataset directory holds `<split>-NNNNN-of-MMMMM.tfrecord` shards, `manifest.json` and
+`contact_sheet.png`. The manifest is the dataset's contract: charset and writers (their order
+defines the integer labels the reader returns), resolution, counts per split, character and
+writer, the source and its parameters, and every shard's record count, size and sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from data_pipeline import atomic, schema
+from data_pipeline import charset as charset_lib
+from data_pipeline.progress import Progress
+
+MANIFEST = "manifest.json"
+CONTACT_SHEET = "contact_sheet.png"
+SPLIT_METHODS = ("writer", "random", "none")
+TRAIN, TEST = "train", "test"
+
+
+class DatasetError(ValueError):
+    """A dataset directory that is missing, incomplete or inconsistent with its manifest."""
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _default_charset_order(labels: Iterable[str]) -> tuple[str, ...]:
+    order = {c: i for i, c in enumerate(charset_lib.DEFAULT_CHARSET)}
+    return tuple(sorted(set(labels), key=lambda s: (order.get(s[0], len(order)), s)))
+
+
+def _shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def _assign_splits(writers: Sequence[str], method: str, test_fraction: float, seed: int,
+                   n: int) -> tuple[np.ndarray, list[str]]:
+    """Returns a boolean test mask over records and the sorted list of held-out writers."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
+    if method == "none" or test_fraction <= 0:
+        return np.zeros(n, bool), []
+    if method == "random":
+        return rng.random(n) < test_fraction, []
+    unique = sorted(set(writers))
+    if len(unique) < 2:
+        raise ValueError(f"cannot split by writer: the source has only {len(unique)} writer(s); "
+                         f"use --split=random or --split=none")
+    n_test = min(len(unique) - 1, max(1, int(round(test_fraction * len(unique)))))
+    held = sorted(rng.permutation(unique)[:n_test].tolist())
+    held_set = set(held)
+    return np.array([w in held_set for w in writers], bool), held
+
+
+def _contact_sheet(samples: dict[tuple[str, str], np.ndarray], writers: Sequence[str],
+                   labels: Sequence[str], max_writers: int = 24) -> bytes:
+    """A PNG grid: one row per writer (up to max_writers), one column per label, dark on white,
+    with the labels across the top and writer names down the left."""
+    import cv2
+
+    shown = list(writers)[:max_writers]
+    if not samples:
+        raise ValueError("nothing to draw on the contact sheet")
+    h, w = next(iter(samples.values())).shape
+    cell = max(32, h)
+    name_w = 150
+    top = 24
+    sheet = np.full((top + cell * len(shown), name_w + cell * len(labels)), 255, np.uint8)
+    for j, label in enumerate(labels):
+        cv2.putText(sheet, label[:2], (name_w + j * cell + cell // 4, 17),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0, 1, cv2.LINE_AA)
+    for i, writer in enumerate(shown):
+        y = top + i * cell
+        cv2.putText(sheet, writer[:18], (4, y + cell // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 0, 1,
+                    cv2.LINE_AA)
+        for j, label in enumerate(labels):
+            img = samples.get((writer, label))
+            if img is None:
+                continue
+            if img.shape[0] != cell:
+                img = cv2.resize(img, (cell, cell), interpolation=cv2.INTER_NEAREST)
+            x = name_w + j * cell
+            sheet[y:y + cell, x:x + cell] = 255 - img
+    ok, png = cv2.imencode(".png", sheet)
+    if not ok:
+        raise RuntimeError("could not encode the contact sheet")
+    return png.tobytes()
+
+
+def write_dataset(source, out_dir, *, split: str = "writer", test_fraction: float = 0.1,
+                  seed: int = 0, shard_mb: float = 32.0, num_shards: Optional[int] = None,
+                  overwrite: bool = False, progress: bool = True,
+                  charset: Optional[Sequence[str]] = None) -> dict:
+    """Writes every record of `source` into a sharded dataset at `out_dir`; returns the manifest.
+
+    split: "writer" holds out a seeded `test_fraction` of the writers (none of their glyphs are in
+      train), "random" holds out that fraction of glyphs, "none" writes everything to train.
+    shard_mb / num_shards: shards per split are as equal as possible, about `shard_mb` each unless
+      `num_shards` fixes their number.
+    charset: the dataset's labels; by default the source's `charset` attribute, else the labels
+      present, in DEFAULT_CHARSET order. A record whose label is not in it is an error.
+    The directory appears only when complete (written to a temporary sibling, then renamed).
+    """
+    if split not in SPLIT_METHODS:
+        raise ValueError(f"--split={split!r} is not one of {SPLIT_METHODS}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"--test_fraction={test_fraction} is outside [0, 1)")
+    if num_shards is not None and num_shards < 1:
+        raise ValueError(f"--num_shards={num_shards} must be >= 1")
+    out_dir = Path(out_dir)
+    with atomic.atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        serialized: list[bytes] = []
+        chars: list[str] = []
+        writers: list[str] = []
+        thumbs: dict[tuple[str, str], np.ndarray] = {}
+        shape = None
+        has_geometry = False
+        total = len(source) if hasattr(source, "__len__") else None
+        bar = Progress(f"build {source.name}", total, "glyphs", enabled=progress)
+        for record in source:
+            if shape is None:
+                shape = record.image.shape
+            elif record.image.shape != shape:
+                raise ValueError(f"record {record.key}: image shape {record.image.shape} differs "
+                                 f"from the dataset's {shape}")
+            serialized.append(schema.encode(record))
+            chars.append(record.char)
+            writers.append(record.writer)
+            has_geometry |= record.geometry is not None
+            thumbs.setdefault((record.writer, record.char), record.image)
+            bar.update()
+        bar.close()
+        if not serialized:
+            raise ValueError(f"source {source.name} {getattr(source, 'params', '')} produced no records")
+        labels = tuple(charset) if charset is not None else (
+            tuple(source.charset) if getattr(source, "charset", None) else _default_charset_order(chars))
+        labels = charset_lib.validate_charset(labels)
+        label_set = set(labels)
+        for c, rec_key in zip(chars, range(len(chars))):
+            if c not in label_set:
+                raise ValueError(f"record {rec_key} of source {source.name}: label {c!r} is not in "
+                                 f"the charset {''.join(labels)!r}")
+        writer_list = sorted(set(writers))
+        is_test, held_out = _assign_splits(writers, split, test_fraction, seed, len(serialized))
+        manifest = {
+            "format_version": schema.FORMAT_VERSION,
+            "image_convention": "uint8, ink-high (0 paper, 255 ink); readers give float [-1, 1]",
+            "resolution": [int(shape[0]), int(shape[1])],
+            "charset": list(labels),
+            "writers": writer_list,
+            "has_geometry": bool(has_geometry),
+            "source": {"name": source.name, "params": getattr(source, "params", {})},
+            "split": {"method": split, "test_fraction": test_fraction, "seed": seed,
+                      "test_writers": held_out},
+            "splits": {},
+        }
+        order_rng = np.random.default_rng(np.random.SeedSequence([seed, 104729]))
+        for split_name, mask in ((TRAIN, ~is_test), (TEST, is_test)):
+            idx = np.flatnonzero(mask)
+            if len(idx) == 0:
+                continue
+            idx = idx[order_rng.permutation(len(idx))]  # mix writers across shards
+            size = sum(len(serialized[i]) for i in idx)
+            n_shards = num_shards or max(1, math.ceil(size / (shard_mb * 2**20)))
+            n_shards = min(n_shards, len(idx))
+            shards = []
+            for s, part in enumerate(np.array_split(idx, n_shards)):
+                name = _shard_name(split_name, s, n_shards)
+                shards.append(_write_shard(tmp / name, (serialized[i] for i in part), len(part)))
+            manifest["splits"][split_name] = {
+                "count": int(len(idx)),
+                "per_char": dict(sorted(Counter(chars[i] for i in idx).items())),
+                "per_writer": dict(sorted(Counter(writers[i] for i in idx).items())),
+                "shards": shards,
+            }
+        atomic.write_bytes(tmp / CONTACT_SHEET, _contact_sheet(thumbs, writer_list, labels))
+        atomic.write_text(tmp / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
+def _write_shard(path: Path, records: Iterable[bytes], count: int) -> dict:
+    import tensorflow as tf
+
+    digest = hashlib.sha256()
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for rec in records:
+            writer.write(rec)
+    with open(path, "rb") as f:
+        data = f.read()
+    digest.update(data)
+    return {"file": path.name, "count": int(count), "bytes": len(data), "sha256": digest.hexdigest()}
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def load_manifest(data_dir) -> dict:
+    """Reads and sanity-checks `manifest.json`; DatasetError naming the directory otherwise."""
+    path = Path(data_dir) / MANIFEST
+    if not Path(data_dir).is_dir():
+        raise DatasetError(f"dataset directory {data_dir} does not exist")
+    if not path.exists():
+        raise DatasetError(f"{data_dir} has no {MANIFEST}: it is not a built dataset (or its build "
+                           f"did not finish); build it with `python -m data_pipeline.build`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path} is not valid JSON: {e}") from e
+    for key in ("format_version", "resolution", "charset", "writers", "splits"):
+        if key not in manifest:
+            raise DatasetError(f"{path} lacks the key {key!r}")
+    if manifest["format_version"] != schema.FORMAT_VERSION:
+        raise DatasetError(f"{path} has format_version {manifest['format_version']}, this hwgan "
+                           f"reads {schema.FORMAT_VERSION}")
+    return manifest
+
+
+def shard_paths(data_dir, split: str, manifest: Optional[dict] = None,
+                check_sizes: bool = True) -> list[str]:
+    manifest = manifest or load_manifest(data_dir)
+    if split not in manifest["splits"]:
+        raise DatasetError(f"{data_dir} has no split {split!r}; it has {sorted(manifest['splits'])}")
+    paths = []
+    for shard in manifest["splits"][split]["shards"]:
+        path = Path(data_dir) / shard["file"]
+        if not path.exists():
+            raise DatasetError(f"shard {path} listed in the manifest is missing")
+        if check_sizes and path.stat().st_size != shard["bytes"]:
+            raise DatasetError(f"shard {path} has {path.stat().st_size} bytes, the manifest says "
+                               f"{shard['bytes']}: it is truncated or was changed; run "
+                               f"`python -m data_pipeline.build verify {data_dir}`")
+        paths.append(str(path))
+    return paths
+
+
+def make_lookup(keys: Sequence[str]):
+    """String -> index table; unknown strings give -1."""
+    import tensorflow as tf
+
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(list(keys), tf.string),
+                                            tf.range(len(keys), dtype=tf.int32)), -1)
+
+
+def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[int] = None,
+                 resize: str = "auto", shuffle: bool = True, seed: int = 0, repeat: bool = True,
+                 cache: bool = False, shuffle_buffer: int = 10000, drop_remainder: bool = True,
+                 input_context=None, expected_charset: Optional[Sequence[str]] = None,
+                 with_geometry: bool = False, verify: bool = False):
+    """A tf.data pipeline over one split of a dataset directory.
+
+    Elements: {"image": float32 [B, H, W, 1] in [-1, 1] (ink +1), "char": int32 [B] (index into
+    the manifest's charset), "writer": int32 [B] (index into the manifest's writers)} plus
+    "geometry": float32 [B, 4] if with_geometry (NaN where unknown).
+
+    batch_size is the GLOBAL batch; with a tf.distribute.InputContext the per-replica batch is
+    returned and input is sharded per worker (by file when there are enough shards, else by
+    record). image_size resizes to the model's resolution: "auto" pads when the target is at most
+    1/4 larger (EMNIST 28 -> 32 keeps its strokes crisp) and resizes with area/bilinear otherwise;
+    "pad" / "resize" force one. `verify` checks every shard's sha256 first.
+    """
+    import tensorflow as tf
+
+    manifest = load_manifest(data_dir)
+    if expected_charset is not None:
+        charset_lib.check_same_charset(expected_charset, manifest["charset"], "the model",
+                                       f"dataset {data_dir}")
+    if verify:
+        problems = verify_dataset(data_dir, deep=False)
+        if problems:
+            raise DatasetError("; ".join(problems))
+    files = shard_paths(data_dir, split, manifest)
+    height, width = manifest["resolution"]
+    if batch_size < 1:
+        raise ValueError(f"batch_size {batch_size} must be >= 1")
+    per_replica = batch_size
+    options = tf.data.Options()
+    options.experimental_deterministic = True
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if input_context is not None:
+        per_replica = input_context.get_per_replica_batch_size(batch_size)
+        if input_context.num_input_pipelines > 1 and len(files) >= input_context.num_input_pipelines:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if (input_context is not None and input_context.num_input_pipelines > 1
+            and len(files) < input_context.num_input_pipelines):
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(per_replica, drop_remainder=drop_remainder)
+
+    char_table = make_lookup(manifest["charset"])
+    writer_table = make_lookup(manifest["writers"])
+    spec = schema.feature_spec(height, width)
+    target = image_size or height
+    mode = resize
+    if mode == "auto":
+        mode = "pad" if target >= height and target <= height * 1.25 else "resize"
+    if mode not in ("pad", "resize"):
+        raise ValueError(f"resize={resize!r} is not one of auto, pad, resize")
+
+    def parse(serialized):
+        f = tf.io.parse_example(serialized, spec)
+        img = tf.io.decode_raw(f[schema.IMAGE], tf.uint8)
+        img = tf.reshape(img, [per_replica if drop_remainder else -1, height, width, 1])
+        img = schema.to_float(img)
+        if target != height or target != width:
+            if mode == "pad" and target >= height and target >= width:
+                top, left = (target - height) // 2, (target - width) // 2
+                img = tf.pad(img, [[0, 0], [top, target - height - top],
+                                   [left, target - width - left], [0, 0]], constant_values=-1.0)
+            else:
+                method = "area" if target < height else "bilinear"
+                img = tf.image.resize(img, [target, target], method=method)
+        chars = char_table.lookup(f[schema.CHAR])
+        writers = writer_table.lookup(f[schema.WRITER])
+        with tf.control_dependencies([
+                tf.debugging.assert_non_negative(
+                    chars, message=f"a record's character is not in the charset of {data_dir}"),
+                tf.debugging.assert_non_negative(
+                    writers, message=f"a record's writer is not in the writers of {data_dir}")]):
+            out = {"image": tf.identity(img), "char": chars, "writer": writers}
+        if with_geometry:
+            out["geometry"] = f[schema.GEOMETRY]
+        return out
+
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(options)
+
+
+def read_records(data_dir, split: str) -> Iterable[schema.GlyphRecord]:
+    """Every record of a split as GlyphRecords, in shard order (for tools and tests)."""
+    import tensorflow as tf
+
+    for path in shard_paths(data_dir, split):
+        for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
+            yield schema.decode(raw)
+
+
+# --------------------------------------------------------------------------------------------
+# Verification
+
+
+def verify_dataset(data_dir, deep: bool = True) -> list[str]:
+    """Checks every shard against the manifest. Returns a list of problems (empty when sound).
+
+    Always: each listed shard exists with the listed size and sha256, and no stray shard lies
+    beside them. deep=True also reads every record: it parses, the count matches, its label and
+    writer are in the manifest, its image has the manifest's resolution; a corrupted record is
+    reported with its file and record index.
+    """
+    import tensorflow as tf
+
+    manifest = load_manifest(data_dir)
+    data_dir = Path(data_dir)
+    problems: list[str] = []
+    listed = set()
+    labels, writers = set(manifest["charset"]), set(manifest["writers"])
+    height, width = manifest["resolution"]
+    for split, info in manifest["splits"].items():
+        total = 0
+        for shard in info["shards"]:
+            path = data_dir / shard["file"]
+            listed.add(shard["file"])
+            if not path.exists():
+                problems.append(f"{path}: missing")
+                continue
+            data = path.read_bytes()
+            if len(data) != shard["bytes"]:
+                problems.append(f"{path}: {len(data)} bytes, manifest says {shard['bytes']} (truncated?)")
+            elif hashlib.sha256(data).hexdigest() != shard["sha256"]:
+                problems.append(f"{path}: sha256 differs from the manifest (corrupted or changed)")
+            total += shard["count"]
+            if not deep:
+                continue
+            n = 0
+            try:
+                for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+                    try:
+                        rec = schema.decode(raw)
+                    except Exception as e:  # a malformed proto can raise several error types
+                        problems.append(f"{path}: record {n} does not parse: {e}")
+                        n += 1
+                        continue
+                    if rec.char not in labels:
+                        problems.append(f"{path}: record {n} ({rec.key}) has label {rec.char!r} "
+                                        f"outside the charset")
+                    if rec.writer not in writers:
+                        problems.append(f"{path}: record {n} ({rec.key}) has unknown writer {rec.writer!r}")
+                    if rec.image.shape != (height, width):
+                        problems.append(f"{path}: record {n} ({rec.key}) image {rec.image.shape} "
+                                        f"is not {height}x{width}")
+                    n += 1
+            except tf.errors.DataLossError as e:
+                problems.append(f"{path}: corrupted at record {n} ({e.message.splitlines()[0]})")
+                continue
+            if n != shard["count"]:
+                problems.append(f"{path}: {n} records, manifest says {shard['count']}")
+        if total != info["count"]:
+            problems.append(f"split {split}: shards list {total} records, manifest count is {info['count']}")
+    for path in sorted(data_dir.glob("*.tfrecord")):
+        if path.name not in listed:
+            problems.append(f"{path}: shard not listed in the manifest")
+    return problems
+
+
+def summarize(manifest: dict) -> dict:
+    """A short JSON-able overview of a manifest (for CLIs)."""
+    return {
+        "source": manifest["source"]["name"],
+        "resolution": manifest["resolution"],
+        "charset_size": len(manifest["charset"]),
+        "writers": len(manifest["writers"]),
+        "splits": {k: {"count": v["count"], "shards": len(v["shards"]),
+                       "writers": len(v["per_writer"])} for k, v in manifest["splits"].items()},
+    }
+
+
+def per_writer_counts(manifest: dict) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for info in manifest["splits"].values():
+        for w, c in info["per_writer"].items():
+            out[w] += c
+    return dict(out)

@@ -1,0 +1,215 @@
+"""Frozen configuration tree: data, model, train, eval, runtime.
+
+`train_main.py` is the only place that defines flags; it turns them into an `ExperimentConfig`,
+validates it here, and writes it to the model directory before the first step. Library code
+receives these dataclasses and never reads flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Optional
+
+FAMILIES = ("char_cgan", "style_cgan", "stylegan")
+RESOLUTIONS = (32, 64)
+LOSSES = ("nonsaturating", "hinge")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+MODES = ("train", "evaluate", "export", "sample")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    data_dir: str = ""
+    train_split: str = "train"
+    eval_split: str = "test"
+    shuffle_buffer: int = 10000
+    cache: bool = True
+    # If set and data_dir has no manifest, train_main builds the dataset there first from this
+    # source (e.g. "simulated") with source_params.
+    build_source: str = ""
+    build_params: tuple[tuple[str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Shapes: generators map z [B, latent_dim], char [B] int32, writer [B] int32 to images
+    [B, resolution, resolution, 1] in [-1, 1]; discriminators map image, char, writer to logits [B].
+    num_chars / num_writers come from the dataset manifest."""
+
+    family: str = "style_cgan"
+    resolution: int = 32
+    width: float = 1.0  # channel multiplier: 1.0 is the full GPU model, 0.25 a CPU-sized one
+    latent_dim: int = 128
+    num_chars: int = 0
+    num_writers: int = 0
+    embed_dim: int = 128  # char / writer embedding size at width 1.0 (scaled by width, min 16)
+    w_dim: int = 256  # stylegan: style vector size at width 1.0
+    mapping_layers: int = 4  # stylegan
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64  # global batch, split across replicas
+    steps: int = 2000
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.99
+    loss: str = "nonsaturating"
+    r1_gamma: float = 1.0
+    r1_interval: int = 4  # lazy R1: every N discriminator steps, scaled by N
+    ema_decay: float = 0.999
+    ema_start: int = 0
+    style_mixing_prob: float = 0.9  # stylegan
+    seed: int = 0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    image_every: int = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    judge_steps: int = 1500
+    judge_batch: int = 128
+    num_generated: int = 4000
+    eval_at_end: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    model_dir: str = ""
+    mode: str = "train"
+    strategy: str = "auto"
+    precision: str = "float32"
+    jit_compile: bool = False
+    num_cpu_devices: int = 0  # >1 splits the CPU into logical devices (tests, 2-replica checks)
+    export_dir: str = ""
+    export_name: str = ""
+    export_version: int = 1
+    sample_out: str = ""
+    sample_writers: tuple[str, ...] = ()
+    sample_chars: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
+        def build(klass, values):
+            fields = {f.name: f for f in dataclasses.fields(klass)}
+            unknown = set(values) - set(fields)
+            if unknown:
+                raise ValueError(f"unknown {klass.__name__} field(s): {sorted(unknown)}")
+            kwargs = {}
+            for name, value in values.items():
+                default = getattr(klass(), name)
+                if isinstance(default, tuple):
+                    value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+                kwargs[name] = value
+            return klass(**kwargs)
+
+        return cls(
+            data=build(DataConfig, d.get("data", {})),
+            model=build(ModelConfig, d.get("model", {})),
+            train=build(TrainConfig, d.get("train", {})),
+            eval=build(EvalConfig, d.get("eval", {})),
+            runtime=build(RuntimeConfig, d.get("runtime", {})),
+        )
+
+    def replace(self, **sections) -> "ExperimentConfig":
+        return dataclasses.replace(self, **sections)
+
+
+def scaled(channels: int, width: float, minimum: int = 8) -> int:
+    """Channels after the width multiplier, rounded to a multiple of 4 and at least `minimum`."""
+    return max(minimum, int(round(channels * width / 4.0)) * 4)
+
+
+def _check(condition: bool, flag: str, message: str) -> None:
+    if not condition:
+        raise ValueError(f"--{flag}: {message}")
+
+
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Raises ValueError naming the flag at fault; returns cfg unchanged when it is sound."""
+    m, t, r, d, e = cfg.model, cfg.train, cfg.runtime, cfg.data, cfg.eval
+    _check(m.family in FAMILIES, "model", f"{m.family!r} is not one of {FAMILIES}")
+    _check(m.resolution in RESOLUTIONS, "resolution", f"{m.resolution} is not one of {RESOLUTIONS}")
+    _check(0.05 <= m.width <= 4.0, "width", f"{m.width} is outside [0.05, 4]")
+    _check(m.latent_dim >= 1, "latent_dim", "must be >= 1")
+    _check(m.embed_dim >= 1, "embed_dim", "must be >= 1")
+    _check(m.w_dim >= 1, "w_dim", "must be >= 1")
+    _check(1 <= m.mapping_layers <= 16, "mapping_layers", "must be in [1, 16]")
+    _check(t.batch_size >= 1, "batch_size", "must be >= 1")
+    _check(t.steps >= 0, "steps", "must be >= 0")
+    _check(t.g_lr > 0 and t.d_lr > 0, "g_lr/d_lr", "learning rates must be > 0")
+    _check(0.0 <= t.beta1 < 1.0 and 0.0 <= t.beta2 < 1.0, "beta1/beta2", "must be in [0, 1)")
+    _check(t.loss in LOSSES, "loss", f"{t.loss!r} is not one of {LOSSES}")
+    _check(t.r1_gamma >= 0, "r1_gamma", "must be >= 0")
+    _check(t.r1_interval >= 1, "r1_interval", "must be >= 1")
+    _check(0.0 <= t.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
+    _check(0.0 <= t.style_mixing_prob <= 1.0, "style_mixing_prob", "must be in [0, 1]")
+    _check(t.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+    _check(t.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
+    _check(t.log_every >= 1, "log_every", "must be >= 1")
+    _check(t.image_every >= 1, "image_every", "must be >= 1")
+    _check(e.judge_steps >= 1 and e.judge_batch >= 1, "judge_steps/judge_batch", "must be >= 1")
+    _check(e.num_generated >= 1, "num_generated", "must be >= 1")
+    _check(r.mode in MODES, "mode", f"{r.mode!r} is not one of {MODES}")
+    _check(r.strategy in STRATEGIES, "strategy", f"{r.strategy!r} is not one of {STRATEGIES}")
+    _check(r.precision in PRECISIONS, "precision", f"{r.precision!r} is not one of {PRECISIONS}")
+    _check(bool(r.model_dir), "model_dir", "is required")
+    _check(r.num_cpu_devices >= 0, "num_cpu_devices", "must be >= 0")
+    _check(r.export_version >= 1, "export_version", "must be >= 1")
+    _check(bool(d.data_dir), "data_dir", "is required")
+    _check(d.shuffle_buffer >= 1, "shuffle_buffer", "must be >= 1")
+    return cfg
+
+
+# Fields that may differ between a checkpoint's config and a resumed run's.
+RESUMABLE_CHANGES = {
+    "train": {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "image_every"},
+    "eval": None,  # any
+    "runtime": None,
+    "data": {"shuffle_buffer", "cache", "build_source", "build_params", "eval_split"},
+    "model": set(),
+}
+
+
+def incompatible_changes(saved: ExperimentConfig, new: ExperimentConfig) -> list[str]:
+    """Names the fields whose change makes `new` unable to resume from `saved`'s checkpoints."""
+    out = []
+    a, b = saved.to_dict(), new.to_dict()
+    for section, allowed in RESUMABLE_CHANGES.items():
+        if allowed is None:
+            continue
+        for key, value in a[section].items():
+            if key in allowed:
+                continue
+            if json.dumps(value) != json.dumps(b[section].get(key)):
+                out.append(f"{section}.{key}: {value!r} -> {b[section].get(key)!r}")
+    return out
+
+
+def load_json(path: str) -> Optional[ExperimentConfig]:
+    import os
+
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return ExperimentConfig.from_dict(json.load(f))

@@ -1,0 +1,52 @@
+"""Test-session set-up: quiet TensorFlow, two logical CPU devices for real 2-replica strategies,
+and small datasets written to temporary directories (tests never need ../shared or a network)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+from data_pipeline.schema import Geometry, GlyphRecord  # noqa: E402
+
+
+class ListSource:
+    """A source over a list of records, for writer/reader tests."""
+
+    name = "list"
+
+    def __init__(self, records, params=None):
+        self.records = list(records)
+        self.params = params or {"n": len(self.records)}
+
+    def __len__(self):
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+
+def make_records(writers=("w0", "w1", "w2", "w3"), chars="abc", per=3, size=16, seed=0,
+                 geometry=True):
+    """Distinct, recognisable records: the image encodes writer, char and sample in its pixels."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for wi, w in enumerate(writers):
+        for ci, c in enumerate(chars):
+            for k in range(per):
+                img = rng.integers(0, 256, (size, size), dtype=np.uint8)
+                img[0, 0], img[0, 1], img[0, 2] = wi, ci, k
+                geo = Geometry(1.0 + ci * 0.1, -0.1 * k, 0.0, 0.8) if geometry else None
+                out.append(GlyphRecord(c, w, "list", img, geo, key=f"list:{w}:{c}:{k}"))
+    return out
+
+
+@pytest.fixture
+def list_source():
+    return ListSource(make_records())
