@@ -32,9 +32,11 @@ Where the data comes from:
     extracted to disk and TFDS is not used). `manual_dir` is a directory holding gzip.zip as
     downloaded from NIST (or the path of that zip itself, or a directory holding its extracted
     emnist-<config>-<split>-{images-idx3,labels-idx1}-ubyte.gz files, directly or under gzip/).
-    TFDS's own manual-download route (DownloadConfig(manual_dir=...)) is not used: it would
-    validate the zip against its registered checksum, unpack the whole archive (every config)
-    and write a second, TFRecord copy of the data, which the build then rewrites anyway.
+    TFDS's own manual-download route (DownloadConfig(manual_dir=...), which finds gzip.zip by
+    name) is not used: it would hash the zip, unpack the whole archive (every config) and write
+    a second, TFRecord copy of the data, which the build then rewrites anyway; and as it checks
+    the registered checksum and hard-codes each config's example counts, only NIST's exact file
+    passes it. Use it yourself to prepare a TFDS data_dir if that copy is wanted.
 
 Keys are f"emnist/{config}/{split}:{index}" with `index` the position in iteration order. The
 two readers do not share that order: TFDS stores examples in its own (deterministic) shuffled
@@ -121,8 +123,9 @@ def _help_local(config: str) -> str:
     return (f"To build from a local copy, download NIST's {ZIP_NAME} ({DOWNLOAD_URL}, about "
             f"536 MiB) where there is network access, put it in a directory DIR and pass "
             f"manual_dir=DIR: python -m data_pipeline.build --source=emnist "
-            f"--source_param config={config} --source_param manual_dir=DIR "
-            f"(or open_emnist(config={config!r}, manual_dir=DIR)).")
+            f"--source_param manual_dir=DIR"
+            + (f" --source_param config={config}" if config != "balanced" else "")
+            + f" (or open_emnist(config={config!r}, manual_dir=DIR)).")
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,7 +350,8 @@ class EmnistSource:
 
         builder = tfds.builder(f"emnist/{self.config}",
                                data_dir=os.fspath(data_dir) if data_dir is not None else None)
-        if not builder.is_prepared():
+        # (data_path is checked first: is_prepared() warns about a version folder that is absent)
+        if not (builder.data_path.exists() and builder.is_prepared()):
             reason = _probe_download_host(connect_timeout)
             if reason is not None:
                 raise RuntimeError(

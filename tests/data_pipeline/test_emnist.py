@@ -6,7 +6,6 @@ tiny fake of NIST's gzip.zip written to a temporary directory.
 """
 
 import gzip
-import io
 import socket
 import struct
 import threading
@@ -60,7 +59,8 @@ def test_charsets():
     # Every letter of both cases is served exactly once.
     served = "".join(balanced)
     assert sorted(served) == sorted(charset_lib.DIGITS + charset_lib.UPPER + charset_lib.LOWER)
-    assert emnist.emnist_charset("letters")[0] == "Aa" and emnist.emnist_charset("letters")[-1] == "Zz"
+    letters = emnist.emnist_charset("letters")
+    assert letters[0] == "Aa" and letters[-1] == "Zz"
     assert emnist.label_offset("letters") == 1 and emnist.label_offset("balanced") == 0
 
 
@@ -206,7 +206,8 @@ def test_probe_goes_through_https_proxy(monkeypatch):
     monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
     assert emnist._probe_address("https://biometrics.nist.gov/x.zip") == ("proxy.example", 3128)
     monkeypatch.setenv("no_proxy", "biometrics.nist.gov")
-    assert emnist._probe_address("https://biometrics.nist.gov/x.zip") == ("biometrics.nist.gov", 443)
+    direct = ("biometrics.nist.gov", 443)
+    assert emnist._probe_address("https://biometrics.nist.gov/x.zip") == direct
 
 
 def test_probe_succeeds_on_a_listening_port(monkeypatch):
@@ -363,3 +364,41 @@ def test_manual_dir_not_a_zip(tmp_path, offline_guard):
         emnist.open_emnist(manual_dir=str(tmp_path))
     with pytest.raises(ValueError, match="not a zip"):
         emnist.open_emnist(manual_dir=str(bogus))
+
+
+# ---------------------------------------------------------------------------------------------
+# A really prepared TFDS dataset (not mocked): TFDS prepares emnist/digits from the fake zip
+# through its own manual_dir route, with its checksum check and fixed example counts patched
+# out, and the opener then reads the prepared TFRecords without probing the network.
+
+
+def test_prepared_tfds_dataset_is_read_upright(tmp_path, monkeypatch):
+    from tensorflow_datasets.core.download import download_manager
+    from tensorflow_datasets.image_classification import mnist
+
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    _write_zip(manual, _fake_files("digits", {"train": [4, 2, 7], "test": [1]}))
+    monkeypatch.setattr(download_manager.DownloadManager, "_register_or_validate_checksums",
+                        lambda self, **kwargs: None)
+    config = next(c for c in mnist.EMNIST.BUILDER_CONFIGS if c.name == "digits")
+    monkeypatch.setattr(config, "train_examples", 3)
+    monkeypatch.setattr(config, "test_examples", 1)
+    monkeypatch.setattr(emnist, "_probe_download_host", lambda timeout: pytest.fail("probed"))
+    data_dir = str(tmp_path / "data")
+    builder = tfds.builder("emnist/digits", data_dir=data_dir)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+
+    src = emnist.open_emnist(config="digits", data_dir=data_dir)
+    assert len(src) == 3
+    records = list(src)
+    assert sorted(r.char for r in records) == ["2", "4", "7"]
+    for r in records:
+        r.check()
+        k = int(r.image[0, 27])  # the example's mark, wherever TFDS's shuffle put it
+        np.testing.assert_array_equal(r.image, _upright_glyph(k))
+        assert r.char == "427"[k]
+    assert [r.char for r in emnist.open_emnist(config="digits", split="test",
+                                               data_dir=data_dir)] == ["1"]
+    assert len(emnist.open_emnist(config="digits", data_dir=data_dir, limit=2)) == 2
