@@ -258,7 +258,7 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
                  resize: str = "auto", shuffle: bool = True, seed: int = 0, repeat: bool = True,
                  cache: bool = False, shuffle_buffer: int = 10000, drop_remainder: bool = True,
                  input_context=None, expected_charset: Optional[Sequence[str]] = None,
-                 with_geometry: bool = False, verify: bool = False):
+                 with_geometry: bool = False, verify: bool = False, skip_batches: int = 0):
     """A tf.data pipeline over one split of a dataset directory.
 
     Elements: {"image": float32 [B, H, W, 1] in [-1, 1] (ink +1), "char": int32 [B] (index into
@@ -269,7 +269,9 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
     returned and input is sharded per worker (by file when there are enough shards, else by
     record). image_size resizes to the model's resolution: "auto" pads when the target is at most
     1/4 larger (EMNIST 28 -> 32 keeps its strokes crisp) and resizes with area/bilinear otherwise;
-    "pad" / "resize" force one. `verify` checks every shard's sha256 first.
+    "pad" / "resize" force one. `verify` checks every shard's sha256 first. `skip_batches` skips
+    that many batches' records before batching, cheaply (no parsing): a resumed run sees exactly
+    the batches an uninterrupted one would have.
     """
     import tensorflow as tf
 
@@ -306,6 +308,8 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    if skip_batches:
+        ds = ds.skip(int(skip_batches) * per_replica)
     ds = ds.batch(per_replica, drop_remainder=drop_remainder)
 
     char_table = make_lookup(manifest["charset"])

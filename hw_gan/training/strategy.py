@@ -1,0 +1,90 @@
+"""tf.distribute and precision set-up, chosen explicitly from the runtime config."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+
+def split_cpu(num_devices: int) -> None:
+    """Splits the first CPU into `num_devices` logical devices (real multi-replica runs on a CPU).
+    Must run before TensorFlow initialises its devices; a no-op for num_devices <= 1."""
+    if num_devices <= 1:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+    except RuntimeError as e:
+        existing = len(tf.config.list_logical_devices("CPU"))
+        if existing != num_devices:
+            raise RuntimeError(f"--num_cpu_devices={num_devices}: TensorFlow already initialised "
+                               f"{existing} CPU device(s); set it before any TF op") from e
+
+
+def _tf_config_workers() -> int:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """auto: multi_worker when TF_CONFIG names 2+ workers, mirrored with 2+ GPUs (or 2+ logical
+    CPUs), default otherwise. mirrored: all local GPUs, else all logical CPUs. multi_worker:
+    MultiWorkerMirroredStrategy from TF_CONFIG. tpu: TPUStrategy on the resolved TPU."""
+    if name == "auto":
+        if _tf_config_workers() >= 2:
+            name = "multi_worker"
+        elif (len(tf.config.list_physical_devices("GPU")) >= 2
+              or len(tf.config.list_logical_devices("CPU")) >= 2):
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker":
+        if _tf_config_workers() < 1:
+            raise ValueError("--strategy=multi_worker needs TF_CONFIG with a 'cluster' of workers")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.NotFoundError) as e:
+            raise RuntimeError(f"--strategy=tpu: no TPU found ({e})") from e
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"--strategy={name!r} is not one of auto, default, mirrored, multi_worker, tpu")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """The worker that writes checkpoints, summaries and exports for the whole cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0
+                                            and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_id(strategy: tf.distribute.Strategy) -> int:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return int(getattr(resolver, "task_id", 0) or 0) if resolver is not None else 0
+
+
+def set_precision(policy: str) -> None:
+    """Sets Keras's global dtype policy ("float32", "mixed_float16" or "mixed_bfloat16")."""
+    import keras
+
+    keras.mixed_precision.set_global_policy(policy)

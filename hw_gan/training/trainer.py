@@ -1,0 +1,344 @@
+"""The GAN trainer shared by every model family.
+
+One training step is a discriminator step then a generator step, each run per replica under the
+strategy; per-example losses are averaged over the GLOBAL batch (tf.nn.compute_average_loss), so
+summing gradients across replicas gives the gradient of the global mean. Noise is drawn
+statelessly from (seed, step, replica), and the data pipeline skips the batches already consumed,
+so a resumed run continues exactly where an uninterrupted one would be. An exponential moving
+average of the generator (`ema_generator`) is what gets evaluated and exported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data_pipeline import atomic, tfrecords
+from data_pipeline.progress import Progress, format_seconds
+from data_pipeline.schema import to_uint8
+from hw_gan import losses as losses_lib
+from hw_gan import models
+from hw_gan.config import ExperimentConfig
+from hw_gan.training import strategy as strategy_lib
+
+CHECKPOINT_DIR = "checkpoints"
+DATASET_FILE = "dataset.json"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN loss, an incompatible checkpoint); the message says why."""
+
+
+class GANTrainer:
+    def __init__(self, cfg: ExperimentConfig, strategy: tf.distribute.Strategy,
+                 manifest: dict):
+        self.cfg = cfg
+        self.strategy = strategy
+        self.manifest = manifest
+        self.family = models.get_family(cfg.model.family)
+        self.uses_writer = bool(self.family.USES_WRITER)
+        self.model_dir = Path(cfg.runtime.model_dir)
+        self.chief = strategy_lib.is_chief(strategy)
+        self.global_batch = cfg.train.batch_size
+        self.replicas = strategy.num_replicas_in_sync
+        if self.global_batch % self.replicas:
+            raise ValueError(f"--batch_size={self.global_batch} is not divisible by the "
+                             f"{self.replicas} replicas")
+        self.g_loss_fn, self.d_loss_fn = losses_lib.get_losses(cfg.train.loss)
+        t = cfg.train
+        # Seeded here, not by the caller: the same config builds the same initial weights in any
+        # process, which a resumed or compared run relies on.
+        keras.utils.set_random_seed(t.seed)
+        with strategy.scope():
+            self.generator = self.family.build_generator(cfg.model)
+            self.discriminator = self.family.build_discriminator(cfg.model)
+            self.ema_generator = self.family.build_generator(cfg.model)
+            for ema_v, v in zip(self.ema_generator.weights, self.generator.weights):
+                ema_v.assign(v)
+            self.g_opt = self._optimizer(t.g_lr)
+            self.d_opt = self._optimizer(t.d_lr)
+            # Build optimizer slots inside the scope, before any tf.function traces (needed for
+            # MirroredStrategy with 2+ replicas).
+            self.g_opt.build(self.generator.trainable_variables)
+            self.d_opt.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator, discriminator=self.discriminator,
+            ema_generator=self.ema_generator, g_opt=self.g_opt, d_opt=self.d_opt, step=self.step)
+        ckpt_dir = self.model_dir / CHECKPOINT_DIR
+        if not self.chief:  # other workers write throw-away copies (all must call save)
+            ckpt_dir = self.model_dir / f".worker-{strategy_lib.worker_id(strategy)}" / CHECKPOINT_DIR
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(ckpt_dir),
+                                                  max_to_keep=t.keep_checkpoints)
+        self._steps = {}
+
+    # ---------------------------------------------------------------------------------------
+    def _optimizer(self, lr: float):
+        t = self.cfg.train
+        opt = keras.optimizers.Adam(learning_rate=lr, beta_1=t.beta1, beta_2=t.beta2, epsilon=1e-8)
+        if self.cfg.runtime.precision == "mixed_float16":
+            # compile() would wrap only one optimizer; a two-optimizer GAN wraps each itself.
+            opt = keras.optimizers.LossScaleOptimizer(opt)
+        return opt
+
+    def _inputs(self, z, chars, writers) -> dict:
+        inputs = {"z": z, "char": chars}
+        if self.uses_writer:
+            inputs["writer"] = writers
+        return inputs
+
+    def _d_inputs(self, images, chars, writers) -> dict:
+        inputs = {"image": images, "char": chars}
+        if self.uses_writer:
+            inputs["writer"] = writers
+        return inputs
+
+    def _noise(self, step, salt: int, batch: int):
+        """Stateless noise from (seed, salt, step, replica): identical after a resume."""
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        seed = tf.stack([tf.constant(self.cfg.train.seed * 1000003 + salt, tf.int64),
+                         step * 4096 + replica])
+        return tf.random.stateless_normal([batch, self.cfg.model.latent_dim], seed=seed)
+
+    def _average(self, per_example):
+        return tf.nn.compute_average_loss(tf.cast(per_example, tf.float32),
+                                          global_batch_size=self.global_batch)
+
+    def _apply(self, opt, loss, tape, variables):
+        scaled = opt.scale_loss(loss) if isinstance(opt, keras.optimizers.LossScaleOptimizer) else loss
+        grads = tape.gradient(scaled, variables)
+        opt.apply_gradients(zip(grads, variables))
+
+    def _replica_step(self, batch, step, with_r1: bool):
+        images, chars, writers = batch["image"], batch["char"], batch["writer"]
+        batch_size = tf.shape(images)[0]
+        t = self.cfg.train
+        # Discriminator step.
+        z = self._noise(step, 1, batch_size)
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._inputs(z, chars, writers), training=True)
+            if with_r1:
+                with tf.GradientTape() as r1_tape:
+                    r1_tape.watch(images)
+                    real_logits = self.discriminator(self._d_inputs(images, chars, writers),
+                                                     training=True)
+                    real_sum = tf.reduce_sum(tf.cast(real_logits, tf.float32))
+                r1_grads = r1_tape.gradient(real_sum, images)
+                r1 = losses_lib.r1_penalty(r1_grads)
+            else:
+                real_logits = self.discriminator(self._d_inputs(images, chars, writers),
+                                                 training=True)
+                r1 = tf.zeros([batch_size], tf.float32)
+            fake_logits = self.discriminator(self._d_inputs(fake, chars, writers), training=True)
+            d_loss = self._average(self.d_loss_fn(real_logits, fake_logits))
+            r1_term = self._average(r1) * (0.5 * t.r1_gamma * t.r1_interval)
+            d_total = d_loss + r1_term
+        self._apply(self.d_opt, d_total, tape, self.discriminator.trainable_variables)
+        # Generator step, with fresh noise.
+        z = self._noise(step, 2, batch_size)
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._inputs(z, chars, writers), training=True)
+            fake_logits = self.discriminator(self._d_inputs(fake, chars, writers), training=True)
+            g_loss = self._average(self.g_loss_fn(fake_logits))
+        self._apply(self.g_opt, g_loss, tape, self.generator.trainable_variables)
+        return {"d_loss": d_loss, "g_loss": g_loss, "r1": r1_term,
+                "real_logit": self._average(real_logits), "fake_logit": self._average(fake_logits)}
+
+    def _train_step_fn(self, with_r1: bool):
+        if with_r1 in self._steps:
+            return self._steps[with_r1]
+        decay_cfg = self.cfg.train
+
+        def step_fn(iterator):
+            batch = next(iterator)
+            step = self.step.read_value()
+            out = self.strategy.run(self._replica_step, args=(batch, step, with_r1))
+            out = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                   for k, v in out.items()}
+            decay = tf.where(step < decay_cfg.ema_start, 0.0, decay_cfg.ema_decay)
+            for ema_v, v in zip(self.ema_generator.weights, self.generator.weights):
+                if tf.as_dtype(v.dtype).is_floating:
+                    ema_v.assign(decay * ema_v + (1.0 - decay) * v)
+                else:
+                    ema_v.assign(v)
+            self.step.assign_add(1)
+            return out
+
+        fn = tf.function(step_fn, jit_compile=self.cfg.runtime.jit_compile or None)
+        self._steps[with_r1] = fn
+        return fn
+
+    # ---------------------------------------------------------------------------------------
+    def restore(self) -> int:
+        """Restores the latest checkpoint if there is one; returns the step reached."""
+        latest = self.manager.latest_checkpoint
+        if latest is None and not self.chief:
+            latest = tf.train.latest_checkpoint(str(self.model_dir / CHECKPOINT_DIR))
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    def save(self) -> Optional[str]:
+        """Writes a checkpoint (every worker must call this under multi-worker training)."""
+        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.chief:
+            import shutil
+
+            shutil.rmtree(self.model_dir / f".worker-{strategy_lib.worker_id(self.strategy)}",
+                          ignore_errors=True)
+        return path
+
+    def dataset(self, start_step: int):
+        cfg = self.cfg
+
+        def dataset_fn(input_context):
+            return tfrecords.make_dataset(
+                cfg.data.data_dir, cfg.data.train_split, self.global_batch,
+                image_size=cfg.model.resolution, shuffle=True, seed=cfg.train.seed, repeat=True,
+                cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,
+                input_context=input_context, expected_charset=self.manifest["charset"],
+                skip_batches=start_step)
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def sample_grid(self, chars: np.ndarray, writers: np.ndarray, seed: int = 1234):
+        """uint8 [1, rows*R, cols*R, 1] grid from the EMA generator: rows are writers, columns
+        chars, one fixed noise vector per cell (the same at every call: progress is visible)."""
+        rows, cols = len(writers), len(chars)
+        c = np.tile(chars, rows).astype(np.int32)
+        w = np.repeat(writers, cols).astype(np.int32)
+        z = tf.random.stateless_normal([rows * cols, self.cfg.model.latent_dim], seed=[seed, 0])
+        imgs = self.ema_generator(self._inputs(z, tf.constant(c), tf.constant(w)), training=False)
+        imgs = to_uint8(imgs)
+        r = self.cfg.model.resolution
+        grid = tf.reshape(imgs, [rows, cols, r, r, 1])
+        grid = tf.transpose(grid, [0, 2, 1, 3, 4])
+        return tf.reshape(grid, [1, rows * r, cols * r, 1])
+
+    def generate(self, char_ids: np.ndarray, writer_ids: np.ndarray, seed: int,
+                 batch: int = 256) -> np.ndarray:
+        """Float [-1, 1] glyphs from the EMA generator (evaluation's contract)."""
+        out = []
+        for i in range(0, len(char_ids), batch):
+            c = tf.constant(char_ids[i:i + batch], tf.int32)
+            w = tf.constant(writer_ids[i:i + batch], tf.int32)
+            z = tf.random.stateless_normal([len(c), self.cfg.model.latent_dim], seed=[seed, i])
+            out.append(self.ema_generator(self._inputs(z, c, w), training=False).numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    # ---------------------------------------------------------------------------------------
+    def train(self, on_interrupt_exit: bool = True) -> dict:
+        """Trains up to cfg.train.steps; checkpoints every checkpoint_every steps, at the end, and
+        on SIGTERM/SIGINT (then raises KeyboardInterrupt after saving)."""
+        t = self.cfg.train
+        start = self.restore()
+        if start >= t.steps:
+            return {"step": start, "resumed": start > 0, "trained_steps": 0}
+        writer = tf.summary.create_file_writer(str(self.model_dir / "train")) if self.chief else \
+            tf.summary.create_noop_writer()
+        iterator = iter(self.dataset(start))
+        labels = self.manifest["charset"]
+        grid_chars = np.linspace(0, len(labels) - 1, min(16, len(labels))).round().astype(np.int32)
+        train_writers = [self.manifest["writers"].index(w)
+                         for w in self.manifest["splits"][self.cfg.data.train_split]["per_writer"]]
+        grid_writers = np.array(train_writers[:8] if self.uses_writer else [0], np.int32)
+
+        stop = {"signal": None}
+        previous = {}
+
+        def handler(signum, frame):
+            stop["signal"] = signum
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: signals stay with the caller
+                pass
+        bar = Progress("train", t.steps, "img", start=start * self.global_batch,
+                       enabled=self.chief)
+        bar.total = t.steps * self.global_batch
+        if start == 0 and self.chief:
+            with writer.as_default(step=0):
+                tf.summary.text("config", "```\n" + self.cfg.to_json() + "\n```")
+        last_saved = start
+        t0, images_done = time.perf_counter(), 0
+        try:
+            step = start
+            while step < t.steps:
+                with_r1 = t.r1_gamma > 0 and step % t.r1_interval == 0
+                out = self._train_step_fn(with_r1)(iterator)
+                step += 1
+                images_done += self.global_batch
+                log_now = step % t.log_every == 0 or step == t.steps
+                if log_now or step % 10 == 0:
+                    values = {k: float(v.numpy()) for k, v in out.items()}
+                    bad = [k for k, v in values.items() if not math.isfinite(v)]
+                    if bad:
+                        raise TrainingError(
+                            f"non-finite {', '.join(bad)} at step {step} ({values}); stopped without "
+                            f"saving, the last good checkpoint (step {last_saved}) is kept in "
+                            f"{self.manager.directory}. Lower the learning rates or raise r1_gamma.")
+                    if log_now:
+                        rate = images_done / (time.perf_counter() - t0)
+                        with writer.as_default(step=step):
+                            for k, v in values.items():
+                                tf.summary.scalar(f"loss/{k}", v)
+                            tf.summary.scalar("perf/images_per_s", rate)
+                            tf.summary.scalar("lr/generator", float(self.cfg.train.g_lr))
+                            tf.summary.scalar("lr/discriminator", float(self.cfg.train.d_lr))
+                    bar.update(self.global_batch * (t.log_every if log_now else 0),
+                               extra=f"step {step} d {values['d_loss']:.3f} g {values['g_loss']:.3f}")
+                if step % t.image_every == 0 or step == t.steps:
+                    with writer.as_default(step=step):
+                        tf.summary.image("samples/chars_x_writers",
+                                         self.sample_grid(grid_chars, grid_writers))
+                if step % t.checkpoint_every == 0 or step == t.steps or stop["signal"]:
+                    self.save()
+                    last_saved = step
+                if stop["signal"]:
+                    raise KeyboardInterrupt(f"signal {stop['signal']}: checkpoint saved at step {step}")
+        finally:
+            writer.flush()
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            bar.count = int(self.step.numpy()) * self.global_batch
+            bar.close()
+        seconds = time.perf_counter() - t0
+        return {"step": int(self.step.numpy()), "resumed": start > 0, "trained_steps": step - start,
+                "seconds": round(seconds, 1), "images_per_s": round(images_done / seconds, 1),
+                "time": format_seconds(seconds)}
+
+
+def dataset_info(manifest: dict) -> dict:
+    """What a checkpoint depends on in its dataset: labels and writers (their order = ids)."""
+    return {"charset": manifest["charset"], "writers": manifest["writers"],
+            "resolution": manifest["resolution"]}
+
+
+def check_dataset_matches(model_dir: Path, manifest: dict, data_dir: str) -> None:
+    """A checkpoint trained on one charset/writer list must not resume on another."""
+    from data_pipeline.charset import check_same_charset
+
+    path = Path(model_dir) / DATASET_FILE
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    check_same_charset(saved["charset"], manifest["charset"], f"the checkpoint in {model_dir}",
+                       f"dataset {data_dir}")
+    if saved["writers"] != manifest["writers"]:
+        raise ValueError(f"the checkpoint in {model_dir} was trained on {len(saved['writers'])} "
+                         f"writers, dataset {data_dir} has a different writer list "
+                         f"({len(manifest['writers'])}); use another --model_dir")
+
+
+def write_dataset_info(model_dir: Path, manifest: dict) -> None:
+    atomic.write_text(Path(model_dir) / DATASET_FILE, json.dumps(dataset_info(manifest), indent=1))
+

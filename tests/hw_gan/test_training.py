@@ -1,0 +1,195 @@
+"""The trainer under the default and a real 2-replica strategy, resume, NaN handling, config."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_pipeline import tfrecords
+from hw_gan import config as config_lib
+from hw_gan.training import strategy as strategy_lib
+from hw_gan.training import trainer as trainer_lib
+from tests.conftest import ListSource, make_records
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "ds"
+    tfrecords.write_dataset(ListSource(make_records(chars="abcd", per=4, size=32)), out,
+                            split="none", num_shards=2, progress=False)
+    return out
+
+
+def _cfg(data_dir, model_dir, family="style_cgan", steps=4, **train):
+    manifest = tfrecords.load_manifest(data_dir)
+    base = dict(batch_size=8, steps=steps, checkpoint_every=2, log_every=1, image_every=2,
+                r1_interval=1, seed=3)
+    base.update(train)
+    return config_lib.validate(config_lib.ExperimentConfig(
+        data=config_lib.DataConfig(data_dir=str(data_dir), shuffle_buffer=64),
+        model=config_lib.ModelConfig(family=family, width=0.125, latent_dim=16, embed_dim=32,
+                                     num_chars=len(manifest["charset"]),
+                                     num_writers=len(manifest["writers"])),
+        train=config_lib.TrainConfig(**base),
+        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir))))
+
+
+def _trainer(cfg, strategy=None):
+    return trainer_lib.GANTrainer(cfg, strategy or tf.distribute.get_strategy(),
+                                  tfrecords.load_manifest(cfg.data.data_dir))
+
+
+def _weights(model):
+    return [w.numpy().copy() for w in model.weights]
+
+
+@pytest.mark.parametrize("family", ["char_cgan", "style_cgan"])
+def test_training_steps_checkpoints_and_summaries(data_dir, tmp_path, family):
+    trainer = _trainer(_cfg(data_dir, tmp_path, family))
+    before = _weights(trainer.generator)
+    out = trainer.train()
+    assert out["step"] == 4 and out["trained_steps"] == 4
+    assert any(not np.array_equal(a, b) for a, b in zip(before, _weights(trainer.generator)))
+    # The EMA copy moves more slowly than the generator it follows.
+    ema, gen = _weights(trainer.ema_generator), _weights(trainer.generator)
+    assert any(not np.array_equal(a, b) for a, b in zip(ema, gen))
+    assert sorted(int(p.split("-")[-1]) for p in trainer.manager.checkpoints) == [2, 4]
+    assert list((tmp_path / "train").glob("events.out.tfevents.*"))
+    grid = trainer.sample_grid(np.array([0, 1, 2]), np.array([0, 1]))
+    assert grid.shape == (1, 2 * 32, 3 * 32, 1) and grid.dtype == tf.uint8
+    imgs = trainer.generate(np.array([0, 1, 2], np.int32), np.array([0, 0, 1], np.int32), seed=5)
+    assert imgs.shape == (3, 32, 32, 1) and imgs.min() >= -1 and imgs.max() <= 1
+    np.testing.assert_array_equal(
+        imgs, trainer.generate(np.array([0, 1, 2], np.int32), np.array([0, 0, 1], np.int32), 5))
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(data_dir, tmp_path):
+    straight = _trainer(_cfg(data_dir, tmp_path / "a", steps=6, r1_interval=2))
+    straight.train()
+    first = _trainer(_cfg(data_dir, tmp_path / "b", steps=3, r1_interval=2))
+    first.train()
+    resumed = _trainer(_cfg(data_dir, tmp_path / "b", steps=6, r1_interval=2))
+    assert resumed.restore() == 3
+    # Optimizer state came back too (Adam's iteration counter).
+    assert int(resumed.g_opt.iterations.numpy()) == 3
+    out = resumed.train()
+    assert out["resumed"] and out["trained_steps"] == 3
+    for a, b in zip(_weights(straight.generator), _weights(resumed.generator)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(_weights(straight.discriminator), _weights(resumed.discriminator)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_two_replica_mirrored_strategy_trains(data_dir, tmp_path):
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    assert len(devices) >= 2, "conftest configures two logical CPUs"
+    strategy = tf.distribute.MirroredStrategy(devices=devices[:2])
+    trainer = _trainer(_cfg(data_dir, tmp_path, steps=3), strategy)
+    assert trainer.replicas == 2
+    out = trainer.train()
+    assert out["step"] == 3
+    for w in trainer.generator.weights:
+        assert np.isfinite(w.numpy()).all()
+    with pytest.raises(ValueError, match="not divisible by the 2 replicas"):
+        _trainer(_cfg(data_dir, tmp_path / "odd", batch_size=7), strategy)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
+    trainer = _trainer(_cfg(data_dir, tmp_path, steps=2))
+    trainer.train()
+    good = trainer.manager.latest_checkpoint
+    nan_trainer = _trainer(_cfg(data_dir, tmp_path, steps=12))
+    nan_trainer.d_loss_fn = lambda real, fake: tf.cast(real, tf.float32) * np.nan
+    with pytest.raises(trainer_lib.TrainingError, match=r"non-finite d_loss.* at step \d+ .*last good checkpoint \(step 2\)"):
+        nan_trainer.train()
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) == good
+
+
+def test_strategy_selection():
+    assert strategy_lib.make_strategy("default") is tf.distribute.get_strategy()
+    assert isinstance(strategy_lib.make_strategy("auto"), tf.distribute.MirroredStrategy)  # 2 CPUs
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        strategy_lib.make_strategy("multi_worker")
+
+
+def test_config_validation_and_resume_compatibility(tmp_path):
+    cfg = config_lib.ExperimentConfig(data=config_lib.DataConfig(data_dir="d"),
+                                      runtime=config_lib.RuntimeConfig(model_dir="m"))
+    config_lib.validate(cfg)
+    bad = cfg.replace(model=config_lib.dataclasses.replace(cfg.model, resolution=48))
+    with pytest.raises(ValueError, match=r"--resolution: 48 is not one of \(32, 64\)"):
+        config_lib.validate(bad)
+    assert config_lib.ExperimentConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    longer = cfg.replace(train=config_lib.dataclasses.replace(cfg.train, steps=99))
+    assert config_lib.incompatible_changes(cfg, longer) == []
+    wider = cfg.replace(model=config_lib.dataclasses.replace(cfg.model, width=0.5))
+    assert config_lib.incompatible_changes(cfg, wider) == ["model.width: 1.0 -> 0.5"]
+
+
+def _train_main(*args, env=None, timeout=240):
+    return subprocess.run([sys.executable, str(ROOT / "train_main.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+
+
+def _flags(data_dir, model_dir, *extra):
+    return [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--width=0.125",
+            "--latent_dim=16", "--batch_size=8", "--log_every=1", "--shuffle_buffer=64",
+            "--eval_at_end=false", *extra]
+
+
+def test_train_main_flag_errors_dry_run_and_incompatible_resume(data_dir, tmp_path):
+    flagfile = tmp_path / "bad.cfg"
+    flagfile.write_text("--model=style_cgan\n--no_such_flag=1\n")
+    res = _train_main(f"--flagfile={flagfile}")
+    assert res.returncode != 0 and "no_such_flag" in res.stderr
+    res = _train_main(*_flags(data_dir, tmp_path / "m", "--resolution=48", "--dry_run"))
+    assert res.returncode == 2 and "--resolution: 48" in res.stderr
+    res = _train_main(*_flags(data_dir, tmp_path / "m", "--dry_run"))
+    assert res.returncode == 0 and json.loads(res.stdout)["model"]["width"] == 0.125
+    assert not (tmp_path / "m").exists(), "a dry run writes nothing"
+    res = _train_main(*_flags(tmp_path / "nodata", tmp_path / "m", "--steps=1"))
+    assert res.returncode == 2 and "does not exist" in res.stderr
+    res = _train_main(*_flags(data_dir, tmp_path / "m", "--steps=2", "--checkpoint_every=1"))
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((tmp_path / "m/config.json").read_text())
+    assert saved["model"]["num_chars"] == 4 and saved["train"]["steps"] == 2
+    res = _train_main(*_flags(data_dir, tmp_path / "m", "--steps=4", "--width=0.25"))
+    assert res.returncode == 2 and "model.width: 0.125 -> 0.25" in res.stderr
+    assert json.loads((tmp_path / "m/config.json").read_text()) == saved, "nothing overwritten"
+    other = tmp_path / "other"
+    tfrecords.write_dataset(ListSource(make_records(chars="xyz", size=32)), other, split="none",
+                            progress=False)
+    res = _train_main(*_flags(other, tmp_path / "m", "--steps=4"))
+    assert res.returncode == 2 and "charset mismatch" in res.stderr
+
+
+def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(data_dir, tmp_path):
+    args = [sys.executable, str(ROOT / "train_main.py"),
+            *_flags(data_dir, tmp_path / "m", "--steps=100000", "--checkpoint_every=100000")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    deadline = time.time() + 180
+    while time.time() < deadline and not list((tmp_path / "m/train").glob("events*")):
+        time.sleep(0.5)
+    time.sleep(4)  # let a few steps run
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    step = int(tf.train.latest_checkpoint(str(tmp_path / "m/checkpoints")).rsplit("-", 1)[1])
+    assert step > 0 and f"checkpoint saved at step {step}" in err
+    res = _train_main(*_flags(data_dir, tmp_path / "m", f"--steps={step + 2}",
+                              "--checkpoint_every=100000"))
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["train"]["resumed"] and summary["train"]["trained_steps"] == 2
