@@ -23,9 +23,12 @@ LossFn = Callable[..., tf.Tensor]
 
 def _logits(x) -> tf.Tensor:
     x = tf.cast(x, tf.float32)
-    if x.shape.rank == 2 and x.shape[-1] == 1:
-        x = x[:, 0]
-    if x.shape.rank != 1:
+    rank = x.shape.rank
+    if rank == 2 and x.shape[-1] == 1:
+        return x[:, 0]
+    if rank is None:
+        return tf.reshape(x, [-1])
+    if rank != 1:
         raise ValueError(f"logits must have shape [B] or [B, 1], got {x.shape}")
     return x
 
@@ -52,11 +55,14 @@ def hinge_discriminator_loss(real_logits, fake_logits) -> tf.Tensor:
 
 def r1_penalty(real_grads) -> tf.Tensor:
     """Sum of squared gradients over all but the batch axis, [B] (||grad_x D(x)||^2)."""
+    if real_grads is None:
+        raise ValueError("real_grads is None: the discriminator output does not depend on the "
+                         "real images the tape watched")
     g = tf.cast(real_grads, tf.float32)
-    if g.shape.rank is not None and g.shape.rank < 1:
+    if g.shape.rank == 0:
         raise ValueError("real_grads must have a batch axis")
-    axes = list(range(1, g.shape.rank))
-    return tf.reduce_sum(tf.square(g), axis=axes) if axes else tf.square(g)
+    g = tf.reshape(g, [tf.shape(g)[0], -1])
+    return tf.reduce_sum(tf.square(g), axis=1)
 
 
 _LOSSES: dict[str, tuple[LossFn, LossFn]] = {

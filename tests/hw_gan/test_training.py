@@ -193,3 +193,43 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(data_dir, tmp_p
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["train"]["resumed"] and summary["train"]["trained_steps"] == 2
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_multi_worker_training_on_localhost(data_dir, tmp_path):
+    """Two worker processes on this machine, coordinated through TF_CONFIG."""
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        procs.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "train_main.py"),
+             *_flags(data_dir, tmp_path / "m", "--strategy=multi_worker", "--steps=3",
+                     "--checkpoint_every=2")],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}))
+    outs = []
+    try:
+        for proc in procs:
+            outs.append(proc.communicate(timeout=300))
+    finally:
+        for proc in procs:
+            proc.kill()
+    for proc, (out, err) in zip(procs, outs):
+        assert proc.returncode == 0, err[-3000:]
+    chief = json.loads(outs[0][0])
+    assert chief["train"]["step"] == 3
+    ckpts = sorted(p.name for p in (tmp_path / "m/checkpoints").glob("ckpt-*.index"))
+    assert ckpts == ["ckpt-2.index", "ckpt-3.index"]
+    assert not list((tmp_path / "m").glob(".worker-*")), "non-chief copies are cleaned up"

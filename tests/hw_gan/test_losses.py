@@ -1,0 +1,112 @@
+"""hw_gan.losses against hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hw_gan import losses
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+REAL = [0.0, 2.0, -1.0]
+FAKE = [1.0, -3.0, 0.0]
+
+
+def test_nonsaturating_generator_loss_is_softplus_of_minus_logits():
+    got = losses.nonsaturating_generator_loss(tf.constant(REAL))
+    # softplus(-0) = ln 2, softplus(-2) = ln(1 + e^-2), softplus(1) = ln(1 + e).
+    want = [math.log(2.0), math.log(1.0 + math.exp(-2.0)), math.log(1.0 + math.e)]
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(want, [0.6931472, 0.1269280, 1.3132617], rtol=1e-6)
+
+
+def test_nonsaturating_discriminator_loss():
+    got = losses.nonsaturating_discriminator_loss(tf.constant(REAL), tf.constant(FAKE))
+    want = [softplus(-r) + softplus(f) for r, f in zip(REAL, FAKE)]
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    # First example: real logit 0, fake logit 1 -> ln 2 + ln(1 + e).
+    assert got.numpy()[0] == pytest.approx(math.log(2.0) + math.log(1.0 + math.e), rel=1e-6)
+
+
+def test_hinge_losses():
+    got = losses.hinge_generator_loss(tf.constant(REAL))
+    np.testing.assert_allclose(got.numpy(), [0.0, -2.0, 1.0])
+    # relu(1 - [0, 2, -1]) = [1, 0, 2]; relu(1 + [1, -3, 0]) = [2, 0, 1].
+    got = losses.hinge_discriminator_loss(tf.constant(REAL), tf.constant(FAKE))
+    np.testing.assert_allclose(got.numpy(), [3.0, 0.0, 3.0])
+
+
+def test_r1_penalty_sums_squares_per_example():
+    grads = np.zeros([2, 2, 2, 1], np.float32)
+    grads[0] = 1.0  # 4 ones -> 4
+    grads[1, :, :, 0] = [[1.0, -2.0], [3.0, 0.5]]  # 1 + 4 + 9 + 0.25
+    got = losses.r1_penalty(tf.constant(grads))
+    assert got.shape == (2,)
+    np.testing.assert_allclose(got.numpy(), [4.0, 14.25])
+
+
+def test_r1_penalty_of_a_real_gradient():
+    x = tf.constant([[1.0, 2.0], [3.0, -1.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reduce_sum(tf.square(x))  # d/dx = 2x
+    np.testing.assert_allclose(losses.r1_penalty(tape.gradient(out, x)).numpy(), [20.0, 40.0])
+    with pytest.raises(ValueError, match="None"):
+        losses.r1_penalty(None)
+
+
+@pytest.mark.parametrize("name", ["nonsaturating", "hinge"])
+def test_float16_inputs_give_float32_per_example_losses(name):
+    g_loss, d_loss = losses.get_losses(name)
+    real = tf.constant(REAL, tf.float16)
+    fake = tf.constant(FAKE, tf.float16)
+    for value in (g_loss(fake), d_loss(real, fake)):
+        assert value.dtype == tf.float32
+        assert value.shape == (3,)
+    f32 = d_loss(tf.constant(REAL), tf.constant(FAKE))
+    np.testing.assert_allclose(d_loss(real, fake).numpy(), f32.numpy(), rtol=1e-6)
+    r1 = losses.r1_penalty(tf.ones([2, 4, 4, 1], tf.float16) * 300.0)  # 300^2 * 16 overflows fp16
+    assert r1.dtype == tf.float32
+    np.testing.assert_allclose(r1.numpy(), [1.44e6, 1.44e6])
+
+
+def test_column_logits_are_flattened_and_other_shapes_rejected():
+    got = losses.nonsaturating_generator_loss(tf.constant([[0.0], [2.0]]))
+    assert got.shape == (2,)
+    with pytest.raises(ValueError, match="shape"):
+        losses.hinge_generator_loss(tf.zeros([2, 3]))
+
+
+def test_losses_are_finite_for_extreme_logits():
+    big = tf.constant([-200.0, 200.0])
+    for g_loss, d_loss in (losses.get_losses("nonsaturating"), losses.get_losses("hinge")):
+        assert np.all(np.isfinite(g_loss(big).numpy()))
+        assert np.all(np.isfinite(d_loss(big, big).numpy()))
+    got = losses.nonsaturating_generator_loss(big)
+    np.testing.assert_allclose(got.numpy(), [200.0, 0.0], atol=1e-6)
+
+
+def test_losses_work_in_tf_function_with_unknown_batch():
+    signature = [tf.TensorSpec([None], tf.float32), tf.TensorSpec([None, None, None, 1])]
+
+    @tf.function(input_signature=signature)
+    def step(logits, grads):
+        return losses.nonsaturating_discriminator_loss(logits, logits), losses.r1_penalty(grads)
+
+    d, r1 = step(tf.constant(REAL), tf.ones([3, 2, 2, 1]))
+    assert d.shape == (3,) and r1.shape == (3,)
+    np.testing.assert_allclose(r1.numpy(), [4.0, 4.0, 4.0])
+
+
+def test_get_losses():
+    assert losses.get_losses("nonsaturating") == (
+        losses.nonsaturating_generator_loss, losses.nonsaturating_discriminator_loss)
+    assert losses.get_losses("hinge") == (
+        losses.hinge_generator_loss, losses.hinge_discriminator_loss)
+    with pytest.raises(ValueError, match="nonsaturating.*hinge"):
+        losses.get_losses("wasserstein")
