@@ -1,0 +1,183 @@
+"""`evaluate`: score a generator against judges trained on real glyphs.
+
+What is measured (all against the real split the judges train on, TRAIN by default):
+
+  legibility    the char judge's accuracy on generated glyphs over its accuracy on real held-out
+                glyphs (ratio ~1: as legible as real handwriting; per character too).
+  fid / kid     Fréchet distance and kernel (MMD^2) distance between the char judge's 128-d
+                features of the generated glyphs and of the real held-out glyphs. The held-out
+                set is reweighted to equal characters, as the requests are (so a dataset's class
+                imbalance is not charged to the generator). Both shrink with more samples: compare
+                runs at the same num_generated on the same dataset only.
+  writer_match  (uses_writer) how often the writer judge names the writer the glyph was asked
+                for, against its real held-out accuracy and chance.
+
+The judges never see generated glyphs in training, and they are cached (see `judge.get_judge`),
+so every model evaluated on one dataset with one setting is scored by the same judges.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+from data_pipeline import atomic, tfrecords
+from hw_gan.evaluation import judge as judge_lib
+from hw_gan.evaluation import metrics
+
+log = logging.getLogger(__name__)
+
+GenerateFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+
+
+def balanced_requests(char_ids, writer_ids, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n (char, writer) pairs: every char n/C times (+-1), every writer about n/W times, every
+    pair once before any pair twice; seeded order. Returns int32 arrays [n]."""
+    chars = np.asarray(char_ids, np.int32)
+    writers = np.asarray(writer_ids, np.int32)
+    if n < 1 or len(chars) == 0 or len(writers) == 0:
+        raise ValueError(f"need n >= 1 ({n}) and some chars ({len(chars)}) and writers "
+                         f"({len(writers)})")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 65537]))
+    chars, writers = rng.permutation(chars), rng.permutation(writers)
+    i = np.arange(n)
+    c = i % len(chars)
+    w = (i // len(chars) + c) % len(writers)
+    order = rng.permutation(n)
+    return chars[c][order], writers[w][order]
+
+
+def _ratio(a: float, b: float):
+    if a is None or b is None or not np.isfinite(a) or not np.isfinite(b) or b <= 0:
+        return None
+    return float(a / b)
+
+
+def _jsonable(x):
+    """NaN/inf -> None, numpy scalars -> Python, recursively (valid JSON, no NaN tokens)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(float(x)) else None
+    return x
+
+
+def _generate(generate: GenerateFn, chars: np.ndarray, writers: np.ndarray, seed: int,
+              image_size: int) -> np.ndarray:
+    images = np.asarray(generate(chars, writers, seed))
+    want = (len(chars), image_size, image_size, 1)
+    if images.shape != want:
+        raise ValueError(f"generate returned images of shape {images.shape}, expected {want}")
+    images = images.astype(np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(images)))
+    if bad:
+        raise ValueError(f"generate returned {bad} non-finite pixel values (a diverged model?)")
+    return np.clip(images, -1.0, 1.0)
+
+
+def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_generated: int,
+             uses_writer: bool, judge_steps: int, judge_batch: int, seed: int = 0,
+             split: str = tfrecords.TRAIN, max_real: Optional[int] = judge_lib.MAX_REAL,
+             judge_seed: int = 0) -> dict:
+    """Scores `generate(char_ids int32 [N], writer_ids int32 [N], seed) -> float32
+    [N, image_size, image_size, 1] in [-1, 1]` (ids index the manifest's charset / writers).
+
+    It is called once with `num_generated` balanced, seeded requests over the chars and writers
+    present in `split`. Judges come from / go to `cache_dir` (trained for `judge_steps` steps of
+    `judge_batch`). Returns a JSON-able dict (see the module doc; None where a value is
+    undefined). The split's first `max_real` glyphs (None: all) are the real data: 90% train the
+    judges, 10% are the held-out reference. `seed` drives the requests, the generator and the KID
+    subsets; `judge_seed` the judges and the held-out split, and is fixed by default so that runs
+    with different seeds are scored by the same (cached) judges. Call outside any tf.distribute
+    strategy scope.
+    """
+    if num_generated < 2:
+        raise ValueError(f"num_generated={num_generated}: need at least 2 for FID / KID")
+    manifest = tfrecords.load_manifest(data_dir)
+    real = judge_lib.load_real(data_dir, split, image_size, max_real)
+    images, chars, writers = real
+    train_idx, held = judge_lib.holdout_split(len(chars), judge_seed)  # as get_judge splits
+    kw = dict(image_size=image_size, steps=judge_steps, batch=judge_batch, seed=judge_seed,
+              split=split, max_real=max_real, real=real)
+    char_judge = judge_lib.get_judge(cache_dir, "char", data_dir, **kw)
+
+    req_chars, req_writers = balanced_requests(char_judge.class_ids, np.unique(writers[train_idx]),
+                                               num_generated, seed)
+    fake = _generate(generate, req_chars, req_writers, seed, image_size)
+
+    # Legibility.
+    fake_feats, fake_probs = char_judge.outputs(fake)
+    fake_pred = char_judge.class_ids[np.argmax(fake_probs, -1)]
+    real_feats, real_probs = char_judge.outputs(images[held])
+    real_pred = char_judge.class_ids[np.argmax(real_probs, -1)]
+    gen_acc = metrics.accuracy(fake_pred, req_chars)
+    real_acc = metrics.accuracy(real_pred, chars[held])
+    gen_per = metrics.per_class_accuracy(fake_pred, req_chars, char_judge.class_ids)
+    real_per = metrics.per_class_accuracy(real_pred, chars[held], char_judge.class_ids)
+    labels = manifest["charset"]
+    legibility = {
+        "ratio": _ratio(gen_acc, real_acc),
+        "generated_accuracy": gen_acc,
+        "real_accuracy": real_acc,
+        "per_char": {labels[c]: _ratio(gen_per[c], real_per[c]) for c in gen_per},
+        "per_char_generated_accuracy": {labels[c]: gen_per[c] for c in gen_per},
+        "per_char_real_accuracy": {labels[c]: real_per[c] for c in real_per},
+    }
+
+    # FID / KID against the real held-out glyphs, reweighted to equal characters.
+    _, inverse, counts = np.unique(chars[held], return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    fid = metrics.frechet_distance(fake_feats, real_feats, weights_b=weights)
+    kid, kid_std = metrics.kernel_inception_distance(
+        fake_feats, real_feats, KID_SUBSETS, KID_SUBSET_SIZE, seed, probs_b=weights,
+        return_std=True)
+
+    result = {
+        "legibility": legibility,
+        "fid": fid,
+        "kid": kid,
+        "kid_std": kid_std,
+        "num_generated": int(num_generated),
+        "num_real_heldout": int(len(held)),
+        "judge_steps": int(judge_steps),
+        "judge_batch": int(judge_batch),
+        "image_size": int(image_size),
+        "split": split,
+        "seed": int(seed),
+        "judge_seed": int(judge_seed),
+        "max_real": max_real,
+        "dataset_manifest_sha256": judge_lib.manifest_sha256(data_dir),
+    }
+
+    if uses_writer:
+        writer_judge = judge_lib.get_judge(cache_dir, "writer", data_dir, **kw)
+        gen_match = metrics.accuracy(writer_judge.predict(fake), req_writers)
+        real_match = metrics.accuracy(writer_judge.predict(images[held]), writers[held])
+        chance = 1.0 / writer_judge.num_classes
+        result["writer_match"] = {
+            "generated": gen_match,
+            "real": real_match,
+            "chance": chance,
+            "vs_chance": _ratio(gen_match, chance),
+            "ratio": _ratio(gen_match, real_match),
+            "num_writers": int(writer_judge.num_classes),
+        }
+    log.info("evaluate: legibility %s, FID %.3f, KID %.5f%s", legibility["ratio"], fid, kid,
+             f", writer match {result['writer_match']['generated']:.3f}" if uses_writer else "")
+    return _jsonable(result)
+
+
+def write_eval_json(path, result: dict) -> None:
+    """Writes `result` as JSON to `path` atomically (NaN becomes null)."""
+    atomic.write_text(path, json.dumps(_jsonable(result), indent=2, sort_keys=True,
+                                       allow_nan=False) + "\n")

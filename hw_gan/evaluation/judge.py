@@ -1,0 +1,327 @@
+"""The judges: small CNN classifiers trained on real glyphs, used to score generated ones.
+
+Two kinds, both trained on the same seeded 90% of a real split (TRAIN by default) and scored on
+the other 10% ("real held-out accuracy", the ceiling a generator is compared against):
+
+    "char"   classes are the charset labels present in the judge's training glyphs; its
+             penultimate 128-d layer is also the feature space of FID / KID (`Judge.features`).
+    "writer" classes are the manifest's writers present in the judge's training glyphs (a
+             writer-split dataset's held-out writers are in the test split only: not classes).
+
+Labels and predictions are always the dataset's own ids (indices into the manifest's `charset`
+or `writers`); `Judge.class_ids` maps the softmax units to them.
+
+`get_judge` trains a judge once and caches it in `cache_dir/judge_<kind>/` (`judge.weights.h5`
++ `judge.json`). The json records what the judge was trained on (the manifest's sha256, charset,
+writers, resolution, image size, steps, batch, seed, split); a cache made for another dataset or
+setting is rebuilt, never reused silently. The directory is replaced in one rename.
+
+Judges are always float32 (whatever the global mixed-precision policy) and should be built and
+used outside a tf.distribute strategy scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from data_pipeline import atomic, tfrecords
+
+log = logging.getLogger(__name__)
+
+KINDS = ("char", "writer")
+FEATURE_DIM = 128
+HELDOUT_FRACTION = 0.1
+MAX_REAL = 50_000  # real glyphs read per split (float32 in memory: 50k x 64 x 64 is 0.8 GB)
+ARCH = "judge-v1"  # bump when the architecture or training recipe changes: old caches rebuild
+WEIGHTS_FILE = "judge.weights.h5"
+META_FILE = "judge.json"
+FORMAT = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Real data
+
+
+def load_real(data_dir, split: str, image_size: int, limit: Optional[int] = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every glyph of `split` (or its first `limit`), in the dataset's deterministic order.
+
+    Returns (images float32 [N, image_size, image_size, 1] in [-1, 1] (ink +1), char ids int32
+    [N], writer ids int32 [N]); ids index the manifest's charset / writers. Images are brought to
+    `image_size` exactly as training sees them (`make_dataset`'s "auto" pad/resize).
+    """
+    ds = tfrecords.make_dataset(data_dir, split, batch_size=512, image_size=image_size,
+                                shuffle=False, repeat=False, drop_remainder=False)
+    images, chars, writers = [], [], []
+    n = 0
+    for batch in ds.as_numpy_iterator():
+        images.append(batch["image"])
+        chars.append(batch["char"])
+        writers.append(batch["writer"])
+        n += len(batch["char"])
+        if limit is not None and n >= limit:
+            break
+    if not images:
+        raise tfrecords.DatasetError(f"split {split!r} of {data_dir} has no glyphs")
+    stop = n if limit is None else min(n, limit)
+    return (np.concatenate(images)[:stop].astype(np.float32),
+            np.concatenate(chars)[:stop].astype(np.int32),
+            np.concatenate(writers)[:stop].astype(np.int32))
+
+
+def holdout_split(n: int, seed: int, fraction: float = HELDOUT_FRACTION
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train_idx, heldout_idx), both sorted: `fraction` of range(n) held out (>= 1 when
+    n >= 2, and at least one glyph always left to train on)."""
+    if n < 2:
+        raise ValueError(f"need at least 2 real glyphs to train and score a judge, got {n}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 4049]))
+    perm = rng.permutation(n)
+    n_held = min(n - 1, max(1, int(round(fraction * n))))
+    return np.sort(perm[n_held:]), np.sort(perm[:n_held])
+
+
+def manifest_sha256(data_dir) -> str:
+    return hashlib.sha256((Path(data_dir) / tfrecords.MANIFEST).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+
+
+def _channels(image_size: int) -> tuple[int, ...]:
+    if image_size not in (32, 64):
+        raise ValueError(f"the judge takes 32x32 or 64x64 images, not {image_size}")
+    return (32, 64, 128) if image_size == 32 else (32, 64, 128, 128)
+
+
+def build_judge_model(image_size: int, num_classes: int, seed: int = 0):
+    """Conv blocks (3x3 conv, then a stride-2 3x3 conv; BN + ReLU) down to 4x4, global average
+    pooling, a 128-d ReLU feature layer named "features", dropout, softmax head ("probs")."""
+    import keras
+    from keras import layers
+
+    num_classes = int(num_classes)
+    if num_classes < 1:
+        raise ValueError(f"a judge needs at least one class, got {num_classes}")
+    k = [0]
+
+    def init():
+        k[0] += 1
+        return keras.initializers.HeNormal(seed=seed * 1000 + k[0])
+
+    f32 = "float32"
+    inp = keras.Input((image_size, image_size, 1), name="image", dtype=f32)
+    x = inp
+    for i, ch in enumerate(_channels(image_size)):
+        for j, stride in enumerate((1, 2)):
+            x = layers.Conv2D(ch, 3, strides=stride, padding="same", use_bias=False,
+                              kernel_initializer=init(), dtype=f32, name=f"conv{i}_{j}")(x)
+            x = layers.BatchNormalization(momentum=0.9, dtype=f32, name=f"bn{i}_{j}")(x)
+            x = layers.ReLU(dtype=f32, name=f"relu{i}_{j}")(x)
+    x = layers.GlobalAveragePooling2D(dtype=f32, name="pool")(x)
+    feats = layers.Dense(FEATURE_DIM, activation="relu", kernel_initializer=init(), dtype=f32,
+                         name="features")(x)
+    x = layers.Dropout(0.3, seed=seed + 17, dtype=f32, name="dropout")(feats)
+    probs = layers.Dense(num_classes, activation="softmax", dtype=f32,
+                         kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 23),
+                         name="probs")(x)
+    return keras.Model(inp, probs, name="judge")
+
+
+class Judge:
+    """A trained judge. `predict` / `features` take float images [N, S, S, 1] in [-1, 1]."""
+
+    def __init__(self, model, class_ids: Sequence[int], image_size: int, kind: str = "",
+                 real_accuracy: Optional[float] = None, meta: Optional[dict] = None):
+        import keras
+
+        self.model = model
+        self.class_ids = np.asarray(class_ids, np.int32)
+        self.image_size = int(image_size)
+        self.kind = kind
+        self.real_accuracy = real_accuracy
+        self.meta = dict(meta or {})
+        self._both = keras.Model(model.input, [model.get_layer("features").output, model.output])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_ids)
+
+    def _check(self, images) -> np.ndarray:
+        images = np.asarray(images, np.float32)
+        want = (self.image_size, self.image_size, 1)
+        if images.ndim != 4 or images.shape[1:] != want:
+            raise ValueError(f"the judge takes images [N, {want[0]}, {want[1]}, 1], got "
+                             f"{images.shape}")
+        return images
+
+    def outputs(self, images, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """(features [N, 128], class probabilities [N, num_classes]) in inference mode."""
+        images = self._check(images)
+        if len(images) == 0:
+            return (np.zeros((0, FEATURE_DIM), np.float32),
+                    np.zeros((0, self.num_classes), np.float32))
+        feats, probs = [], []
+        for start in range(0, len(images), batch):
+            f, p = self._both(images[start:start + batch], training=False)
+            feats.append(np.asarray(f))
+            probs.append(np.asarray(p))
+        return np.concatenate(feats), np.concatenate(probs)
+
+    def features(self, images, batch: int = 256) -> np.ndarray:
+        """The penultimate 128-d features (FID / KID space)."""
+        return self.outputs(images, batch)[0]
+
+    def predict_proba(self, images, batch: int = 256) -> np.ndarray:
+        return self.outputs(images, batch)[1]
+
+    def predict(self, images, batch: int = 256) -> np.ndarray:
+        """Predicted dataset ids (int32 [N])."""
+        return self.class_ids[np.argmax(self.predict_proba(images, batch), axis=-1)]
+
+
+def _shift_batch(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each image moved by a random integer offset in [-max_shift, max_shift]^2 (paper fills)."""
+    if max_shift <= 0:
+        return images
+    n, h, w, _ = images.shape
+    m = max_shift
+    padded = np.pad(images, ((0, 0), (m, m), (m, m), (0, 0)), constant_values=-1.0)
+    dy = rng.integers(0, 2 * m + 1, n)
+    dx = rng.integers(0, 2 * m + 1, n)
+    return np.stack([padded[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+
+
+def train_judge(images, labels, num_classes: int, steps: int, batch: int, seed: int, *,
+                class_ids: Optional[Sequence[int]] = None, kind: str = "",
+                learning_rate: float = 2e-3) -> Judge:
+    """Trains a judge on `images` [N, S, S, 1] with `labels` in [0, num_classes) for `steps`
+    minibatches of `batch` (seeded epoch shuffles, random shifts of up to S/16 px, Adam with
+    cosine decay). `class_ids` are the dataset ids of the classes (default range(num_classes)).
+    """
+    import keras
+
+    images = np.asarray(images, np.float32)
+    labels = np.asarray(labels, np.int32)
+    num_classes, steps, batch = int(num_classes), int(steps), int(batch)
+    if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 1:
+        raise ValueError(f"judge images must be [N, S, S, 1], got {images.shape}")
+    if len(images) != len(labels) or len(images) == 0:
+        raise ValueError(f"{len(images)} images and {len(labels)} labels: need the same, > 0")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must be in [0, {num_classes})")
+    if steps < 1 or batch < 1:
+        raise ValueError(f"steps ({steps}) and batch ({batch}) must be >= 1")
+    size = images.shape[1]
+    model = build_judge_model(size, num_classes, seed)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=keras.losses.SparseCategoricalCrossentropy())
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 31337]))
+    batch = min(batch, len(images))
+    order, pos = rng.permutation(len(images)), 0
+    for _ in range(steps):
+        if pos + batch > len(order):
+            order, pos = rng.permutation(len(images)), 0
+        idx = order[pos:pos + batch]
+        pos += batch
+        x = _shift_batch(images[idx], size // 16, rng)
+        model.train_on_batch(x, labels[idx])
+    return Judge(model, range(num_classes) if class_ids is None else class_ids, size, kind)
+
+
+# --------------------------------------------------------------------------------------------
+# The cache
+
+
+def _identity(kind: str, manifest: dict, sha: str, image_size: int, steps: int, batch: int,
+              seed: int, split: str, heldout_fraction: float, max_real: Optional[int]) -> dict:
+    return {
+        "format": FORMAT, "arch": ARCH, "kind": kind, "manifest_sha256": sha,
+        "charset": list(manifest["charset"]), "writers": list(manifest["writers"]),
+        "resolution": list(manifest["resolution"]), "image_size": int(image_size),
+        "steps": int(steps), "batch": int(batch), "seed": int(seed), "split": split,
+        "heldout_fraction": float(heldout_fraction),
+        "max_real": None if max_real is None else int(max_real),
+    }
+
+
+def _load_cached(path: Path, identity: dict) -> Optional[Judge]:
+    meta_path, weights = path / META_FILE, path / WEIGHTS_FILE
+    if not meta_path.exists() or not weights.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        log.warning("judge cache %s: unreadable %s; rebuilding", path, META_FILE)
+        return None
+    differ = sorted(k for k in identity if json.dumps(meta.get(k)) != json.dumps(identity[k]))
+    if differ:
+        log.warning("judge cache %s was built for another dataset or setting (%s differ); "
+                    "rebuilding", path, ", ".join(differ))
+        return None
+    try:
+        model = build_judge_model(identity["image_size"], len(meta["class_ids"]), identity["seed"])
+        model.load_weights(str(weights))
+    except Exception as e:  # a truncated or foreign weights file: rebuild rather than fail
+        log.warning("judge cache %s: cannot load weights (%s); rebuilding", path, e)
+        return None
+    return Judge(model, meta["class_ids"], identity["image_size"], identity["kind"],
+                 meta.get("real_accuracy"), meta)
+
+
+def get_judge(cache_dir, kind: str, data_dir, *, image_size: int, steps: int, batch: int,
+              seed: int = 0, split: str = tfrecords.TRAIN,
+              heldout_fraction: float = HELDOUT_FRACTION, max_real: Optional[int] = MAX_REAL,
+              real=None) -> Judge:
+    """The `kind` judge ("char" | "writer") for `data_dir`'s `split` at `image_size`, from
+    `cache_dir/judge_<kind>/` when that cache matches, else trained (on the seeded
+    1 - heldout_fraction of the split; scored on the rest) and cached.
+
+    The judge sees the split's first `max_real` glyphs (None: all; shards are written in a
+    seeded random order, so these are a random sample). `real`: optionally what
+    `load_real(data_dir, split, image_size, max_real)` returns, to avoid reading it again.
+    The judge's `real_accuracy` is its held-out accuracy; `meta` holds the cache's json.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"judge kind {kind!r} is not one of {KINDS}")
+    manifest = tfrecords.load_manifest(data_dir)
+    identity = _identity(kind, manifest, manifest_sha256(data_dir), image_size, steps, batch, seed,
+                         split, heldout_fraction, max_real)
+    path = Path(cache_dir) / f"judge_{kind}"
+    cached = _load_cached(path, identity)
+    if cached is not None:
+        log.info("judge %s: reusing %s (held-out accuracy %.4f)", kind, path,
+                 cached.real_accuracy if cached.real_accuracy is not None else float("nan"))
+        return cached
+
+    if real is None:
+        real = load_real(data_dir, split, image_size, max_real)
+    images, chars, writers = real
+    ids = np.asarray(chars if kind == "char" else writers, np.int32)
+    train_idx, held_idx = holdout_split(len(ids), seed, heldout_fraction)
+    class_ids = np.unique(ids[train_idx])  # a class seen only in the held-out part counts wrong
+    labels = np.searchsorted(class_ids, ids[train_idx]).astype(np.int32)
+    start = time.time()
+    judge = train_judge(images[train_idx], labels, len(class_ids), steps, batch, seed,
+                        class_ids=class_ids, kind=kind)
+    seconds = time.time() - start
+    held_pred = judge.predict(images[held_idx])
+    judge.real_accuracy = float(np.mean(held_pred == ids[held_idx]))
+    judge.meta = dict(identity, class_ids=[int(c) for c in class_ids],
+                      real_accuracy=judge.real_accuracy, num_train=int(len(train_idx)),
+                      num_heldout=int(len(held_idx)), train_seconds=round(seconds, 2))
+    log.info("judge %s: trained %d steps on %d glyphs in %.1fs; held-out accuracy %.4f on %d",
+             kind, steps, len(train_idx), seconds, judge.real_accuracy, len(held_idx))
+    with atomic.atomic_dir(path, overwrite=True) as tmp:
+        judge.model.save_weights(str(tmp / WEIGHTS_FILE))
+        atomic.write_text(tmp / META_FILE, json.dumps(judge.meta, indent=1, sort_keys=True) + "\n")
+    return judge

@@ -1,0 +1,290 @@
+"""hw_gan.evaluation: metrics against closed forms, judges on a learnable synthetic dataset, the
+judge cache, and `evaluate` telling a perfect generator from a noise generator."""
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from data_pipeline import tfrecords
+from data_pipeline.schema import GlyphRecord
+from hw_gan.evaluation import evaluate as evaluate_lib
+from hw_gan.evaluation import judge as judge_lib
+from hw_gan.evaluation import metrics
+from tests.conftest import ListSource
+
+SIZE = 32
+CHARS = "abcd"
+WRITERS = ("w0", "w1", "w2")
+STEPS, BATCH = 150, 32
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _exact_gaussian_sample(mu, cov, n, seed):
+    """n samples whose sample mean and (ddof=1) covariance are exactly mu and cov."""
+    rng = np.random.default_rng(seed)
+    d = len(mu)
+    z = rng.normal(size=(n, d))
+    z -= z.mean(0)
+    z = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T
+    return z @ np.linalg.cholesky(cov).T + mu
+
+
+def test_frechet_distance_identical_sets_is_zero():
+    x = np.random.default_rng(0).normal(size=(500, 16)) * 3 + 1
+    assert metrics.frechet_distance(x, x) == pytest.approx(0.0, abs=1e-6)
+    few = x[:10]  # fewer samples than dimensions: singular covariance, still stable
+    assert metrics.frechet_distance(few, few) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_frechet_distance_matches_closed_forms():
+    # Diagonal covariances: |dmu|^2 + sum (sqrt(a_i) - sqrt(b_i))^2.
+    mu_a, mu_b = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.0])
+    var_a, var_b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 9.0])
+    a = _exact_gaussian_sample(mu_a, np.diag(var_a), 400, 1)
+    b = _exact_gaussian_sample(mu_b, np.diag(var_b), 300, 2)
+    want = np.sum((mu_a - mu_b) ** 2) + np.sum((np.sqrt(var_a) - np.sqrt(var_b)) ** 2)
+    assert want == pytest.approx(7.0)
+    assert metrics.frechet_distance(a, b) == pytest.approx(want, rel=1e-9)
+    # Non-commuting 2x2: tr sqrt(AB) = sqrt(tr(AB) + 2 sqrt(det A det B)).
+    A, B = np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([[3.0, 0.0], [0.0, 1.0]])
+    a = _exact_gaussian_sample(np.zeros(2), A, 200, 3)
+    b = _exact_gaussian_sample(np.array([0.5, -0.5]), B, 250, 4)
+    tr_sqrt = math.sqrt(np.trace(A @ B) + 2 * math.sqrt(np.linalg.det(A) * np.linalg.det(B)))
+    want = 0.5 + np.trace(A) + np.trace(B) - 2 * tr_sqrt
+    assert metrics.frechet_distance(a, b) == pytest.approx(want, rel=1e-9)
+    # Uniform weights change nothing.
+    uniform = metrics.frechet_distance(a, b, weights_b=np.full(250, 3.0))
+    assert uniform == pytest.approx(want, rel=1e-9)
+
+
+def test_frechet_distance_agrees_with_scipy_sqrtm():
+    linalg = pytest.importorskip("scipy.linalg")
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12))
+    b = rng.normal(size=(200, 12)) @ rng.normal(size=(12, 12)) + 0.3
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    want = (np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(ca) + np.trace(cb)
+            - 2 * np.trace(linalg.sqrtm(ca @ cb)).real)
+    assert metrics.frechet_distance(a, b) == pytest.approx(want, rel=1e-7)
+
+
+def test_kid_matches_hand_computed_mmd_and_separates_distributions():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 3)) + 0.5
+    k = lambda u, v: (np.dot(u, v) / 3 + 1) ** 3  # noqa: E731
+    m = 6
+    want = (sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+            + sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+            - 2 * sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m))
+    # One subset of every sample: the subset order does not matter to the estimate.
+    assert metrics.kernel_inception_distance(x, y, 1, 6, seed=3) == pytest.approx(want, rel=1e-9)
+
+    a, b = rng.normal(size=(600, 8)), rng.normal(size=(600, 8))
+    same = metrics.kernel_inception_distance(a, b, subsets=20, subset_size=200, seed=0)
+    shifted = metrics.kernel_inception_distance(a, b + 1.0, subsets=20, subset_size=200, seed=0)
+    assert abs(same) < 0.02 and shifted > 0.5
+    assert metrics.kernel_inception_distance(a, b, 20, 200, 0) == same  # seeded
+    mean, std = metrics.kernel_inception_distance(a, b + 1.0, 20, 200, 0, return_std=True)
+    assert mean == shifted and std > 0
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.kernel_inception_distance(a[:1], b, 1, 10)
+
+
+def test_accuracy_and_per_class():
+    pred, lab = np.array([0, 1, 1, 2, 2, 2]), np.array([0, 1, 2, 2, 2, 0])
+    assert metrics.accuracy(pred, lab) == pytest.approx(4 / 6)
+    per = metrics.per_class_accuracy(pred, lab, classes=[0, 1, 2, 3])
+    assert per[0] == 0.5 and per[1] == 1.0 and per[2] == pytest.approx(2 / 3)
+    assert math.isnan(per[3])
+    assert metrics.per_class_accuracy(pred, lab) == {k: v for k, v in per.items() if k != 3}
+    with pytest.raises(ValueError, match="shape"):
+        metrics.accuracy(pred, lab[:3])
+
+
+# --------------------------------------------------------------------------------------------
+# A learnable dataset: one shape per char, one stroke thickness and offset per writer
+
+
+def _glyph(ci, wi, rng):
+    img = np.zeros((SIZE, SIZE), np.uint8)
+    thick = (1, 2, 4)[wi]
+    off = (-5, 0, 5)[wi]
+    cx, cy = 16 + off + rng.integers(-1, 2), 16 + rng.integers(-1, 2)
+    r = 7 + rng.integers(-1, 2)
+    if ci == 0:  # bar
+        cv2.line(img, (cx, cy - r), (cx, cy + r), 255, thick)
+    elif ci == 1:  # ring
+        cv2.circle(img, (cx, cy), r, 255, thick)
+    elif ci == 2:  # cross
+        cv2.line(img, (cx - r, cy - r), (cx + r, cy + r), 255, thick)
+        cv2.line(img, (cx - r, cy + r), (cx + r, cy - r), 255, thick)
+    else:  # triangle
+        pts = np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]], np.int32)
+        cv2.polylines(img, [pts], True, 255, thick)
+    noisy = img.astype(np.float32) + rng.normal(0, 20, img.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def _records(per=30, seed=0):
+    rng = np.random.default_rng(seed)
+    return [GlyphRecord(c, w, "shapes", _glyph(ci, wi, rng), None, key=f"shapes:{w}:{c}:{k}")
+            for wi, w in enumerate(WRITERS) for ci, c in enumerate(CHARS) for k in range(per)]
+
+
+def _write(path, seed=0):
+    tfrecords.write_dataset(ListSource(_records(seed=seed), {"seed": seed}), path, split="none",
+                            seed=seed, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return _write(tmp_path_factory.mktemp("shapes") / "ds")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("judges")
+
+
+@pytest.fixture
+def train_calls(monkeypatch):
+    calls = []
+    real = judge_lib.train_judge
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("kind"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(judge_lib, "train_judge", counting)
+    return calls
+
+
+def test_load_real_and_holdout_split(data_dir):
+    images, chars, writers = judge_lib.load_real(data_dir, "train", SIZE)
+    assert images.shape == (360, SIZE, SIZE, 1) and images.dtype == np.float32
+    assert images.min() >= -1 and images.max() <= 1
+    assert sorted(np.bincount(chars)) == [90] * 4 and sorted(np.bincount(writers)) == [120] * 3
+    few = judge_lib.load_real(data_dir, "train", SIZE, limit=7)
+    assert len(few[0]) == 7 and np.array_equal(few[1], chars[:7])
+    train, held = judge_lib.holdout_split(360, seed=0)
+    assert len(held) == 36 and not set(train) & set(held) and len(train) + len(held) == 360
+    assert np.array_equal(held, judge_lib.holdout_split(360, seed=0)[1])
+    assert not np.array_equal(held, judge_lib.holdout_split(360, seed=1)[1])
+
+
+def test_char_judge_learns_and_its_cache_is_reused(data_dir, cache_dir, train_calls):
+    kw = dict(image_size=SIZE, steps=STEPS, batch=BATCH, seed=0)
+    judge = judge_lib.get_judge(cache_dir, "char", data_dir, **kw)
+    assert train_calls == ["char"]
+    assert judge.real_accuracy > 0.9, judge.real_accuracy
+    assert list(judge.class_ids) == [0, 1, 2, 3]
+    weights = cache_dir / "judge_char" / judge_lib.WEIGHTS_FILE
+    meta = json.loads((cache_dir / "judge_char" / judge_lib.META_FILE).read_text())
+    assert meta["manifest_sha256"] == judge_lib.manifest_sha256(data_dir)
+    assert meta["charset"] == list(CHARS) and meta["steps"] == STEPS and meta["num_heldout"] == 36
+    mtime = weights.stat().st_mtime_ns
+
+    images, chars, _ = judge_lib.load_real(data_dir, "train", SIZE, limit=64)
+    again = judge_lib.get_judge(cache_dir, "char", data_dir, **kw)
+    assert train_calls == ["char"], "a matching cache must not train again"
+    assert weights.stat().st_mtime_ns == mtime
+    assert again.real_accuracy == judge.real_accuracy
+    np.testing.assert_allclose(again.features(images), judge.features(images), atol=1e-5)
+    assert again.features(images).shape == (64, 128)
+    assert np.mean(again.predict(images) == chars) > 0.9
+    assert not [p for p in cache_dir.iterdir() if p.name.startswith(".")], "temporary dirs left"
+
+
+def test_judge_cache_is_rebuilt_for_another_dataset_or_setting(data_dir, tmp_path, train_calls):
+    other = _write(tmp_path / "other", seed=1)
+    kw = dict(image_size=SIZE, steps=5, batch=16, seed=0)
+    judge_lib.get_judge(tmp_path / "cache", "writer", data_dir, **kw)
+    judge_lib.get_judge(tmp_path / "cache", "writer", data_dir, **kw)
+    assert len(train_calls) == 1
+    weights = tmp_path / "cache" / "judge_writer" / judge_lib.WEIGHTS_FILE
+    first = weights.stat().st_mtime_ns
+    judge_lib.get_judge(tmp_path / "cache", "writer", other, **kw)  # another dataset
+    assert len(train_calls) == 2 and weights.stat().st_mtime_ns != first
+    meta = json.loads(weights.with_name(judge_lib.META_FILE).read_text())
+    assert meta["manifest_sha256"] == judge_lib.manifest_sha256(other)
+    assert meta["manifest_sha256"] != judge_lib.manifest_sha256(data_dir)
+    judge_lib.get_judge(tmp_path / "cache", "writer", other, **kw)
+    assert len(train_calls) == 2
+    judge_lib.get_judge(tmp_path / "cache", "writer", other, **dict(kw, steps=6))  # another setting
+    assert len(train_calls) == 3
+    weights.with_name(judge_lib.META_FILE).write_text("{not json")  # a damaged cache
+    judge_lib.get_judge(tmp_path / "cache", "writer", other, **dict(kw, steps=6))
+    assert len(train_calls) == 4
+    with pytest.raises(ValueError, match="kind"):
+        judge_lib.get_judge(tmp_path / "cache", "style", other, **kw)
+
+
+def test_balanced_requests():
+    chars, writers = evaluate_lib.balanced_requests([0, 1, 2, 3], [5, 7, 9], 26, seed=0)
+    assert chars.dtype == np.int32 and len(chars) == len(writers) == 26
+    assert sorted(np.bincount(chars)) == [6, 6, 7, 7]
+    assert set(np.unique(writers)) == {5, 7, 9} and max(np.bincount(writers)[[5, 7, 9]]) <= 10
+    assert len(set(zip(chars[:26].tolist(), writers.tolist()))) == 12  # every pair covered
+    again = evaluate_lib.balanced_requests([0, 1, 2, 3], [5, 7, 9], 26, seed=0)
+    assert np.array_equal(chars, again[0]) and np.array_equal(writers, again[1])
+
+
+def _perfect_generator(data_dir):
+    images, chars, writers = judge_lib.load_real(data_dir, "train", SIZE)
+
+    def generate(char_ids, writer_ids, seed):
+        rng = np.random.default_rng(seed)
+        out = []
+        for c, w in zip(char_ids, writer_ids):
+            pool = np.flatnonzero((chars == c) & (writers == w))
+            out.append(images[rng.choice(pool)])
+        return np.stack(out)
+
+    return generate
+
+
+def _noise_generator(char_ids, writer_ids, seed):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (len(char_ids), SIZE, SIZE, 1)).astype(np.float32)
+
+
+def test_evaluate_tells_a_perfect_generator_from_noise(data_dir, cache_dir, tmp_path, train_calls):
+    kw = dict(image_size=SIZE, num_generated=240, judge_steps=STEPS, judge_batch=BATCH, seed=0)
+    good = evaluate_lib.evaluate(_perfect_generator(data_dir), data_dir, cache_dir,
+                                 uses_writer=True, **kw)
+    leg = good["legibility"]
+    assert leg["ratio"] > 0.85, leg
+    assert leg["real_accuracy"] > 0.9 and set(leg["per_char"]) == set(CHARS)
+    wm = good["writer_match"]
+    assert wm["chance"] == pytest.approx(1 / 3) and wm["num_writers"] == 3
+    assert wm["real"] > 0.8 and wm["generated"] > 0.8 and wm["vs_chance"] > 2.4, wm
+    assert good["num_generated"] == 240 and good["judge_steps"] == STEPS
+
+    # Another generation seed: same (cached) judges, judge_seed is separate.
+    bad = evaluate_lib.evaluate(_noise_generator, data_dir, cache_dir, uses_writer=False,
+                                **dict(kw, seed=5))
+    assert bad["legibility"]["ratio"] < 0.5, bad["legibility"]
+    assert "writer_match" not in bad
+    assert bad["fid"] > 10 * max(good["fid"], 1e-3), (good["fid"], bad["fid"])
+    assert bad["kid"] > good["kid"] + 0.1, (good["kid"], bad["kid"])
+    # The char judge was cached by the judge test (or the first evaluate); only the writer judge
+    # may have been trained here.
+    assert train_calls.count("char") <= 1 and train_calls.count("writer") == 1, train_calls
+    assert bad["seed"] == 5 and bad["judge_seed"] == 0
+
+    out = tmp_path / "eval" / "eval.json"
+    evaluate_lib.write_eval_json(out, dict(good, note=float("nan")))
+    back = json.loads(out.read_text())
+    assert back["note"] is None and back["legibility"]["ratio"] == leg["ratio"]
+    assert [p.name for p in out.parent.iterdir()] == ["eval.json"]
+
+    with pytest.raises(ValueError, match="shape"):
+        evaluate_lib.evaluate(lambda c, w, s: np.zeros((len(c), 16, 16, 1), np.float32), data_dir,
+                              cache_dir, uses_writer=False, **kw)
