@@ -168,7 +168,7 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
     if cfg.runtime.mode != "train" and saved is None:
         raise ValueError(f"--mode={cfg.runtime.mode}: {model_dir} holds no trained model "
                          f"(no config.json); train first")
-    if chief:
+    if chief and cfg.runtime.mode == "train":  # other modes read a run, they do not redefine it
         model_dir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(config_path, cfg.to_json() + "\n")
         trainer_lib.write_dataset_info(model_dir, manifest)
@@ -192,7 +192,7 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
 def evaluate(cfg, trainer, manifest) -> dict:
     import tensorflow as tf
 
-    from hw_gan.evaluation import evaluate as evaluate_lib
+    from hw_gan.evaluation import evaluate as evaluate_lib  # the module, not the function
 
     result = evaluate_lib.evaluate(
         trainer.generate, cfg.data.data_dir, cfg.runtime.model_dir,

@@ -112,10 +112,15 @@ class GANTrainer:
         return tf.nn.compute_average_loss(tf.cast(per_example, tf.float32),
                                           global_batch_size=self.global_batch)
 
-    def _apply(self, opt, loss, tape, variables):
-        scaled = opt.scale_loss(loss) if isinstance(opt, keras.optimizers.LossScaleOptimizer) else loss
-        grads = tape.gradient(scaled, variables)
-        opt.apply_gradients(zip(grads, variables))
+    @staticmethod
+    def _scale(opt, loss):
+        """Loss scaling for float16; must run inside the tape so the gradient sees it."""
+        return opt.scale_loss(loss) if isinstance(opt, keras.optimizers.LossScaleOptimizer) else loss
+
+    @staticmethod
+    def _apply(opt, scaled_loss, tape, variables):
+        grads = tape.gradient(scaled_loss, variables)
+        opt.apply_gradients(list(zip(grads, variables)))
 
     def _replica_step(self, batch, step, with_r1: bool):
         images, chars, writers = batch["image"], batch["char"], batch["writer"]
@@ -140,15 +145,16 @@ class GANTrainer:
             fake_logits = self.discriminator(self._d_inputs(fake, chars, writers), training=True)
             d_loss = self._average(self.d_loss_fn(real_logits, fake_logits))
             r1_term = self._average(r1) * (0.5 * t.r1_gamma * t.r1_interval)
-            d_total = d_loss + r1_term
-        self._apply(self.d_opt, d_total, tape, self.discriminator.trainable_variables)
+            d_scaled = self._scale(self.d_opt, d_loss + r1_term)
+        self._apply(self.d_opt, d_scaled, tape, self.discriminator.trainable_variables)
         # Generator step, with fresh noise.
         z = self._noise(step, 2, batch_size)
         with tf.GradientTape() as tape:
             fake = self.generator(self._inputs(z, chars, writers), training=True)
             fake_logits = self.discriminator(self._d_inputs(fake, chars, writers), training=True)
             g_loss = self._average(self.g_loss_fn(fake_logits))
-        self._apply(self.g_opt, g_loss, tape, self.generator.trainable_variables)
+            g_scaled = self._scale(self.g_opt, g_loss)
+        self._apply(self.g_opt, g_scaled, tape, self.generator.trainable_variables)
         return {"d_loss": d_loss, "g_loss": g_loss, "r1": r1_term,
                 "real_logit": self._average(real_logits), "fake_logit": self._average(fake_logits)}
 

@@ -103,6 +103,23 @@ def test_two_replica_mirrored_strategy_trains(data_dir, tmp_path):
         _trainer(_cfg(data_dir, tmp_path / "odd", batch_size=7), strategy)
 
 
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_losses(data_dir, tmp_path, precision):
+    strategy_lib.set_precision(precision)
+    try:
+        cfg = _cfg(data_dir, tmp_path, steps=2)
+        cfg = cfg.replace(runtime=config_lib.dataclasses.replace(cfg.runtime, precision=precision))
+        trainer = _trainer(cfg)
+        scaled = isinstance(trainer.g_opt, __import__("keras").optimizers.LossScaleOptimizer)
+        assert scaled == (precision == "mixed_float16")  # only float16 needs loss scaling
+        assert trainer.train()["step"] == 2
+        imgs = trainer.generate(np.array([0, 1], np.int32), np.array([0, 1], np.int32), seed=1)
+        assert imgs.dtype == np.float32 and np.isfinite(imgs).all()
+        assert all(np.isfinite(w.numpy()).all() for w in trainer.generator.weights)
+    finally:
+        strategy_lib.set_precision("float32")
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     trainer = _trainer(_cfg(data_dir, tmp_path, steps=2))
     trainer.train()
@@ -163,6 +180,24 @@ def test_train_main_flag_errors_dry_run_and_incompatible_resume(data_dir, tmp_pa
     assert res.returncode == 0, res.stderr
     saved = json.loads((tmp_path / "m/config.json").read_text())
     assert saved["model"]["num_chars"] == 4 and saved["train"]["steps"] == 2
+    export = [f"--export_dir={tmp_path / 'export'}", "--export_name=tiny"]
+    res = _train_main(*_flags(data_dir, tmp_path / "m", "--mode=export", *export))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "export/tiny/1/saved_model.pb").exists()
+    res = _train_main(*_flags(data_dir, tmp_path / "m", "--mode=export", *export))
+    assert res.returncode == 2 and "already exists" in res.stderr
+    res = _train_main(*_flags(data_dir, tmp_path / "m", "--mode=sample", *export,
+                              f"--sample_out={tmp_path / 'grid.png'}", "--sample_writers=w0,zz"))
+    assert res.returncode == 2 and "zz" in res.stderr and not (tmp_path / "grid.png").exists()
+    res = _train_main(*_flags(data_dir, tmp_path / "m", "--mode=sample", *export,
+                              f"--sample_out={tmp_path / 'grid.png'}", "--sample_writers=w0,w3",
+                              "--sample_chars=abd"))
+    assert res.returncode == 0, res.stderr
+    import cv2
+
+    grid = cv2.imread(str(tmp_path / "grid.png"), cv2.IMREAD_GRAYSCALE)
+    assert abs(grid.shape[0] / grid.shape[1] - 2 / 3) < 0.1  # 2 writers x 3 characters
+    assert grid.std() > 5  # glyphs drawn, not a blank page
     res = _train_main(*_flags(data_dir, tmp_path / "m", "--steps=4", "--width=0.25"))
     assert res.returncode == 2 and "model.width: 0.125 -> 0.25" in res.stderr
     assert json.loads((tmp_path / "m/config.json").read_text()) == saved, "nothing overwritten"
