@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Optional, Sequence
 
 from data_pipeline import sources, tfrecords
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this module is a command-line entry point
 
 
 def parse_value(text: str):

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -438,11 +438,3 @@ def summarize(manifest: dict) -> dict:
         "splits": {k: {"count": v["count"], "shards": len(v["shards"]),
                        "writers": len(v["per_writer"])} for k, v in manifest["splits"].items()},
     }
-
-
-def per_writer_counts(manifest: dict) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for info in manifest["splits"].values():
-        for w, c in info["per_writer"].items():
-            out[w] += c
-    return dict(out)

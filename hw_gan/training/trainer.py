@@ -268,9 +268,8 @@ class GANTrainer:
                 previous[sig] = signal.signal(sig, handler)
             except ValueError:  # not the main thread: signals stay with the caller
                 pass
-        bar = Progress("train", t.steps, "img", start=start * self.global_batch,
-                       enabled=self.chief)
-        bar.total = t.steps * self.global_batch
+        bar = Progress("train", t.steps * self.global_batch, "img",
+                       start=start * self.global_batch, enabled=self.chief)
         if start == 0 and self.chief:
             with writer.as_default(step=0):
                 tf.summary.text("config", "```\n" + self.cfg.to_json() + "\n```")

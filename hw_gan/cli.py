@@ -1,0 +1,71 @@
+"""The `hwgan` command.
+
+  hwgan build --source=simulated --out=data/simulated      (= python -m data_pipeline.build)
+  hwgan verify data/simulated                              (= python -m data_pipeline.build verify)
+  hwgan train --flagfile=configs/quickstart.cfg            (= python train_main.py)
+  hwgan sample --model export/quickstart --out grid.png [--chars abc] [--writers sim-000,sim-001]
+
+Commands for template sheets, extraction, writing text and serving come with their features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+COMMANDS = ("build", "verify", "train", "sample")
+
+
+def _sample(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="hwgan sample", description="Draw a grid of glyphs "
+                                "(rows: writers, columns: characters) from an exported model.")
+    p.add_argument("--model", required=True, help="export directory (NAME or NAME/VERSION)")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--chars", default="", help="characters (default: the whole charset)")
+    p.add_argument("--writers", default="", help="comma-separated writer names (default: 8)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    from hw_gan import export
+
+    try:
+        loaded = export.load_export(args.model)
+        writers = [w for w in args.writers.split(",") if w] or list(loaded.writers[:8])
+        chars = args.chars or "".join(label[0] for label in loaded.charset)
+        export.write_sample_grid(loaded, args.out, chars, writers, args.seed)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(args.out)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__.strip())
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    command, rest = argv[0], argv[1:]
+    if command == "build":
+        from data_pipeline import build
+
+        return build.main(rest)
+    if command == "verify":
+        from data_pipeline import build
+
+        return build.main(["verify", *rest])
+    if command == "train":
+        from absl import app
+
+        import train_main
+
+        sys.argv = ["hwgan train", *rest]
+        app.run(train_main.main)
+        return 0
+    return _sample(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
