@@ -5,17 +5,40 @@
   hwgan train --flagfile=configs/quickstart.cfg            (= python train_main.py)
   hwgan sample --model export/quickstart --out grid.png [--chars abc] [--writers sim-000,sim-001]
 
-Commands for template sheets, extraction, writing text and serving come with their features.
+Each feature adds its command to COMMANDS as "module:function" taking the argument list.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from typing import Optional, Sequence
 
-COMMANDS = ("build", "verify", "train", "sample")
+# command -> "module:function(argv) -> exit code"; modules are imported only when used.
+COMMANDS = {
+    "build": "data_pipeline.build:main",
+    "verify": "hw_gan.cli:_verify",
+    "train": "hw_gan.cli:_train",
+    "sample": "hw_gan.cli:_sample",
+}
+
+
+def _verify(argv: Sequence[str]) -> int:
+    from data_pipeline import build
+
+    return build.main(["verify", *argv])
+
+
+def _train(argv: Sequence[str]) -> int:
+    from absl import app
+
+    import train_main
+
+    sys.argv = ["hwgan train", *argv]
+    app.run(train_main.main)
+    return 0
 
 
 def _sample(argv: Sequence[str]) -> int:
@@ -47,24 +70,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(__doc__.strip())
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
-    command, rest = argv[0], argv[1:]
-    if command == "build":
-        from data_pipeline import build
-
-        return build.main(rest)
-    if command == "verify":
-        from data_pipeline import build
-
-        return build.main(["verify", *rest])
-    if command == "train":
-        from absl import app
-
-        import train_main
-
-        sys.argv = ["hwgan train", *rest]
-        app.run(train_main.main)
-        return 0
-    return _sample(rest)
+    module_name, func_name = COMMANDS[argv[0]].split(":")
+    return getattr(importlib.import_module(module_name), func_name)(argv[1:])
 
 
 if __name__ == "__main__":
