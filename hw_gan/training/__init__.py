@@ -1,0 +1,1 @@
+"""GAN training: strategies and precision (strategy.py), the shared trainer (trainer.py)."""
