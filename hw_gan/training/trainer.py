@@ -241,7 +241,7 @@ class GANTrainer:
         return np.concatenate(out).astype(np.float32)
 
     # ---------------------------------------------------------------------------------------
-    def train(self, on_interrupt_exit: bool = True) -> dict:
+    def train(self) -> dict:
         """Trains up to cfg.train.steps; checkpoints every checkpoint_every steps, at the end, and
         on SIGTERM/SIGINT (then raises KeyboardInterrupt after saving)."""
         t = self.cfg.train
@@ -283,7 +283,10 @@ class GANTrainer:
                 step += 1
                 images_done += self.global_batch
                 log_now = step % t.log_every == 0 or step == t.steps
-                if log_now or step % 10 == 0:
+                stopping = stop["signal"]  # read once: a signal may arrive while this step logs
+                save_now = step % t.checkpoint_every == 0 or step == t.steps or bool(stopping)
+                # Losses are checked before every save, so a NaN never reaches a checkpoint.
+                if log_now or save_now or step % 10 == 0:
                     values = {k: float(v.numpy()) for k, v in out.items()}
                     bad = [k for k, v in values.items() if not math.isfinite(v)]
                     if bad:
@@ -299,17 +302,17 @@ class GANTrainer:
                             tf.summary.scalar("perf/images_per_s", rate)
                             tf.summary.scalar("lr/generator", float(self.cfg.train.g_lr))
                             tf.summary.scalar("lr/discriminator", float(self.cfg.train.d_lr))
-                    bar.update(self.global_batch * (t.log_every if log_now else 0),
-                               extra=f"step {step} d {values['d_loss']:.3f} g {values['g_loss']:.3f}")
+                    bar.count = step * self.global_batch
+                    bar.update(0, extra=f"step {step} d {values['d_loss']:.3f} g {values['g_loss']:.3f}")
                 if step % t.image_every == 0 or step == t.steps:
                     with writer.as_default(step=step):
                         tf.summary.image("samples/chars_x_writers",
                                          self.sample_grid(grid_chars, grid_writers))
-                if step % t.checkpoint_every == 0 or step == t.steps or stop["signal"]:
+                if save_now:
                     self.save()
                     last_saved = step
-                if stop["signal"]:
-                    raise KeyboardInterrupt(f"signal {stop['signal']}: checkpoint saved at step {step}")
+                if stopping:
+                    raise KeyboardInterrupt(f"signal {stopping}: checkpoint saved at step {step}")
         finally:
             writer.flush()
             for sig, old in previous.items():
