@@ -4,6 +4,8 @@
   hwgan verify data/simulated                              (= python -m data_pipeline.build verify)
   hwgan train --flagfile=configs/quickstart.cfg            (= python train_main.py)
   hwgan sample --model export/quickstart --out grid.png [--chars abc] [--writers sim-000,sim-001]
+  hwgan template --out sheets.pdf [--charset ...] [--repeats 3] [--paper a4|letter]
+  hwgan extract photos/*.jpg --writer alice --out data/alice
 
 Each feature adds its command to COMMANDS as "module:function" taking the argument list.
 """
@@ -22,6 +24,8 @@ COMMANDS = {
     "verify": "hw_gan.cli:_verify",
     "train": "hw_gan.cli:_train",
     "sample": "hw_gan.cli:_sample",
+    "template": "data_pipeline.template:template_main",
+    "extract": "data_pipeline.extract:extract_main",
 }
 
 
