@@ -56,6 +56,10 @@ flags.DEFINE_integer("r1_interval", _t.r1_interval, "Apply R1 every N steps (laz
 flags.DEFINE_float("ema_decay", _t.ema_decay, "Generator EMA decay.")
 flags.DEFINE_integer("ema_start", _t.ema_start, "Step before which the EMA copies the generator.")
 flags.DEFINE_float("style_mixing_prob", _t.style_mixing_prob, "StyleGAN style mixing probability.")
+flags.DEFINE_float("aux_char_weight", _t.aux_char_weight,
+                   "Weight of the auxiliary character classifier on D's features (0 = off).")
+flags.DEFINE_float("aux_writer_weight", _t.aux_writer_weight,
+                   "Weight of the auxiliary writer classifier on D's features (0 = off).")
 flags.DEFINE_integer("seed", _t.seed, "Seed for weights, noise and data order.")
 flags.DEFINE_integer("checkpoint_every", _t.checkpoint_every, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", _t.keep_checkpoints, "Checkpoints kept.")
@@ -106,7 +110,8 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             batch_size=FLAGS.batch_size, steps=FLAGS.steps, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
             beta1=FLAGS.beta1, beta2=FLAGS.beta2, loss=FLAGS.loss, r1_gamma=FLAGS.r1_gamma,
             r1_interval=FLAGS.r1_interval, ema_decay=FLAGS.ema_decay, ema_start=FLAGS.ema_start,
-            style_mixing_prob=FLAGS.style_mixing_prob, seed=FLAGS.seed,
+            style_mixing_prob=FLAGS.style_mixing_prob, aux_char_weight=FLAGS.aux_char_weight,
+            aux_writer_weight=FLAGS.aux_writer_weight, seed=FLAGS.seed,
             checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
             log_every=FLAGS.log_every, image_every=FLAGS.image_every),
         eval=config_lib.EvalConfig(

@@ -63,6 +63,10 @@ class TrainConfig:
     ema_decay: float = 0.999
     ema_start: int = 0
     style_mixing_prob: float = 0.9  # stylegan
+    # Auxiliary classifiers on the discriminator's features (AC-GAN style, trained on real
+    # glyphs only): G is also rewarded when its glyph is classified as the intended char/writer.
+    aux_char_weight: float = 0.0
+    aux_writer_weight: float = 0.0
     seed: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
@@ -164,6 +168,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(t.r1_interval >= 1, "r1_interval", "must be >= 1")
     _check(0.0 <= t.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
     _check(0.0 <= t.style_mixing_prob <= 1.0, "style_mixing_prob", "must be in [0, 1]")
+    _check(t.aux_char_weight >= 0, "aux_char_weight", "must be >= 0")
+    _check(t.aux_writer_weight >= 0, "aux_writer_weight", "must be >= 0")
     _check(t.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
     _check(t.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
     _check(t.log_every >= 1, "log_every", "must be >= 1")

@@ -30,6 +30,7 @@ from hw_gan.config import ExperimentConfig
 from hw_gan.training import strategy as strategy_lib
 
 CHECKPOINT_DIR = "checkpoints"
+FEATURES_LAYER = "d_features_act"  # the discriminator's image features, before any condition
 DATASET_FILE = "dataset.json"
 
 
@@ -63,15 +64,21 @@ class GANTrainer:
             self.ema_generator = self.family.build_generator(cfg.model)
             for ema_v, v in zip(self.ema_generator.weights, self.generator.weights):
                 ema_v.assign(v)
+            self.aux_heads = self._aux_heads()
+            self.d_features = keras.Model(
+                self.discriminator.inputs,
+                [self.discriminator.output,
+                 self.discriminator.get_layer(FEATURES_LAYER).output]) if self.aux_heads else None
             self.g_opt = self._optimizer(t.g_lr)
             self.d_opt = self._optimizer(t.d_lr)
             # Build optimizer slots inside the scope, before any tf.function traces (needed for
             # MirroredStrategy with 2+ replicas).
             self.g_opt.build(self.generator.trainable_variables)
-            self.d_opt.build(self.discriminator.trainable_variables)
+            self.d_opt.build(self._d_variables())
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator, discriminator=self.discriminator,
+            **{f"aux_{k}": head for k, (head, _) in self.aux_heads.items()},
             ema_generator=self.ema_generator, g_opt=self.g_opt, d_opt=self.d_opt, step=self.step)
         ckpt_dir = self.model_dir / CHECKPOINT_DIR
         if not self.chief:  # other workers write throw-away copies (all must call save)
@@ -88,6 +95,40 @@ class GANTrainer:
             # compile() would wrap only one optimizer; a two-optimizer GAN wraps each itself.
             opt = keras.optimizers.LossScaleOptimizer(opt)
         return opt
+
+    def _aux_heads(self) -> dict:
+        """{"char"|"writer": (Dense classifier on D's features, weight)} for the enabled ones."""
+        t, m = self.cfg.train, self.cfg.model
+        heads = {}
+        if t.aux_char_weight > 0:
+            heads["char"] = (keras.layers.Dense(m.num_chars, dtype="float32", name="aux_char"),
+                             t.aux_char_weight)
+        if t.aux_writer_weight > 0 and self.uses_writer:
+            heads["writer"] = (keras.layers.Dense(m.num_writers, dtype="float32",
+                                                  name="aux_writer"), t.aux_writer_weight)
+        features = int(self.discriminator.get_layer(FEATURES_LAYER).output.shape[-1])
+        for head, _ in heads.values():
+            head.build((None, features))
+        return heads
+
+    def _d_variables(self) -> list:
+        return self.discriminator.trainable_variables + [
+            v for head, _ in self.aux_heads.values() for v in head.trainable_variables]
+
+    def _discriminate(self, images, chars, writers, training: bool = True):
+        """Logits [B] and the per-example auxiliary classification loss (zeros when off)."""
+        inputs = self._d_inputs(images, chars, writers)
+        if not self.aux_heads:
+            return self.discriminator(inputs, training=training), tf.zeros_like(
+                tf.cast(chars, tf.float32))
+        logits, features = self.d_features(inputs, training=training)
+        features = tf.cast(features, tf.float32)
+        aux = 0.0
+        for key, (head, weight) in self.aux_heads.items():
+            labels = chars if key == "char" else writers
+            aux += weight * tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.cast(labels, tf.int32), logits=head(features))
+        return logits, aux
 
     def _inputs(self, z, chars, writers) -> dict:
         inputs = {"z": z, "char": chars}
@@ -133,29 +174,31 @@ class GANTrainer:
             if with_r1:
                 with tf.GradientTape() as r1_tape:
                     r1_tape.watch(images)
-                    real_logits = self.discriminator(self._d_inputs(images, chars, writers),
-                                                     training=True)
+                    real_logits, real_aux = self._discriminate(images, chars, writers)
                     real_sum = tf.reduce_sum(tf.cast(real_logits, tf.float32))
                 r1_grads = r1_tape.gradient(real_sum, images)
                 r1 = losses_lib.r1_penalty(r1_grads)
             else:
-                real_logits = self.discriminator(self._d_inputs(images, chars, writers),
-                                                 training=True)
+                real_logits, real_aux = self._discriminate(images, chars, writers)
                 r1 = tf.zeros([batch_size], tf.float32)
-            fake_logits = self.discriminator(self._d_inputs(fake, chars, writers), training=True)
+            fake_logits, _ = self._discriminate(fake, chars, writers)
             d_loss = self._average(self.d_loss_fn(real_logits, fake_logits))
+            # The classifiers learn from real glyphs only, so they cannot be fooled into
+            # accepting what G makes; G then has to make glyphs they recognise.
+            d_aux = self._average(real_aux)
             r1_term = self._average(r1) * (0.5 * t.r1_gamma * t.r1_interval)
-            d_scaled = self._scale(self.d_opt, d_loss + r1_term)
-        self._apply(self.d_opt, d_scaled, tape, self.discriminator.trainable_variables)
+            d_scaled = self._scale(self.d_opt, d_loss + r1_term + d_aux)
+        self._apply(self.d_opt, d_scaled, tape, self._d_variables())
         # Generator step, with fresh noise.
         z = self._noise(step, 2, batch_size)
         with tf.GradientTape() as tape:
             fake = self.generator(self._inputs(z, chars, writers), training=True)
-            fake_logits = self.discriminator(self._d_inputs(fake, chars, writers), training=True)
+            fake_logits, fake_aux = self._discriminate(fake, chars, writers)
             g_loss = self._average(self.g_loss_fn(fake_logits))
-            g_scaled = self._scale(self.g_opt, g_loss)
+            g_aux = self._average(fake_aux)
+            g_scaled = self._scale(self.g_opt, g_loss + g_aux)
         self._apply(self.g_opt, g_scaled, tape, self.generator.trainable_variables)
-        return {"d_loss": d_loss, "g_loss": g_loss, "r1": r1_term,
+        return {"d_loss": d_loss, "g_loss": g_loss, "r1": r1_term, "d_aux": d_aux, "g_aux": g_aux,
                 "real_logit": self._average(real_logits), "fake_logit": self._average(fake_logits)}
 
     def _train_step_fn(self, with_r1: bool):

@@ -72,6 +72,25 @@ def test_training_steps_checkpoints_and_summaries(data_dir, tmp_path, family):
         imgs, trainer.generate(np.array([0, 1, 2], np.int32), np.array([0, 0, 1], np.int32), 5))
 
 
+def test_auxiliary_classifiers_learn_and_are_checkpointed(data_dir, tmp_path):
+    cfg = _cfg(data_dir, tmp_path, steps=3, aux_char_weight=1.0, aux_writer_weight=0.5)
+    trainer = _trainer(cfg)
+    assert set(trainer.aux_heads) == {"char", "writer"}
+    head = trainer.aux_heads["writer"][0]
+    before = head.kernel.numpy().copy()
+    out = trainer.train()
+    assert not np.array_equal(before, head.kernel.numpy()), "the writer head is trained with D"
+    restored = _trainer(cfg)
+    assert restored.restore() == 3
+    np.testing.assert_array_equal(restored.aux_heads["writer"][0].kernel.numpy(),
+                                  head.kernel.numpy())
+    assert out["step"] == 3
+    # char_cgan has no writer input: only the char head exists.
+    char_only = _trainer(_cfg(data_dir, tmp_path / "c", "char_cgan", aux_char_weight=1.0,
+                              aux_writer_weight=1.0))
+    assert set(char_only.aux_heads) == {"char"}
+
+
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(data_dir, tmp_path):
     straight = _trainer(_cfg(data_dir, tmp_path / "a", steps=6, r1_interval=2))
     straight.train()
