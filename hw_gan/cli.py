@@ -6,6 +6,7 @@
   hwgan sample --model export/quickstart --out grid.png [--chars abc] [--writers sim-000,sim-001]
   hwgan template --out sheets.pdf [--charset ...] [--repeats 3] [--paper a4|letter]
   hwgan extract photos/*.jpg --writer alice --out data/alice
+  hwgan write --model export/quickstart --writer sim-003 "Dear Sam, ..." --out letter.pdf
 
 Each feature adds its command to COMMANDS as "module:function" taking the argument list.
 """
@@ -26,6 +27,7 @@ COMMANDS = {
     "sample": "hw_gan.cli:_sample",
     "template": "data_pipeline.template:template_main",
     "extract": "data_pipeline.extract:extract_main",
+    "write": "hw_gan.render.cli:write_main",
 }
 
 

@@ -1,0 +1,106 @@
+"""`hwgan write`: text in a learned hand, to PNG, SVG or PDF.
+
+  hwgan write --model export/quickstart --writer sim-003 "Dear Ada, ..." --out letter.pdf
+  hwgan write --model export/quickstart --writer sim-003 --text-file letter.txt --out letter.png \\
+      --page letter --dpi 300 --seed 7 --missing nearest
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from hw_gan.render.layout import MISSING_MODES
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hwgan write", description="Write text in the hand of one of a model's writers, as "
+        "PNG, SVG (vector outlines) or PDF (vector, multi-page). Every character is a freshly "
+        "generated glyph; the same --seed gives the same pages.")
+    p.add_argument("text", nargs="?", help="the text (or use --text-file)")
+    p.add_argument("--text-file", help="read the text from this UTF-8 file ('-' = stdin)")
+    p.add_argument("--model", required=True, help="export directory (NAME or NAME/VERSION)")
+    p.add_argument("--writer", help="writer name (families with writers; see the export's "
+                   "assets/writers.txt)")
+    p.add_argument("--style", help="a handwriting sample to imitate (models with style support "
+                   "only)")
+    p.add_argument("--out", required=True, help="output file: .png, .svg or .pdf (PNG/SVG: one "
+                   "file a page, NAME-1.png, NAME-2.png, ... when there are several)")
+    p.add_argument("--format", choices=("png", "svg", "pdf"), help="default: from --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--page", default="a4", help="a4, a5, a3, letter, legal (+ -landscape) or "
+                   "WxHmm, e.g. 148x210mm (default a4)")
+    p.add_argument("--dpi", type=float, default=150.0)
+    p.add_argument("--x-height", type=float, default=3.0, dest="x_height",
+                   help="x-height in mm (default 3)")
+    p.add_argument("--margin", type=float, default=20.0, help="page margin in mm (default 20)")
+    p.add_argument("--line-width", type=float, dest="line_width",
+                   help="wrap lines at this width in pixels (default: between the margins)")
+    p.add_argument("--slant", type=float, default=0.0,
+                   help="extra slant as a shear factor (0.2 = about 11 degrees to the right)")
+    p.add_argument("--ink", default="#1a1a40", help="ink colour (default #1a1a40)")
+    p.add_argument("--paper", default="#ffffff", help="paper colour (default #ffffff)")
+    p.add_argument("--missing", choices=MISSING_MODES, default="error",
+                   help="characters the model cannot write: error (default), skip (leave a "
+                   "space), box (an empty rectangle), nearest (a similar character, else a box)")
+    return p
+
+
+def _read_text(args) -> str:
+    if args.text is not None and args.text_file:
+        raise ValueError("give the text or --text-file, not both")
+    if args.text_file:
+        if args.text_file == "-":
+            return sys.stdin.read()
+        try:
+            with open(args.text_file, encoding="utf-8") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise ValueError(f"text file {args.text_file} does not exist") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"text file {args.text_file} is not UTF-8: {e}") from None
+    if args.text is None:
+        raise ValueError("no text: give it as an argument or with --text-file")
+    return args.text
+
+
+def write_main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(list(argv))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        text = _read_text(args)
+        if not text.strip():
+            raise ValueError("the text is empty: nothing to write")
+        if not os.path.exists(args.model):
+            raise FileNotFoundError(f"model directory {args.model} does not exist")
+        from hw_gan.export import load_export
+        from hw_gan.render import render_text
+        from hw_gan.render.output import format_for
+
+        format_for(args.out, args.format)  # a bad suffix fails before the model loads
+        model = load_export(args.model)
+        result = render_text(
+            model, text, writer=args.writer, out=args.out, format=args.format, seed=args.seed,
+            page=args.page, dpi=args.dpi, x_height_mm=args.x_height, margin_mm=args.margin,
+            line_width_px=args.line_width, ink=args.ink, paper=args.paper, slant=args.slant,
+            missing=args.missing, style=args.style)
+    except (ValueError, FileNotFoundError, NotADirectoryError, NotImplementedError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if result.substitutions:
+        subs = ", ".join(f"{a!r}->{b!r}" for a, b in result.substitutions.items())
+        print(f"substituted (not in the model's charset): {subs}", file=sys.stderr)
+    others = [c for c in result.missing if c not in result.substitutions]
+    if others:
+        how = "left blank" if args.missing == "skip" else "drawn as boxes"
+        print(f"not in the model's charset, {how}: {others}", file=sys.stderr)
+    for path in result.paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(write_main(sys.argv[1:]))

@@ -1,0 +1,424 @@
+"""Pages of placed glyphs -> PNG, SVG and PDF files.
+
+A page to draw is a `layout.PageLayout` plus the ink crops of its generated glyphs
+({k: uint8 ink-high [h, w]}, as `layout.crop_to_ink` makes them).
+
+  * PNG: the page rasterised at the layout's pixel size (each crop resized and sheared onto the
+    page, ink coverages combined by max), coloured between paper and ink through a 256-entry
+    palette (exact for a two-colour page, 1 byte a pixel), with the dpi in the pHYs chunk.
+  * SVG: vector outlines traced from the glyph bitmaps (each crop upscaled, binarised at half
+    ink, `cv2.findContours`, simplified, drawn as quadratic curves through the edge midpoints),
+    one <path fill-rule="evenodd"> per glyph so holes stay holes; no embedded bitmap.
+  * PDF: the same outlines as filled paths (quadratics raised to cubics), one page each, written
+    by a small PDF 1.4 writer that streams page by page (Flate-compressed content streams).
+
+PNG and SVG hold one page a file: one page is written to `out` itself, several to
+`out-1.png`, `out-2.png`, .... Every output is written atomically: to a temporary name in the
+same directory, renamed when all pages are done; on any error the temporaries are removed and
+nothing is left under the output names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import BinaryIO, Iterable, Mapping, Optional, Sequence, Union
+
+import cv2
+import numpy as np
+
+from hw_gan.render.layout import BOX, PageLayout, Placement, box_bitmap
+
+FORMATS = ("png", "svg", "pdf")
+Color = tuple[int, int, int]
+PathLike = Union[str, os.PathLike]
+
+_BOX = box_bitmap()
+_UMASK = os.umask(0o022)  # read once, at import (os.umask is process-wide, not thread-safe)
+os.umask(_UMASK)
+UPSCALE = 8  # outline tracing resolution, per source pixel
+PDF_COMPRESSION = 3  # zlib level of content streams (6 is ~7 % smaller and ~2x slower)
+OUTLINE_LEVEL = 140  # ink level of the traced edge (a little over half: the raster's weight)
+
+
+def parse_color(value: Union[str, Sequence[int]]) -> Color:
+    """"#rgb", "#rrggbb", a CSS colour name, or an (r, g, b) triple -> (r, g, b) ints."""
+    if isinstance(value, str):
+        from PIL import ImageColor
+
+        try:
+            rgb = ImageColor.getrgb(value)
+        except ValueError:
+            raise ValueError(f"colour {value!r} is not '#rrggbb', '#rgb' or a colour "
+                             "name") from None
+        return tuple(int(c) for c in rgb[:3])  # type: ignore[return-value]
+    rgb = tuple(int(c) for c in value)
+    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+        raise ValueError(f"colour {value!r} is not an (r, g, b) triple of 0..255")
+    return rgb  # type: ignore[return-value]
+
+
+def format_for(out: PathLike, format: Optional[str] = None) -> str:
+    """The output format: `format` if given, else from the suffix of `out`."""
+    fmt = (format or Path(out).suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot tell the output format of {str(out)!r}: give a .png, .svg or "
+                         f".pdf name, or format= one of {FORMATS}")
+    return fmt
+
+
+def _source(pl: Placement, crops: Mapping[int, np.ndarray]) -> np.ndarray:
+    return _BOX if pl.kind == BOX else crops[pl.index]
+
+
+# ------------------------------------------------------------------------------------------------
+# Raster.
+
+
+def rasterize(page: PageLayout, crops: Mapping[int, np.ndarray]) -> np.ndarray:
+    """uint8 ink coverage [H, W] of the page (0 paper, 255 ink)."""
+    canvas = np.zeros((page.height, page.width), np.uint8)
+    for pl in page.placements:
+        _draw(canvas, pl, _source(pl, crops))
+    return canvas
+
+
+def _draw(canvas: np.ndarray, pl: Placement, src: np.ndarray) -> None:
+    if src.size == 0 or pl.width <= 0 or pl.height <= 0:
+        return
+    w_i, h_i = max(1, int(round(pl.width))), max(1, int(round(pl.height)))
+    shrink = w_i < src.shape[1] or h_i < src.shape[0]
+    img = cv2.resize(src, (w_i, h_i), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    # Resized continuous coords -> page continuous coords; then index coords of a local patch.
+    a = pl.affine() @ np.diag([src.shape[1] / w_i, src.shape[0] / h_i, 1.0])
+    left, top, right, bottom = pl.ink_bounds()
+    x0, y0 = int(np.floor(left)) - 1, int(np.floor(top)) - 1
+    x1, y1 = int(np.ceil(right)) + 1, int(np.ceil(bottom)) + 1
+    cx0, cy0 = max(x0, 0), max(y0, 0)
+    cx1, cy1 = min(x1, canvas.shape[1]), min(y1, canvas.shape[0])
+    if cx1 <= cx0 or cy1 <= cy0:
+        return
+    m = a[:, :2]
+    t = m @ np.array([0.5, 0.5]) + a[:, 2] - 0.5 - np.array([cx0, cy0])
+    patch = cv2.warpAffine(img, np.hstack([m, t[:, None]]), (cx1 - cx0, cy1 - cy0),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    region = canvas[cy0:cy1, cx0:cx1]
+    np.maximum(region, patch, out=region)
+
+
+def page_image(coverage: np.ndarray, ink: Color, paper: Color):
+    """A PIL "P" image of a coverage map: palette entry i is paper + (ink - paper) * i / 255."""
+    from PIL import Image
+
+    t = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    palette = np.rint(np.array(paper) * (1 - t) + np.array(ink) * t).astype(np.uint8)
+    img = Image.frombytes("P", (coverage.shape[1], coverage.shape[0]),
+                          np.ascontiguousarray(coverage).tobytes())
+    img.putpalette(palette.reshape(-1).tolist())
+    return img
+
+
+def png_bytes(coverage: np.ndarray, ink: Color, paper: Color, dpi: float) -> bytes:
+    buf = io.BytesIO()
+    page_image(coverage, ink, paper).save(buf, format="PNG", dpi=(dpi, dpi), optimize=False,
+                                          compress_level=6)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+# Outlines.
+
+
+def glyph_outlines(src: np.ndarray, upscale: int = UPSCALE) -> list[np.ndarray]:
+    """Closed outlines of uint8 ink-high `src` [h, w] at ink level OUTLINE_LEVEL: a list of
+    float [n, 2] (x, y) polygons in the source's continuous coordinates ([0, w] x [0, h]); holes
+    are separate polygons (fill them with the even-odd rule). The source is smoothed a little
+    (Gaussian, 0.35 px), upscaled (cubic), binarised and traced; the polygons are simplified to
+    0.2 source px."""
+    if src.size == 0:
+        return []
+    pad = 2
+    padded = cv2.GaussianBlur(np.pad(src, pad), (0, 0), 0.35)
+    big = cv2.resize(padded, (padded.shape[1] * upscale, padded.shape[0] * upscale),
+                     interpolation=cv2.INTER_CUBIC)
+    mask = cv2.threshold(big, OUTLINE_LEVEL - 1, 1, cv2.THRESH_BINARY)[1]
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    min_area = (upscale * 0.5) ** 2
+    for c in contours:
+        if cv2.contourArea(c) < min_area:
+            continue
+        c = cv2.approxPolyDP(c, upscale * 0.2, True)
+        if len(c) < 3:
+            continue
+        out.append((c[:, 0, :].astype(np.float64) + 0.5) / upscale - pad)
+    return out
+
+
+class OutlineCache:
+    """Outlines of glyph k traced once (a page may ask twice, e.g. SVG and PDF)."""
+
+    def __init__(self):
+        self._cache: dict[int, list[np.ndarray]] = {}
+        self._box = glyph_outlines(_BOX)
+
+    def get(self, pl: Placement, crops: Mapping[int, np.ndarray]) -> list[np.ndarray]:
+        if pl.kind == BOX:
+            return self._box
+        if pl.index not in self._cache:
+            self._cache[pl.index] = glyph_outlines(crops[pl.index])
+        return self._cache[pl.index]
+
+    def release_before(self, k: int) -> None:
+        for key in [key for key in self._cache if key < k]:
+            del self._cache[key]
+
+
+def page_outlines(page: PageLayout, crops: Mapping[int, np.ndarray],
+                  cache: Optional[OutlineCache] = None) -> list[list[np.ndarray]]:
+    """Per placed glyph, its outlines in page pixel coordinates (x right, y down)."""
+    cache = cache or OutlineCache()
+    out = []
+    for pl in page.placements:
+        a = pl.affine()
+        polys = [p @ a[:, :2].T + a[:, 2] for p in cache.get(pl, crops)]
+        if polys:
+            out.append(polys)
+    return out
+
+
+def _smooth(poly: np.ndarray) -> np.ndarray:
+    """The on-curve points of the closed quadratic B-spline with control polygon `poly`: the
+    edge midpoints. Segment i runs from mids[i-1] to mids[i] with control point poly[i]."""
+    return (poly + np.roll(poly, -1, axis=0)) / 2
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    s = f"{v:.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def svg_path_data(polys: Sequence[np.ndarray]) -> str:
+    """Each polygon as a closed quadratic B-spline: from the midpoint of its last edge, a "Q"
+    with the first vertex as control, then "T" to each further edge midpoint (the reflected
+    control of T is exactly the next vertex)."""
+    parts = []
+    for poly in polys:
+        mids = np.round(_smooth(poly), 1)
+        head = np.concatenate([mids[-1], np.round(poly[0], 1), mids[0]])
+        parts.append("M%.1f %.1fQ%.1f %.1f %.1f %.1f" % tuple(head)
+                     + ("T%.1f %.1f" * (len(mids) - 1)) % tuple(mids[1:].ravel()) + "Z")
+    return "".join(parts).replace(".0 ", " ").replace(".0T", "T").replace(".0Z", "Z")
+
+
+def _hex(c: Color) -> str:
+    return "#%02x%02x%02x" % c
+
+
+def svg_document(page: PageLayout, outlines: Sequence[Sequence[np.ndarray]], dpi: float,
+                 ink: Color, paper: Color) -> bytes:
+    mm = 25.4 / dpi
+    w, h = page.width, page.height
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{_fmt(w * mm)}mm" '
+        f'height="{_fmt(h * mm)}mm" viewBox="0 0 {w} {h}">',
+        f'<rect x="0" y="0" width="{w}" height="{h}" fill="{_hex(paper)}"/>',
+        f'<g fill="{_hex(ink)}" fill-rule="evenodd" stroke="none">',
+    ]
+    for polys in outlines:
+        lines.append(f'<path d="{svg_path_data(polys)}"/>')
+    lines += ["</g>", "</svg>", ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+def pdf_content(page: PageLayout, outlines: Sequence[Sequence[np.ndarray]], dpi: float,
+                ink: Color, paper: Color) -> bytes:
+    """A page's content stream. Coordinates are integers in tenths of a page pixel (y down),
+    mapped to points by the first `cm`; each glyph is one even-odd fill (`f*`) of closed cubic
+    curves (the quadratic B-spline of the SVG, raised to cubics)."""
+    s = 72.0 / dpi
+    out = [f"q {_fmt(s / 10, 6)} 0 0 {_fmt(-s / 10, 6)} 0 {_fmt(page.height * s, 3)} cm"]
+    if paper != (255, 255, 255):
+        out.append("%s rg 0 0 %d %d re f" % (_rgb(paper), page.width * 10, page.height * 10))
+    out.append("%s rg" % _rgb(ink))
+    for polys in outlines:
+        for poly in polys:
+            mids = _smooth(poly)
+            starts = np.roll(mids, 1, axis=0)
+            c1 = starts + (poly - starts) * (2 / 3)
+            c2 = mids + (poly - mids) * (2 / 3)
+            curves = np.rint(np.hstack([c1, c2, mids]) * 10).astype(np.int64)
+            out.append("%d %d m" % tuple(np.rint(mids[-1] * 10).astype(np.int64)))
+            out.append((("%d %d %d %d %d %d c\n" * len(curves)) % tuple(curves.ravel()))[:-1])
+            out.append("h")
+        out.append("f*")
+    out.append("Q")
+    return ("\n".join(out) + "\n").encode("ascii")
+
+
+def _rgb(c: Color) -> str:
+    return " ".join(_fmt(v / 255) for v in c)
+
+
+class PdfWriter:
+    """A minimal PDF 1.4 writer that streams pages to a binary file: catalog (object 1), the
+    pages tree (object 2, written last), then per page a page object and its content stream."""
+
+    def __init__(self, f: BinaryIO, producer: str = "hwgan"):
+        self.f = f
+        self.offsets: dict[int, int] = {}
+        self.kids: list[int] = []
+        self.next_id = 3
+        self.pos = 0
+        self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+        self._object(1, b"<< /Type /Catalog /Pages 2 0 R >>")
+        self.info_id = self._new_id()
+        self._object(self.info_id, b"<< /Producer (" + producer.encode("latin-1") + b") >>")
+
+    def _write(self, data: bytes) -> None:
+        self.f.write(data)
+        self.pos += len(data)
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def _object(self, obj_id: int, body: bytes) -> None:
+        self.offsets[obj_id] = self.pos
+        self._write(b"%d 0 obj\n" % obj_id + body + b"\nendobj\n")
+
+    def add_page(self, width_pt: float, height_pt: float, content: bytes) -> None:
+        page_id, content_id = self._new_id(), self._new_id()
+        data = zlib.compress(content, PDF_COMPRESSION)
+        self._object(content_id, b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data)
+                     + data + b"\nendstream")
+        self._object(page_id, (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {_fmt(width_pt)} "
+                               f"{_fmt(height_pt)}] /Resources << >> /Contents {content_id} 0 R "
+                               f">>").encode("ascii"))
+        self.kids.append(page_id)
+
+    def close(self) -> None:
+        kids = " ".join(f"{k} 0 R" for k in self.kids)
+        self._object(2, f"<< /Type /Pages /Kids [{kids}] /Count {len(self.kids)} >>"
+                     .encode("ascii"))
+        xref = self.pos
+        n = self.next_id
+        rows = [b"xref\n0 %d\n" % n, b"0000000000 65535 f \n"]
+        for i in range(1, n):
+            rows.append(b"%010d 00000 n \n" % self.offsets[i])
+        self._write(b"".join(rows))
+        self._write(b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+                    % (n, self.info_id, xref))
+
+
+# ------------------------------------------------------------------------------------------------
+# Atomic files.
+
+
+class _Staged:
+    """Temporary files beside their final names; `commit` renames them all, `abort` removes."""
+
+    def __init__(self):
+        self.items: list[tuple[Path, Path]] = []
+
+    def open(self, path: Path) -> BinaryIO:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
+        self.items.append((Path(tmp), path))
+        return os.fdopen(fd, "wb")
+
+    def write(self, path: Path, data: bytes) -> None:
+        with self.open(path) as f:
+            f.write(data)
+
+    def commit(self) -> list[Path]:
+        for tmp, _ in self.items:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        for tmp, final in self.items:
+            os.replace(tmp, final)
+        return [final for _, final in self.items]
+
+    def abort(self) -> None:
+        for tmp, _ in self.items:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+def page_path(out: Path, index: int) -> Path:
+    """The file of page `index` (from 0) of a PNG/SVG document of several pages: out-1.png,
+    out-2.png, ... (a one-page document is `out` itself)."""
+    return out.with_name(f"{out.stem}-{index + 1}{out.suffix}")
+
+
+def write_pages(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]], out: PathLike,
+                format: Optional[str] = None, dpi: float = 150.0,
+                ink: Union[str, Color] = "#1a1a40", paper: Union[str, Color] = "#ffffff",
+                on_page_done=None) -> list[Path]:
+    """Writes (page, crops) pairs, consumed one at a time, to `out` (see the module docstring)
+    and returns the paths written. `on_page_done(page)` is called after each page is out (the
+    caller may then drop its crops)."""
+    out = Path(out)
+    fmt = format_for(out, format)
+    ink_c, paper_c = parse_color(ink), parse_color(paper)
+    staged = _Staged()
+    try:
+        if fmt == "pdf":
+            with staged.open(out) as f:
+                writer = PdfWriter(f)
+                cache = OutlineCache()
+                n = 0
+                for page, crops in pages:
+                    outlines = page_outlines(page, crops, cache)
+                    s = 72.0 / dpi
+                    writer.add_page(page.width * s, page.height * s,
+                                    pdf_content(page, outlines, dpi, ink_c, paper_c))
+                    n += 1
+                    _release(cache, page)
+                    if on_page_done:
+                        on_page_done(page)
+                if n == 0:
+                    raise ValueError("no pages to write")
+                writer.close()
+            return staged.commit()
+        # PNG / SVG: one file per page; the first is named once we know whether a second exists.
+        cache = OutlineCache()
+        first: Optional[bytes] = None
+        n = 0
+        for page, crops in pages:
+            if fmt == "png":
+                data = png_bytes(rasterize(page, crops), ink_c, paper_c, dpi)
+            else:
+                data = svg_document(page, page_outlines(page, crops, cache), dpi, ink_c, paper_c)
+                _release(cache, page)
+            if n == 0:
+                first = data
+            else:
+                if n == 1:
+                    staged.write(page_path(out, 0), first)
+                    first = None
+                staged.write(page_path(out, n), data)
+            n += 1
+            if on_page_done:
+                on_page_done(page)
+        if n == 0:
+            raise ValueError("no pages to write")
+        if n == 1:
+            staged.write(out, first)
+        return staged.commit()
+    except BaseException:
+        staged.abort()
+        raise
+
+
+def _release(cache: OutlineCache, page: PageLayout) -> None:
+    ks = page.glyph_indices
+    if len(ks):
+        cache.release_before(ks.stop)
+
