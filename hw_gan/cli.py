@@ -7,6 +7,7 @@
   hwgan template --out sheets.pdf [--charset ...] [--repeats 3] [--paper a4|letter]
   hwgan extract photos/*.jpg --writer alice --out data/alice
   hwgan write --model export/quickstart --writer sim-003 "Dear Sam, ..." --out letter.pdf
+  hwgan serve --model export/quickstart [--host 127.0.0.1] [--port 8501]
 
 Each feature adds its command to COMMANDS as "module:function" taking the argument list.
 """
@@ -28,6 +29,7 @@ COMMANDS = {
     "template": "data_pipeline.template:template_main",
     "extract": "data_pipeline.extract:extract_main",
     "write": "hw_gan.render.cli:write_main",
+    "serve": "hw_gan.serve:serve_main",
 }
 
 
