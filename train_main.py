@@ -87,6 +87,20 @@ flags.DEFINE_string("sample_chars", _r.sample_chars, "--mode=sample: characters 
 flags.DEFINE_boolean("dry_run", False, "Print the resolved config and exit.")
 flags.DEFINE_boolean("deterministic", False, "Enable TensorFlow op determinism (slower).")
 flags.DEFINE_boolean("overwrite_export", False, "Replace an existing export version.")
+# Adding a writer to a trained style_cgan (hw_gan.style.adapt); --writer_data selects this.
+flags.DEFINE_string("writer_data", "", "Adapt: dataset directory of ONE new writer's glyphs "
+                    "(e.g. extracted from scanned templates); adds that writer to --init.")
+flags.DEFINE_string("init", "", "Adapt: base style_cgan model directory (its latest checkpoint) "
+                    "or a checkpoint prefix; its config.json/dataset.json are used.")
+flags.DEFINE_string("writer_name", "", "Adapt: the new writer's name (default: the dataset's).")
+flags.DEFINE_string("adapt_split", "train", "Adapt: split of --writer_data to adapt on.")
+flags.DEFINE_integer("adapt_steps", 300, "Adapt: steps optimising only the new writer rows.")
+flags.DEFINE_integer("adapt_batch_size", 32, "Adapt: batch size.")
+flags.DEFINE_float("adapt_lr", 0.001, "Adapt: learning rate of G's new writer row.")
+flags.DEFINE_float("adapt_d_lr", 0.002, "Adapt: learning rate of D's new writer row.")
+flags.DEFINE_integer("adapt_finetune_steps", 0,
+                     "Adapt: then fine-tune the whole generator this many steps (0 = off).")
+flags.DEFINE_float("adapt_finetune_lr", 2e-5, "Adapt: generator fine-tune learning rate.")
 
 
 def config_from_flags() -> config_lib.ExperimentConfig:
@@ -223,9 +237,12 @@ def export(cfg, trainer, manifest, overwrite: bool = False) -> str:
     if not cfg.runtime.export_dir:
         raise ValueError("--mode=export needs --export_dir")
     name = cfg.runtime.export_name or Path(cfg.runtime.model_dir).name
+    from hw_gan.render.graph import default_signatures
+
     path = export_lib.export_generator(
         trainer.ema_generator, cfg.model, manifest["charset"], manifest["writers"],
-        cfg.runtime.export_dir, name, cfg.runtime.export_version, overwrite=overwrite)
+        cfg.runtime.export_dir, name, cfg.runtime.export_version, overwrite=overwrite,
+        extra_signatures=default_signatures())
     return str(path)
 
 
@@ -243,12 +260,51 @@ def sample(cfg) -> dict:
     return {"sample": cfg.runtime.sample_out}
 
 
+def adapt_config_from_flags():
+    from hw_gan.style import adapt as adapt_lib
+
+    return adapt_lib.AdaptConfig(
+        writer_data=FLAGS.writer_data, init=FLAGS.init, model_dir=FLAGS.model_dir,
+        writer_name=FLAGS.writer_name, split=FLAGS.adapt_split, steps=FLAGS.adapt_steps,
+        batch_size=FLAGS.adapt_batch_size, lr=FLAGS.adapt_lr, d_lr=FLAGS.adapt_d_lr,
+        finetune_steps=FLAGS.adapt_finetune_steps, finetune_lr=FLAGS.adapt_finetune_lr,
+        seed=FLAGS.seed, export_dir=FLAGS.export_dir, export_name=FLAGS.export_name,
+        export_version=FLAGS.export_version, overwrite_export=FLAGS.overwrite_export,
+        log_every=FLAGS.log_every).validate()
+
+
+def adapt_main() -> int:
+    """--writer_data / --init: add one writer to a trained style_cgan (hw_gan.style.adapt)."""
+    from hw_gan.style import adapt as adapt_lib
+
+    try:
+        acfg = adapt_config_from_flags()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if FLAGS.dry_run:
+        print(json.dumps(adapt_lib.dataclasses.asdict(acfg), indent=2, sort_keys=True))
+        return 0
+    try:
+        report = adapt_lib.adapt(acfg, log=lambda m: print(m, file=sys.stderr))
+    except KeyboardInterrupt as e:
+        print(f"\ninterrupted: {e}", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=1, default=str))
+    return 0
+
+
 def main(argv):
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.writer_data or FLAGS.init:
+        return adapt_main()
     try:
         cfg = config_from_flags()
     except ValueError as e:

@@ -201,6 +201,11 @@ def _extent_tables(module, params: WriteParams):
     return keys, ids, tops, bottoms, widths
 
 
+def default_signatures() -> dict:
+    """The extra signatures every hwgan export carries (train_main and writer adaptation)."""
+    return {"write": write_signature_builder()}
+
+
 def write_signature_builder(x_height_px: float = 24.0, **kwargs):
     """A builder for export_generator(extra_signatures={"write": ...}); kwargs are the other
     WriteParams fields (letter_spacing, word_spacing, line_spacing, paragraph_spacing, indent,

@@ -1,0 +1,1 @@
+"""Writer style: adding a new writer to a trained multi-writer model (`hw_gan.style.adapt`)."""

@@ -1,0 +1,467 @@
+"""Adapting a trained style_cgan to a new writer from a few of their glyphs.
+
+    python train_main.py --flagfile=configs/adapt_writer.cfg --writer_data=DIR --init=RUN_DIR \
+        --writer_name=alice --model_dir=runs/alice
+
+1. The base run (--init: a model directory with checkpoints/, or one checkpoint prefix such as
+   runs/quickstart/checkpoints/ckpt-6000) is restored with its own config.json / dataset.json.
+2. The writer is ADDED: the generator's and the discriminator's "writer_embedding" (and the
+   auxiliary writer head, if the base has one) grow by one row; the new writer's id is the old
+   writer count and its row starts as the mean of the existing rows. The adapted generator starts
+   from the base's EMA generator (the one that is exported).
+3. Embedding phase (`steps`): only the new rows are optimised with the base's GAN loss on the
+   writer's glyphs - G's new style row, and D's new projection row (D learns which feature
+   direction tells this writer's real glyphs from generated ones). Every other weight is frozen,
+   so the base writers' glyphs are unchanged bit for bit.
+4. Optional fine-tune (`finetune_steps` > 0, small `finetune_lr`): every generator weight except
+   the base writers' embedding rows is trained as well (D still adapts only its new row). This
+   changes the base writers' glyphs a little; adapt.json reports by how much.
+Characters absent from the writer's data are still drawn in their style (the char embedding is
+shared); adapt.json lists them under "unseen_chars".
+
+Output (--model_dir, must not hold a run yet): config.json / dataset.json (the grown model: base
+config with num_writers + 1 and data_dir = --writer_data; writers = base writers + the new name),
+adaptation.json (the settings), a checkpoint in the trainer's layout (GANTrainer of that config
+restores it; its optimizer slots are fresh), adapt.json (the report) and, with --export_dir, a
+SavedModel export whose writers are the base writers + the new writer's name. (train_main's own
+--mode=export/evaluate cannot be pointed at it: its dataset check wants a dataset holding all
+base writers + the new one.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from hw_gan import config as config_lib
+
+ADAPTATION_FILE = "adaptation.json"
+REPORT_FILE = "adapt.json"
+EMBEDDING = "writer_embedding"
+
+
+class AdaptError(ValueError):
+    """The adaptation cannot run with these inputs; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptConfig:
+    writer_data: str
+    init: str
+    model_dir: str
+    writer_name: str = ""  # default: the dataset's writer name
+    split: str = "train"
+    steps: int = 300  # embedding-only steps
+    batch_size: int = 32
+    lr: float = 0.001  # G's new embedding row (base rows differ by ~0.45 in L2, entries ~0.09)
+    d_lr: float = 0.002  # D's new projection row
+    finetune_steps: int = 0
+    finetune_lr: float = 2e-5
+    seed: int = 0
+    export_dir: str = ""
+    export_name: str = ""
+    export_version: int = 1
+    overwrite_export: bool = False
+    log_every: int = 50
+
+    def validate(self) -> "AdaptConfig":
+        def check(ok, flag, msg):
+            if not ok:
+                raise AdaptError(f"--{flag}: {msg}")
+
+        check(bool(self.writer_data), "writer_data", "is required")
+        check(bool(self.init), "init", "is required")
+        check(bool(self.model_dir), "model_dir", "is required (a new directory)")
+        check(self.steps >= 0, "adapt_steps", "must be >= 0")
+        check(self.finetune_steps >= 0, "adapt_finetune_steps", "must be >= 0")
+        check(self.steps + self.finetune_steps >= 1, "adapt_steps",
+              "adapt_steps + adapt_finetune_steps must be >= 1")
+        check(self.batch_size >= 1, "adapt_batch_size", "must be >= 1")
+        check(self.lr > 0 and self.d_lr > 0 and self.finetune_lr > 0, "adapt_lr",
+              "learning rates must be > 0")
+        check(self.export_version >= 1, "export_version", "must be >= 1")
+        return self
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs.
+
+
+def resolve_init(init: str) -> tuple[Path, Optional[str]]:
+    """(base model dir, checkpoint prefix) from --init (a model dir or a checkpoint prefix)."""
+    import tensorflow as tf
+
+    from hw_gan.training.trainer import CHECKPOINT_DIR
+
+    path = Path(init)
+    if path.is_dir():
+        prefix = tf.train.latest_checkpoint(str(path / CHECKPOINT_DIR))
+        if prefix is None:
+            raise AdaptError(f"--init={init}: no checkpoint in {path / CHECKPOINT_DIR}; "
+                             f"train the base model first (or pass a checkpoint prefix)")
+        return path, prefix
+    if Path(str(path) + ".index").exists():
+        model_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+        return model_dir, str(path)
+    raise AdaptError(f"--init={init} is neither a model directory nor a checkpoint prefix "
+                     f"(no {init}.index)")
+
+
+def load_base(init: str) -> tuple[config_lib.ExperimentConfig, dict, Path, str]:
+    """(base config, base dataset info, base model dir, checkpoint prefix)."""
+    from hw_gan.training.trainer import DATASET_FILE
+
+    model_dir, prefix = resolve_init(init)
+    cfg = config_lib.load_json(str(model_dir / "config.json"))
+    if cfg is None:
+        raise AdaptError(f"--init={init}: {model_dir} has no config.json")
+    info_path = model_dir / DATASET_FILE
+    if not info_path.exists():
+        raise AdaptError(f"--init={init}: {model_dir} has no {DATASET_FILE}")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if cfg.model.family != "style_cgan":
+        raise AdaptError(f"--init={init}: the base model is {cfg.model.family!r}; adding a writer "
+                         f"needs a style_cgan (a writer embedding to grow)")
+    if len(info["writers"]) != cfg.model.num_writers:
+        raise AdaptError(f"--init={init}: {DATASET_FILE} lists {len(info['writers'])} writers, "
+                         f"config.json says {cfg.model.num_writers}")
+    return cfg, info, model_dir, prefix
+
+
+def load_writer_data(writer_data: str, split: str, base_info: dict, image_size: int,
+                     writer_name: str = "") -> dict:
+    """The writer's glyphs with char ids in the BASE charset, and what is missing.
+
+    AdaptError when the directory is no dataset, holds several writers, has labels the base
+    model does not know, or the writer's name is already one of the base writers."""
+    from data_pipeline import tfrecords
+    from hw_gan.evaluation.judge import load_real
+
+    try:
+        manifest = tfrecords.load_manifest(writer_data)
+    except tfrecords.DatasetError as e:
+        raise AdaptError(f"--writer_data: {e}") from None
+    if len(manifest["writers"]) != 1:
+        raise AdaptError(f"--writer_data={writer_data} holds {len(manifest['writers'])} writers "
+                         f"({manifest['writers'][:5]}...); adaptation takes one writer's glyphs")
+    base_charset = list(base_info["charset"])
+    unknown = [label for label in manifest["charset"] if label not in base_charset]
+    if unknown:
+        raise AdaptError(f"--writer_data={writer_data}: charset mismatch with the base model: "
+                         f"labels {unknown} are not in its charset ({''.join(base_charset)!r})")
+    if split not in manifest["splits"]:
+        raise AdaptError(f"--writer_data={writer_data} has no split {split!r} "
+                         f"(it has {sorted(manifest['splits'])})")
+    name = writer_name or manifest["writers"][0]
+    if name in base_info["writers"]:
+        raise AdaptError(f"writer name {name!r} is already known to the base model; pass another "
+                         f"--writer_name")
+    images, chars, _ = load_real(writer_data, split, image_size)
+    remap = np.array([base_charset.index(label) for label in manifest["charset"]], np.int32)
+    chars = remap[chars]
+    seen = sorted(set(int(c) for c in chars))
+    return {"images": images, "chars": chars, "name": name, "manifest": manifest,
+            "seen_chars": [base_charset[i] for i in seen],
+            "unseen_chars": [c for i, c in enumerate(base_charset) if i not in set(seen)]}
+
+
+# ------------------------------------------------------------------------------------------------
+# Growing the writer embedding.
+
+
+def _copy_grown(src, dst) -> None:
+    """Copies the weights of keras model `src` into `dst` (the same model with one more writer):
+    equal shapes are copied, "writer_embedding" gets the mean of its rows appended."""
+    for layer in dst.layers:
+        if not layer.weights:
+            continue
+        old = src.get_layer(layer.name)
+        for w_new, w_old in zip(layer.weights, old.weights):
+            value = w_old.numpy()
+            if tuple(w_new.shape) != value.shape:
+                if layer.name != EMBEDDING or value.shape[0] + 1 != w_new.shape[0]:
+                    raise AdaptError(f"cannot grow weight {w_new.path}: {value.shape} -> "
+                                     f"{tuple(w_new.shape)}")
+                value = np.concatenate([value, value.mean(axis=0, keepdims=True)], axis=0)
+            w_new.assign(value)
+
+
+def _copy_head(src, dst) -> None:
+    """The auxiliary writer head: one more output column (kernel [F, W], bias [W])."""
+    kernel, bias = src.kernel.numpy(), src.bias.numpy()
+    dst.kernel.assign(np.concatenate([kernel, kernel.mean(axis=1, keepdims=True)], axis=1))
+    dst.bias.assign(np.append(bias, bias.mean()))
+
+
+def _new_cfg(base_cfg, acfg: AdaptConfig) -> config_lib.ExperimentConfig:
+    return base_cfg.replace(
+        model=dataclasses.replace(base_cfg.model, num_writers=base_cfg.model.num_writers + 1),
+        data=dataclasses.replace(base_cfg.data, data_dir=acfg.writer_data,
+                                 train_split=acfg.split, build_source="", build_params=()),
+        runtime=dataclasses.replace(base_cfg.runtime, model_dir=acfg.model_dir, mode="train",
+                                    export_dir=acfg.export_dir, export_name=acfg.export_name,
+                                    export_version=acfg.export_version, num_cpu_devices=0,
+                                    strategy="default"))
+
+
+# ------------------------------------------------------------------------------------------------
+# The adaptation.
+
+
+class Adapter:
+    """Builds base and grown models; `run` adapts (see the module docstring)."""
+
+    def __init__(self, acfg: AdaptConfig, base_cfg, base_info, base_dir, prefix):
+        import tensorflow as tf
+
+        from hw_gan.training import trainer as trainer_lib
+
+        self.acfg, self.base_cfg, self.base_info = acfg, base_cfg, base_info
+        strategy = tf.distribute.get_strategy()
+        base = trainer_lib.GANTrainer(base_cfg.replace(runtime=dataclasses.replace(
+            base_cfg.runtime, model_dir=str(base_dir))), strategy, base_info)
+        try:
+            base.checkpoint.restore(prefix).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            raise AdaptError(f"--init: cannot restore {prefix} into the model its config.json "
+                             f"describes: {str(e)[:300]}") from None
+        self.base_step = int(base.step.numpy())
+        self.cfg = _new_cfg(base_cfg, acfg)
+        self.writer_names = list(base_info["writers"])
+        self.new_id = len(self.writer_names)
+        self.trainer = trainer_lib.GANTrainer(
+            self.cfg, strategy, {"charset": base_info["charset"],
+                                 "writers": self.writer_names + ["<new>"]})
+        t = self.trainer
+        # The adapted generator starts from the base's EMA generator (the exported one).
+        _copy_grown(base.ema_generator, t.generator)
+        _copy_grown(base.ema_generator, t.ema_generator)
+        _copy_grown(base.discriminator, t.discriminator)
+        for key, (head, _) in t.aux_heads.items():
+            old = base.aux_heads[key][0]
+            if key == "writer":
+                _copy_head(old, head)
+            else:
+                head.kernel.assign(old.kernel.numpy())
+                head.bias.assign(old.bias.numpy())
+        self.base_generator = base.ema_generator  # kept to measure drift of the base writers
+        self.g_embed = t.generator.get_layer(EMBEDDING).embeddings
+        self.d_embed = t.discriminator.get_layer(EMBEDDING).embeddings
+        rows = self.g_embed.shape[0]
+        self.g_mask = tf.constant(np.arange(rows) == self.new_id, tf.float32)[:, None]
+        self.d_mask = tf.constant(np.arange(self.d_embed.shape[0]) == self.new_id,
+                                  tf.float32)[:, None]
+
+    # -------------------------------------------------------------------------------------------
+    def _step_fn(self, finetune: bool, lr: float):
+        import keras
+        import tensorflow as tf
+
+        t = self.trainer
+        g_opt = keras.optimizers.Adam(lr, beta_1=0.0, beta_2=0.99, epsilon=1e-8)
+        d_opt = keras.optimizers.Adam(self.acfg.d_lr, beta_1=0.0, beta_2=0.99, epsilon=1e-8)
+        g_vars = list(t.generator.trainable_variables) if finetune else [self.g_embed]
+        d_vars = [self.d_embed]
+        embed_index = next(i for i, v in enumerate(g_vars) if v is self.g_embed)
+        # The auxiliary char head (frozen) still rewards legible glyphs; the writer head's new
+        # column has no negatives here, so it is not trained nor used.
+        char_head = t.aux_heads.get("char")
+        latent = self.cfg.model.latent_dim
+        g_loss_fn, d_loss_fn = t.g_loss_fn, t.d_loss_fn
+
+        def d_logits(images, chars, writers):
+            inputs = {"image": images, "char": chars, "writer": writers}
+            if char_head is None:
+                return t.discriminator(inputs, training=True), 0.0
+            logits, feats = t.d_features(inputs, training=True)
+            aux = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=chars, logits=char_head[0](tf.cast(feats, tf.float32)))
+            return logits, char_head[1] * aux
+
+        @tf.function
+        def step(images, chars, seed):
+            writers = tf.fill(tf.shape(chars), tf.constant(self.new_id, tf.int32))
+            n = tf.shape(chars)[0]
+            z = tf.random.stateless_normal([n, latent], seed=tf.stack([seed, 1]))
+            fake = t.generator({"z": z, "char": chars, "writer": writers}, training=True)
+            with tf.GradientTape() as tape:
+                real, _ = d_logits(images, chars, writers)
+                fake_l, _ = d_logits(fake, chars, writers)
+                d_loss = tf.reduce_mean(d_loss_fn(real, fake_l))
+            grads = tape.gradient(d_loss, d_vars)
+            d_opt.apply_gradients([(tf.convert_to_tensor(grads[0]) * self.d_mask, d_vars[0])])
+            z = tf.random.stateless_normal([n, latent], seed=tf.stack([seed, 2]))
+            with tf.GradientTape() as tape:
+                fake = t.generator({"z": z, "char": chars, "writer": writers}, training=True)
+                fake_l, aux = d_logits(fake, chars, writers)
+                g_loss = tf.reduce_mean(g_loss_fn(fake_l) + aux)
+            grads = tape.gradient(g_loss, g_vars)
+            # Base writers' rows stay as they are.
+            grads[embed_index] = tf.convert_to_tensor(grads[embed_index]) * self.g_mask
+            g_opt.apply_gradients(zip(grads, g_vars))
+            return d_loss, g_loss, tf.reduce_mean(real), tf.reduce_mean(fake_l)
+
+        return step
+
+    def _phase(self, name: str, steps: int, finetune: bool, lr: float, data: dict,
+               rng: np.random.Generator, log) -> dict:
+        import tensorflow as tf
+
+        if steps == 0:
+            return {"steps": 0}
+        step = self._step_fn(finetune, lr)
+        images, chars = data["images"], data["chars"]
+        batch = min(self.acfg.batch_size, len(chars))
+        t0 = time.perf_counter()
+        history = []
+        for i in range(steps):
+            idx = rng.choice(len(chars), batch, replace=len(chars) < batch)
+            out = step(tf.constant(images[idx]), tf.constant(chars[idx]),
+                       tf.constant(self.acfg.seed * 100003 + (i if not finetune else 10**6 + i),
+                                   tf.int64))
+            self.trainer.step.assign_add(1)
+            if (i + 1) % self.acfg.log_every == 0 or i + 1 == steps:
+                vals = [float(v.numpy()) for v in out]
+                if not all(np.isfinite(vals)):
+                    raise RuntimeError(f"adaptation {name}: non-finite loss at step {i + 1} "
+                                       f"({vals}); lower --adapt_lr / --adapt_finetune_lr")
+                history.append({"step": i + 1, "d_loss": round(vals[0], 4),
+                                "g_loss": round(vals[1], 4), "real_logit": round(vals[2], 4),
+                                "fake_logit": round(vals[3], 4)})
+                log(f"adapt {name}: step {i + 1}/{steps} d {vals[0]:.3f} g {vals[1]:.3f}")
+        seconds = time.perf_counter() - t0
+        return {"steps": steps, "lr": lr, "batch_size": batch, "seconds": round(seconds, 1),
+                "history": history}
+
+    def run(self, data: dict, log=print) -> dict:
+        acfg = self.acfg
+        t = self.trainer
+        rng = np.random.default_rng(acfg.seed)
+        g_before = self.g_embed.numpy().copy()
+        report = {"phases": {}}
+        report["phases"]["embedding"] = self._phase("embedding", acfg.steps, False, acfg.lr,
+                                                    data, rng, log)
+        if acfg.finetune_steps:
+            report["phases"]["finetune"] = self._phase("finetune", acfg.finetune_steps, True,
+                                                       acfg.finetune_lr, data, rng, log)
+        for ema_v, v in zip(t.ema_generator.weights, t.generator.weights):
+            ema_v.assign(v)  # no EMA over a few hundred steps: the adapted weights are exported
+        g_after = self.g_embed.numpy()
+        report["base_rows_unchanged"] = bool(np.array_equal(g_before[:self.new_id],
+                                                            g_after[:self.new_id]))
+        report["new_row_moved"] = float(np.linalg.norm(g_after[self.new_id]
+                                                       - g_before[self.new_id]))
+        report["base_writer_drift"] = self.base_drift()
+        return report
+
+    def base_drift(self, n_chars: int = 16) -> float:
+        """Mean |pixel| difference (in [0, 2] units) of base writers' glyphs, adapted vs base."""
+        import tensorflow as tf
+
+        m = self.cfg.model
+        chars = np.linspace(0, m.num_chars - 1, min(n_chars, m.num_chars)).round().astype(np.int32)
+        writers = np.arange(self.new_id, dtype=np.int32)
+        c = np.tile(chars, len(writers))
+        w = np.repeat(writers, len(chars))
+        z = tf.random.stateless_normal([len(c), m.latent_dim], seed=[7, 0])
+        inputs = {"z": z, "char": tf.constant(c), "writer": tf.constant(w)}
+        a = self.trainer.ema_generator(inputs, training=False).numpy()
+        b = self.base_generator(inputs, training=False).numpy()
+        return float(np.mean(np.abs(a - b)))
+
+    def generate(self, char_ids, writer_ids, seed: int) -> np.ndarray:
+        return self.trainer.generate(np.asarray(char_ids, np.int32),
+                                     np.asarray(writer_ids, np.int32), seed)
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry point.
+
+
+def prepare(acfg: AdaptConfig):
+    """Validates everything before anything is written; returns (Adapter, data, base_dir)."""
+    acfg.validate()
+    out = Path(acfg.model_dir)
+    if out.exists() and any(out.iterdir()):
+        raise AdaptError(f"--model_dir={out} already exists and is not empty; adaptation writes "
+                         f"a new directory (nothing was overwritten)")
+    base_cfg, base_info, base_dir, prefix = load_base(acfg.init)
+    if out.resolve() == base_dir.resolve():
+        raise AdaptError("--model_dir must differ from the --init model directory")
+    data = load_writer_data(acfg.writer_data, acfg.split, base_info, base_cfg.model.resolution,
+                            acfg.writer_name)
+    if acfg.export_dir:
+        from hw_gan.export import version_dir
+
+        name = acfg.export_name or out.name
+        vdir = version_dir(acfg.export_dir, name, acfg.export_version)
+        if vdir.exists() and any(vdir.iterdir()) and not acfg.overwrite_export:
+            raise AdaptError(f"export {vdir} already exists; pass --overwrite_export or another "
+                             f"--export_version (nothing was overwritten)")
+    adapter = Adapter(acfg, base_cfg, base_info, base_dir, prefix)
+    return adapter, data, base_dir
+
+
+def _empty(path: Path) -> None:
+    for child in path.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink()
+
+
+def adapt(acfg: AdaptConfig, log=print) -> dict:
+    """The whole command: checks, adapts, writes model_dir and the export; returns the report."""
+    from data_pipeline import atomic
+    from hw_gan import export as export_lib
+
+    t0 = time.perf_counter()
+    adapter, data, base_dir = prepare(acfg)
+    cfg = adapter.cfg
+    writers = adapter.writer_names + [data["name"]]
+    out = Path(acfg.model_dir)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        atomic.write_text(out / "config.json", cfg.to_json() + "\n")
+        atomic.write_text(out / "dataset.json", json.dumps(
+            {"charset": adapter.base_info["charset"], "writers": writers,
+             "resolution": adapter.base_info.get("resolution")}, indent=1))
+        atomic.write_text(out / ADAPTATION_FILE, json.dumps(
+            {**dataclasses.asdict(acfg), "base_model_dir": str(base_dir),
+             "base_step": adapter.base_step}, indent=1, sort_keys=True) + "\n")
+        report = adapter.run(data, log)
+        checkpoint = adapter.trainer.save()
+        report.update({
+            "writer_name": data["name"], "writer_id": adapter.new_id, "num_writers": len(writers),
+            "base_model_dir": str(base_dir), "base_step": adapter.base_step,
+            "writer_data": acfg.writer_data, "num_glyphs": int(len(data["chars"])),
+            "seen_chars": len(data["seen_chars"]), "unseen_chars": data["unseen_chars"],
+            "checkpoint": checkpoint, "finetuned": acfg.finetune_steps > 0,
+        })
+        if acfg.export_dir:
+            name = acfg.export_name or out.name
+            from hw_gan.render.graph import default_signatures
+
+            path = export_lib.export_generator(
+                adapter.trainer.ema_generator, cfg.model, adapter.base_info["charset"], writers,
+                acfg.export_dir, name, acfg.export_version, overwrite=acfg.overwrite_export,
+                extra_signatures=default_signatures(),
+                extra_metadata={"adapted_writer": data["name"], "base_model_dir": str(base_dir)})
+            report["export"] = str(path)
+    except BaseException:
+        # prepare() checked that model_dir was absent or empty: what is there now is ours.
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            _empty(out)
+        raise
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    atomic.write_text(out / REPORT_FILE, json.dumps(report, indent=1) + "\n")
+    return report

@@ -1,0 +1,194 @@
+"""Adding a writer to a trained style_cgan (hw_gan.style.adapt) and its train_main entry."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_pipeline import tfrecords
+from hw_gan import config as config_lib
+from hw_gan.export import load_export
+from hw_gan.style import adapt as adapt_lib
+from hw_gan.training import trainer as trainer_lib
+from tests.conftest import ListSource, make_records
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_WRITERS = ("w0", "w1", "w2", "w3")
+
+
+def _dataset(out, writers, chars, per=2, seed=0):
+    tfrecords.write_dataset(ListSource(make_records(writers=writers, chars=chars, per=per, size=32,
+                                                    seed=seed)),
+                            out, split="none", num_shards=1, progress=False)
+    return out
+
+
+def _train_base(data, model_dir, **train):
+    """A tiny style_cgan trained 2 steps, laid out as train_main does."""
+    manifest = tfrecords.load_manifest(data)
+    cfg = config_lib.validate(config_lib.ExperimentConfig(
+        data=config_lib.DataConfig(data_dir=str(data), shuffle_buffer=64),
+        model=config_lib.ModelConfig(family="style_cgan", width=0.125, latent_dim=16, embed_dim=32,
+                                     num_chars=4, num_writers=4),
+        train=config_lib.TrainConfig(batch_size=8, steps=2, checkpoint_every=2, log_every=1,
+                                     image_every=2, r1_interval=1, seed=3, **train),
+        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir))))
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(cfg.to_json())
+    trainer_lib.write_dataset_info(model_dir, manifest)
+    trainer = trainer_lib.GANTrainer(cfg, tf.distribute.get_strategy(), manifest)
+    trainer.train()
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """The base: 4 writers x "abcd"; the new writer "alice" wrote "abc" only."""
+    root = tmp_path_factory.mktemp("adapt")
+    data = _dataset(root / "data", BASE_WRITERS, "abcd", per=3)
+    model_dir = root / "base"
+    cfg = _train_base(data, model_dir)
+    alice = _dataset(root / "alice", ("alice",), "abc", per=2, seed=5)  # "d" never written
+    return {"root": root, "data": data, "dir": model_dir, "cfg": cfg, "alice": alice}
+
+
+def _acfg(base, out, **kw):
+    args = dict(writer_data=str(base["alice"]), init=str(base["dir"]), model_dir=str(out),
+                writer_name="alice", steps=3, batch_size=4, finetune_steps=0, log_every=1)
+    args.update(kw)
+    return adapt_lib.AdaptConfig(**args)
+
+
+def test_adapt_grows_writer_keeps_base_rows_and_exports(base, tmp_path):
+    out = tmp_path / "alice-run"
+    report = adapt_lib.adapt(_acfg(base, out, export_dir=str(tmp_path / "export"),
+                                   export_name="alice"), log=lambda m: None)
+    assert report["writer_id"] == 4 and report["num_writers"] == 5
+    assert report["unseen_chars"] == ["d"] and report["seen_chars"] == 3
+    assert report["base_rows_unchanged"] and report["new_row_moved"] > 0
+    assert report["base_writer_drift"] == 0.0
+    for name in ("config.json", "dataset.json", "adaptation.json", "adapt.json"):
+        assert (out / name).is_file()
+    assert json.loads((out / "dataset.json").read_text())["writers"] == [*BASE_WRITERS, "alice"]
+    cfg = config_lib.load_json(str(out / "config.json"))
+    assert cfg.model.num_writers == 5
+
+    # Restored with the trainer of the saved configs: the embeddings grew by one row and every
+    # base row (generator, EMA generator, discriminator) is the base's (EMA G's / D's) row.
+    new = trainer_lib.GANTrainer(cfg, tf.distribute.get_strategy(),
+                                 json.loads((out / "dataset.json").read_text()))
+    assert new.restore() == 3
+    old = trainer_lib.GANTrainer(base["cfg"], tf.distribute.get_strategy(),
+                                 json.loads((base["dir"] / "dataset.json").read_text()))
+    assert old.restore() == 2
+    pairs = [(new.generator, old.ema_generator), (new.ema_generator, old.ema_generator),
+             (new.discriminator, old.discriminator)]
+    for grown, src in pairs:
+        e_new = grown.get_layer("writer_embedding").embeddings.numpy()
+        e_old = src.get_layer("writer_embedding").embeddings.numpy()
+        assert e_new.shape[0] == 5 and e_old.shape[0] == 4
+        np.testing.assert_array_equal(e_new[:4], e_old)
+        assert not np.allclose(e_new[4], e_old.mean(axis=0))  # the new row was trained
+        other = [w.numpy() for w in grown.weights if "writer_embedding" not in w.path]
+        base_other = [w.numpy() for w in src.weights if "writer_embedding" not in w.path]
+        for a, b in zip(other, base_other):
+            np.testing.assert_array_equal(a, b)  # everything else frozen
+
+    exported = load_export(tmp_path / "export" / "alice")
+    assert exported.writers == (*BASE_WRITERS, "alice")
+    images = exported.glyphs(["a", "d"], ["alice"], 0)  # "d" was never seen: still drawn
+    assert images.shape == (2, 32, 32, 1) and images.dtype == np.uint8
+
+
+def test_finetune_trains_the_generator_but_not_base_rows(base, tmp_path):
+    report = adapt_lib.adapt(_acfg(base, tmp_path / "ft", steps=1, finetune_steps=2,
+                                   finetune_lr=1e-3), log=lambda m: None)
+    assert report["finetuned"] and report["phases"]["finetune"]["steps"] == 2
+    assert report["base_rows_unchanged"] and report["base_writer_drift"] > 0
+    assert "export" not in report
+
+
+def test_auxiliary_heads_grow_too(base, tmp_path):
+    model_dir = tmp_path / "aux-base"
+    cfg = _train_base(base["data"], model_dir, aux_char_weight=1.0,
+                      aux_writer_weight=0.5)
+    old = trainer_lib.GANTrainer(cfg, tf.distribute.get_strategy(),
+                                 json.loads((model_dir / "dataset.json").read_text()))
+    old.restore()
+    report = adapt_lib.adapt(_acfg(base, tmp_path / "out", init=str(model_dir), steps=2),
+                             log=lambda m: None)
+    new_cfg = config_lib.load_json(str(tmp_path / "out" / "config.json"))
+    new = trainer_lib.GANTrainer(new_cfg, tf.distribute.get_strategy(),
+                                 json.loads((tmp_path / "out" / "dataset.json").read_text()))
+    assert new.restore() == 2 and report["base_rows_unchanged"]
+    head, old_head = new.aux_heads["writer"][0], old.aux_heads["writer"][0]
+    assert head.kernel.shape[-1] == 5
+    np.testing.assert_array_equal(head.kernel.numpy()[:, :4], old_head.kernel.numpy())
+    np.testing.assert_allclose(head.kernel.numpy()[:, 4], old_head.kernel.numpy().mean(1),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(new.aux_heads["char"][0].kernel.numpy(),
+                                  old.aux_heads["char"][0].kernel.numpy())
+
+
+@pytest.mark.parametrize("case", ["no_manifest", "several_writers", "charset", "no_checkpoint",
+                                  "not_style_cgan", "known_name", "model_dir_exists"])
+def test_bad_input_is_a_clear_error_and_writes_nothing(base, tmp_path, case):
+    out = tmp_path / "out"
+    kw = {}
+    if case == "no_manifest":
+        (tmp_path / "empty").mkdir()
+        kw["writer_data"], match = str(tmp_path / "empty"), "manifest"
+    elif case == "several_writers":
+        kw["writer_data"], match = str(base["data"]), "holds 4 writers"
+    elif case == "charset":
+        kw["writer_data"] = str(_dataset(tmp_path / "xyz", ("bob",), "az"))
+        match = "charset mismatch"
+    elif case == "no_checkpoint":
+        bare = tmp_path / "bare"
+        bare.mkdir()
+        shutil.copy(base["dir"] / "config.json", bare)
+        kw["init"], match = str(bare), "no checkpoint"
+    elif case == "not_style_cgan":
+        other = tmp_path / "other"
+        shutil.copytree(base["dir"], other)
+        d = json.loads((other / "config.json").read_text())
+        d["model"]["family"] = "char_cgan"
+        (other / "config.json").write_text(json.dumps(d))
+        kw["init"], match = str(other), "style_cgan"
+    elif case == "known_name":
+        kw["writer_name"], match = "w2", "already known"
+    else:
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+        match = "not empty"
+    with pytest.raises(ValueError, match=match):
+        adapt_lib.adapt(_acfg(base, out, **kw), log=lambda m: None)
+    if case == "model_dir_exists":
+        assert [p.name for p in out.iterdir()] == ["keep.txt"]
+        assert (out / "keep.txt").read_text() == "mine"
+    else:
+        assert not out.exists()
+
+
+def test_train_main_dispatches_adaptation(base, tmp_path):
+    out = tmp_path / "cli"
+    cmd = [sys.executable, str(ROOT / "train_main.py"),
+           f"--flagfile={ROOT / 'configs' / 'adapt_writer.cfg'}",
+           f"--writer_data={base['alice']}", f"--init={base['dir'] / 'checkpoints' / 'ckpt-2'}",
+           "--writer_name=carol",
+           f"--model_dir={out}", f"--export_dir={tmp_path / 'export'}", "--adapt_steps=2",
+           "--adapt_batch_size=4"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["writer_name"] == "carol" and Path(report["export"]).is_dir()
+    assert report["base_step"] == 2 and report["base_model_dir"] == str(base["dir"])
+    assert load_export(tmp_path / "export" / "cli").writers[-1] == "carol"
+    # The same command again: the model dir exists -> error, nothing replaced.
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert proc.returncode == 2 and "not empty" in proc.stderr
