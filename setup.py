@@ -24,7 +24,8 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # scipy only cross-checks the FID implementation against scipy.linalg.sqrtm.
+        "test": ["pytest>=8", "scipy>=1.11"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
     },
     entry_points={"console_scripts": ["hwgan=hw_gan.cli:main"]},
