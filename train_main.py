@@ -285,15 +285,21 @@ def adapt_main() -> int:
     if FLAGS.dry_run:
         print(json.dumps(adapt_lib.dataclasses.asdict(acfg), indent=2, sort_keys=True))
         return 0
+    return _report(lambda: adapt_lib.adapt(acfg, log=lambda m: print(m, file=sys.stderr)))
+
+
+def _report(job) -> int:
+    """Runs a job, prints its JSON summary; user errors become one line and exit code 2, an
+    interruption (checkpoint already saved) exit code 130."""
     try:
-        report = adapt_lib.adapt(acfg, log=lambda m: print(m, file=sys.stderr))
+        summary = job()
     except KeyboardInterrupt as e:
         print(f"\ninterrupted: {e}", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(report, indent=1, default=str))
+    print(json.dumps(summary, indent=1, default=str))
     return 0
 
 
@@ -313,17 +319,8 @@ def main(argv):
     if FLAGS.dry_run:
         print(cfg.to_json())
         return 0
-    try:
-        summary = run(cfg, deterministic=FLAGS.deterministic,
-                      overwrite_export=FLAGS.overwrite_export)
-    except KeyboardInterrupt as e:
-        print(f"\ninterrupted: {e}", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=1, default=str))
-    return 0
+    return _report(lambda: run(cfg, deterministic=FLAGS.deterministic,
+                               overwrite_export=FLAGS.overwrite_export))
 
 
 def entry():

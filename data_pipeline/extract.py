@@ -393,8 +393,6 @@ def _ink_components(ns: np.ndarray, threshold: float, guide_rows: Sequence[int],
 
 def _cell(norm: np.ndarray, smooth: np.ndarray, cell: dict, to_work, px_per_mm: float,
           x_height_px: float, image_size: int, page_no: int) -> CellResult:
-    import cv2
-
     res = CellResult(page_no, cell["row"], cell["col"], cell["char"], EMPTY, [])
     wx0, wy0, wx1, wy1 = to_work(cell["writing_box"])
     base_y, xline_y = to_work([0, cell["baseline_y"], 0, cell["x_height_y"]])[1::2]

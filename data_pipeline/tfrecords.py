@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Optional, Sequence

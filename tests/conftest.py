@@ -50,3 +50,19 @@ def make_records(writers=("w0", "w1", "w2", "w3"), chars="abc", per=3, size=16, 
 @pytest.fixture
 def list_source():
     return ListSource(make_records())
+
+
+def tiny_export(root, name, charset, writers, family="style_cgan", resolution=32, **export_kw):
+    """Exports a small untrained generator (seeded, so its glyphs are the same every run) and
+    returns the version directory."""
+    import keras
+
+    from hw_gan import export
+    from hw_gan.config import ModelConfig
+    from hw_gan.models import get_family
+
+    cfg = ModelConfig(family=family, resolution=resolution, width=0.125, latent_dim=16,
+                      num_chars=len(charset), num_writers=len(writers), embed_dim=64)
+    keras.utils.set_random_seed(0)
+    generator = get_family(family).build_generator(cfg)
+    return export.export_generator(generator, cfg, charset, writers, root, name, **export_kw)

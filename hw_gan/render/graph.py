@@ -83,14 +83,15 @@ class WriteParams:
     "writer_geometry" (a family without writers uses key ""); give the export's own table here
     if it has one, or the graph and `render_pages` disagree."""
 
+    # Spacing defaults are the Python layout's own, so the two renderers agree out of the box.
     x_height_px: float = 24.0
-    letter_spacing: float = 0.15
-    word_spacing: float = 0.9
-    line_spacing: float = 3.1
-    paragraph_spacing: float = 0.5
-    indent: float = 0.0
-    slant: float = 0.0
-    max_width: float = 2.0
+    letter_spacing: float = layout_lib.LayoutParams.letter_spacing
+    word_spacing: float = layout_lib.LayoutParams.word_spacing
+    line_spacing: float = layout_lib.LayoutParams.line_spacing
+    paragraph_spacing: float = layout_lib.LayoutParams.paragraph_spacing
+    indent: float = layout_lib.LayoutParams.indent
+    slant: float = layout_lib.LayoutParams.slant
+    max_width: float = layout_lib.LayoutParams.max_width
     threshold: int = INK_THRESHOLD
     max_line_width: int = 16384
     max_glyphs: int = 8192  # a longer text fails (all its glyphs are generated in one batch)

@@ -11,18 +11,16 @@ import re
 import zlib
 
 import cv2
-import keras
 import numpy as np
 import pytest
 from PIL import Image
 
 from hw_gan import export
 from hw_gan import render
-from hw_gan.config import ModelConfig
-from hw_gan.models import get_family
 from hw_gan.render import layout, output
 from hw_gan.render.cli import write_main
 from hw_gan.render.layout import BOX, GAP, GLYPH, Spaces, Word, layout_pages, plan_text
+from tests.conftest import tiny_export
 
 CHARSET = tuple("abdegpxyTH1.,-'") + ("Oo",)
 WRITERS = ("w0", "w1")
@@ -31,12 +29,8 @@ RES = 32
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    cfg = ModelConfig(family="style_cgan", resolution=RES, width=0.125, latent_dim=16,
-                      num_chars=len(CHARSET), num_writers=len(WRITERS), embed_dim=64)
-    keras.utils.set_random_seed(0)
-    gen = get_family("style_cgan").build_generator(cfg)
     root = tmp_path_factory.mktemp("render_export")
-    return export.load_export(export.export_generator(gen, cfg, CHARSET, WRITERS, root, "tiny"))
+    return export.load_export(tiny_export(root, "tiny", CHARSET, WRITERS, resolution=RES))
 
 
 class FakeModel:

@@ -12,15 +12,13 @@ import time
 import urllib.error
 import urllib.request
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
 
 from hw_gan import export
-from hw_gan.config import ModelConfig
-from hw_gan.models import get_family
 from hw_gan.serve import make_server
+from tests.conftest import tiny_export
 
 CHARSET = tuple("abdegpxyTH1.,-'") + ("Oo",)
 WRITERS = ("w0", "w1")
@@ -33,12 +31,8 @@ MAX_CONCURRENT = 2
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    cfg = ModelConfig(family="style_cgan", resolution=RES, width=0.125, latent_dim=16,
-                      num_chars=len(CHARSET), num_writers=len(WRITERS), embed_dim=64)
-    keras.utils.set_random_seed(0)
-    gen = get_family("style_cgan").build_generator(cfg)
     root = tmp_path_factory.mktemp("serve_export")
-    export.export_generator(gen, cfg, CHARSET, WRITERS, root, NAME)
+    tiny_export(root, NAME, CHARSET, WRITERS, resolution=RES)
     log = io.StringIO()
     srv = make_server(root / NAME, "127.0.0.1", 0, max_body_bytes=MAX_BODY,
                       max_text_chars=MAX_TEXT, max_concurrent=MAX_CONCURRENT, log=log)

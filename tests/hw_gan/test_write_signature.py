@@ -13,14 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
+
+from tests.conftest import tiny_export
 import tensorflow as tf
 
 from hw_gan import export
-from hw_gan.config import ModelConfig
-from hw_gan.models import get_family
 from hw_gan.render import chunk_seed
 from hw_gan.render.graph import (WriteParams, chunk_seed_tf, render_lines_python,
                                  write_signature_builder)
@@ -36,12 +35,8 @@ UNKNOWN_CHAR = r"character not in the model\\?'s charset"
 
 
 def _export(root: Path, family: str, **params) -> Path:
-    cfg = ModelConfig(family=family, resolution=RES, width=0.125, latent_dim=16,
-                      num_chars=len(CHARSET), num_writers=len(WRITERS), embed_dim=64)
-    keras.utils.set_random_seed(0)
-    gen = get_family(family).build_generator(cfg)
-    return export.export_generator(gen, cfg, CHARSET, WRITERS, root, family,
-                                   extra_signatures={"write": write_signature_builder(**params)})
+    return tiny_export(root, family, CHARSET, WRITERS, family=family, resolution=RES,
+                       extra_signatures={"write": write_signature_builder(**params)})
 
 
 @pytest.fixture(scope="module")
