@@ -202,9 +202,10 @@ def _extent_tables(module, params: WriteParams):
     return keys, ids, tops, bottoms, widths
 
 
-def default_signatures() -> dict:
-    """The extra signatures every hwgan export carries (train_main and writer adaptation)."""
-    return {"write": write_signature_builder()}
+def default_signatures(writer_geometry=None) -> dict:
+    """The extra signatures every hwgan export carries (train_main and writer adaptation);
+    writer_geometry must be the table the export's hwgan.json carries, if any."""
+    return {"write": write_signature_builder(writer_geometry=writer_geometry)}
 
 
 def write_signature_builder(x_height_px: float = 24.0, **kwargs):

@@ -416,6 +416,20 @@ def _empty(path: Path) -> None:
             child.unlink()
 
 
+def writer_geometry(data_dir, split: str) -> dict:
+    """{char: [top, bottom]}: the median ink extent of each character in a writer's dataset,
+    in x-heights against the baseline; empty when the source records no geometry."""
+    from data_pipeline import tfrecords
+
+    extents: dict[str, list] = {}
+    for record in tfrecords.read_records(data_dir, split):
+        if record.geometry is not None:
+            for ch in record.char:
+                extents.setdefault(ch, []).append((record.geometry.top, record.geometry.bottom))
+    return {ch: [round(float(v), 4) for v in np.median(np.array(vals), axis=0)]
+            for ch, vals in sorted(extents.items())}
+
+
 def adapt(acfg: AdaptConfig, log=print) -> dict:
     """The whole command: checks, adapts, writes model_dir and the export; returns the report."""
     from data_pipeline import atomic
@@ -449,11 +463,18 @@ def adapt(acfg: AdaptConfig, log=print) -> dict:
             name = acfg.export_name or out.name
             from hw_gan.render.graph import default_signatures
 
+            # Where the writer's glyphs carry geometry (scanned sheets), the renderer sizes and
+            # places that writer's characters by it instead of the charset's defaults.
+            geometry = writer_geometry(acfg.writer_data, acfg.split)
+            table = {data["name"]: geometry} if geometry else None
+            metadata = {"adapted_writer": data["name"], "base_model_dir": str(base_dir)}
+            if table:
+                metadata["writer_geometry"] = table
             path = export_lib.export_generator(
                 adapter.trainer.ema_generator, cfg.model, adapter.base_info["charset"], writers,
                 acfg.export_dir, name, acfg.export_version, overwrite=acfg.overwrite_export,
-                extra_signatures=default_signatures(),
-                extra_metadata={"adapted_writer": data["name"], "base_model_dir": str(base_dir)})
+                extra_signatures=default_signatures(table), extra_metadata=metadata)
+            report["writer_geometry_chars"] = len(geometry)
             report["export"] = str(path)
     except BaseException:
         # prepare() checked that model_dir was absent or empty: what is there now is ours.

@@ -103,6 +103,11 @@ def test_adapt_grows_writer_keeps_base_rows_and_exports(base, tmp_path):
     assert exported.writers == (*BASE_WRITERS, "alice")
     images = exported.glyphs(["a", "d"], ["alice"], 0)  # "d" was never seen: still drawn
     assert images.shape == (2, 32, 32, 1) and images.dtype == np.uint8
+    # The sheets' geometry travels with the export (make_records: top 1 + 0.1 * char index,
+    # bottom -0.1 * sample): the median of alice's two samples per character.
+    geometry = exported.info["writer_geometry"]["alice"]
+    assert sorted(geometry) == ["a", "b", "c"] and report["writer_geometry_chars"] == 3
+    np.testing.assert_allclose(geometry["c"], [1.2, -0.05], atol=1e-4)
 
 
 def test_finetune_trains_the_generator_but_not_base_rows(base, tmp_path):
