@@ -56,6 +56,15 @@ flags.DEFINE_integer("r1_interval", _t.r1_interval, "Apply R1 every N steps (laz
 flags.DEFINE_float("ema_decay", _t.ema_decay, "Generator EMA decay.")
 flags.DEFINE_integer("ema_start", _t.ema_start, "Step before which the EMA copies the generator.")
 flags.DEFINE_float("style_mixing_prob", _t.style_mixing_prob, "StyleGAN style mixing probability.")
+flags.DEFINE_integer("style_group_size", _t.style_group_size,
+                     "StyleGAN: glyphs of one writer per group in a batch (encoder training).")
+flags.DEFINE_float("style_recon_weight", _t.style_recon_weight,
+                   "StyleGAN: pixel L1 weight of redrawing a writer's glyph from the encoded style.")
+flags.DEFINE_float("style_feature_weight", _t.style_feature_weight,
+                   "StyleGAN: D-feature L1 weight of that reconstruction.")
+flags.DEFINE_float("style_cycle_weight", _t.style_cycle_weight,
+                   "StyleGAN: weight of recovering w from glyphs generated with it.")
+flags.DEFINE_float("pl_weight", _t.pl_weight, "StyleGAN: path-length regularisation (0 = off).")
 flags.DEFINE_float("aux_char_weight", _t.aux_char_weight,
                    "Weight of the auxiliary character classifier on D's features (0 = off).")
 flags.DEFINE_float("aux_writer_weight", _t.aux_writer_weight,
@@ -124,7 +133,11 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             batch_size=FLAGS.batch_size, steps=FLAGS.steps, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
             beta1=FLAGS.beta1, beta2=FLAGS.beta2, loss=FLAGS.loss, r1_gamma=FLAGS.r1_gamma,
             r1_interval=FLAGS.r1_interval, ema_decay=FLAGS.ema_decay, ema_start=FLAGS.ema_start,
-            style_mixing_prob=FLAGS.style_mixing_prob, aux_char_weight=FLAGS.aux_char_weight,
+            style_mixing_prob=FLAGS.style_mixing_prob, style_group_size=FLAGS.style_group_size,
+            style_recon_weight=FLAGS.style_recon_weight,
+            style_feature_weight=FLAGS.style_feature_weight,
+            style_cycle_weight=FLAGS.style_cycle_weight, pl_weight=FLAGS.pl_weight,
+            aux_char_weight=FLAGS.aux_char_weight,
             aux_writer_weight=FLAGS.aux_writer_weight, seed=FLAGS.seed,
             checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
             log_every=FLAGS.log_every, image_every=FLAGS.image_every),
@@ -192,7 +205,7 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
         atomic.write_text(config_path, cfg.to_json() + "\n")
         trainer_lib.write_dataset_info(model_dir, manifest)
 
-    trainer = trainer_lib.GANTrainer(cfg, strategy, manifest)
+    trainer = trainer_lib.make_trainer(cfg, strategy, manifest)
     summary: dict = {"model_dir": str(model_dir)}
     if cfg.runtime.mode == "train":
         summary["train"] = trainer.train()
@@ -239,10 +252,18 @@ def export(cfg, trainer, manifest, overwrite: bool = False) -> str:
     name = cfg.runtime.export_name or Path(cfg.runtime.model_dir).name
     from hw_gan.render.graph import default_signatures
 
+    extra = default_signatures()
+    if cfg.model.family == "stylegan":
+        from hw_gan.models import stylegan
+        from hw_gan.style.signatures import stylegan_signatures
+
+        w_avg, spread = stylegan.w_statistics(trainer.ema_generator, cfg.model.latent_dim)
+        extra.update(stylegan_signatures(trainer.ema_generator, trainer.ema_encoder, w_avg,
+                                         spread))
     path = export_lib.export_generator(
         trainer.ema_generator, cfg.model, manifest["charset"], manifest["writers"],
         cfg.runtime.export_dir, name, cfg.runtime.export_version, overwrite=overwrite,
-        extra_signatures=default_signatures())
+        extra_signatures=extra)
     return str(path)
 
 

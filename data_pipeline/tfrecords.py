@@ -257,7 +257,8 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
                  resize: str = "auto", shuffle: bool = True, seed: int = 0, repeat: bool = True,
                  cache: bool = False, shuffle_buffer: int = 10000, drop_remainder: bool = True,
                  input_context=None, expected_charset: Optional[Sequence[str]] = None,
-                 with_geometry: bool = False, verify: bool = False, skip_batches: int = 0):
+                 with_geometry: bool = False, verify: bool = False, skip_batches: int = 0,
+                 group_size: int = 1):
     """A tf.data pipeline over one split of a dataset directory.
 
     Elements: {"image": float32 [B, H, W, 1] in [-1, 1] (ink +1), "char": int32 [B] (index into
@@ -271,6 +272,10 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
     "pad" / "resize" force one. `verify` checks every shard's sha256 first. `skip_batches` skips
     that many batches' records before batching, cheaply (no parsing): a resumed run sees exactly
     the batches an uninterrupted one would have.
+
+    group_size > 1 (stylegan training) makes every run of `group_size` consecutive examples of a
+    batch come from one writer (grouped within the shuffle buffer); the per-replica batch must be
+    a multiple of it. Skipping then happens after grouping (parsing the skipped records).
     """
     import tensorflow as tf
 
@@ -307,9 +312,16 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    if skip_batches:
-        ds = ds.skip(int(skip_batches) * per_replica)
-    ds = ds.batch(per_replica, drop_remainder=drop_remainder)
+    if group_size < 1 or per_replica % group_size:
+        raise ValueError(f"group_size {group_size} must be >= 1 and divide the per-replica batch "
+                         f"{per_replica}")
+    if group_size > 1:
+        # Parse in blocks, then regroup single examples by writer.
+        ds = ds.batch(256)
+    else:
+        if skip_batches:
+            ds = ds.skip(int(skip_batches) * per_replica)
+        ds = ds.batch(per_replica, drop_remainder=drop_remainder)
 
     char_table = make_lookup(manifest["charset"])
     writer_table = make_lookup(manifest["writers"])
@@ -324,7 +336,8 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
     def parse(serialized):
         f = tf.io.parse_example(serialized, spec)
         img = tf.io.decode_raw(f[schema.IMAGE], tf.uint8)
-        img = tf.reshape(img, [per_replica if drop_remainder else -1, height, width, 1])
+        img = tf.reshape(img, [per_replica if drop_remainder and group_size == 1 else -1,
+                               height, width, 1])
         img = schema.to_float(img)
         if target != height or target != width:
             if mode == "pad" and target >= height and target >= width:
@@ -347,6 +360,16 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
         return out
 
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if group_size > 1:
+        ds = ds.unbatch().group_by_window(
+            key_func=lambda e: tf.cast(e["writer"], tf.int64),
+            reduce_func=lambda key, window: window.batch(group_size, drop_remainder=True),
+            window_size=group_size)
+        ds = ds.batch(per_replica // group_size, drop_remainder=True)
+        ds = ds.map(lambda e: {k: tf.reshape(v, tf.concat([[per_replica], tf.shape(v)[2:]], 0))
+                               for k, v in e.items()})
+        if skip_batches:
+            ds = ds.skip(int(skip_batches))
     ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds.with_options(options)
 

@@ -8,6 +8,8 @@
   hwgan extract photos/*.jpg --writer alice --out data/alice
   hwgan write --model export/quickstart --writer sim-003 "Dear Sam, ..." --out letter.pdf
   hwgan serve --model export/quickstart [--host 127.0.0.1] [--port 8501]
+  hwgan style extract --model runs/unipen_stylegan_cpu --samples data/alice --out alice.style
+  hwgan style mix alice.style bob.style --model export/unipen_stylegan_cpu --out mix.png
 
 Each feature adds its command to COMMANDS as "module:function" taking the argument list.
 """
@@ -30,6 +32,7 @@ COMMANDS = {
     "extract": "data_pipeline.extract:extract_main",
     "write": "hw_gan.render.cli:write_main",
     "serve": "hw_gan.serve:serve_main",
+    "style": "hw_gan.style.cli:style_main",
 }
 
 

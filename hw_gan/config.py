@@ -63,6 +63,15 @@ class TrainConfig:
     ema_decay: float = 0.999
     ema_start: int = 0
     style_mixing_prob: float = 0.9  # stylegan
+    # stylegan: batches come in groups of `style_group_size` glyphs of one writer; the style
+    # encoder reads all but one of a group and G must redraw the last one in that style
+    # (pixel L1 + D-feature L1), and G's own styles must be recoverable from k of its glyphs
+    # that share one w (latent cycle). Path-length regularisation is optional (0 = off).
+    style_group_size: int = 4
+    style_recon_weight: float = 1.0
+    style_feature_weight: float = 1.0
+    style_cycle_weight: float = 1.0
+    pl_weight: float = 0.0
     # Auxiliary classifiers on the discriminator's features (AC-GAN style, trained on real
     # glyphs only): G is also rewarded when its glyph is classified as the intended char/writer.
     aux_char_weight: float = 0.0
@@ -168,6 +177,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(t.r1_interval >= 1, "r1_interval", "must be >= 1")
     _check(0.0 <= t.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
     _check(0.0 <= t.style_mixing_prob <= 1.0, "style_mixing_prob", "must be in [0, 1]")
+    _check(t.style_group_size >= 2, "style_group_size", "must be >= 2")
+    if m.family == "stylegan":
+        _check(t.batch_size % t.style_group_size == 0, "style_group_size",
+               f"{t.style_group_size} must divide --batch_size={t.batch_size}")
+    for name in ("style_recon_weight", "style_feature_weight", "style_cycle_weight", "pl_weight"):
+        _check(getattr(t, name) >= 0, name, "must be >= 0")
     _check(t.aux_char_weight >= 0, "aux_char_weight", "must be >= 0")
     _check(t.aux_writer_weight >= 0, "aux_writer_weight", "must be >= 0")
     _check(t.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")

@@ -17,7 +17,8 @@ number) and renamed when complete. Only the inference generator (the EMA copy) i
 `GeneratorModule` (a tf.Module): no optimizer, no discriminator, no Keras object graph.
 
 Signatures (every output is a deterministic function of the inputs and `seed`;
-z = tf.random.stateless_normal([N, latent_dim], seed=[seed, 0])):
+z = tf.random.stateless_normal([N, latent_dim], seed=[seed, 0]); for stylegan one z,
+stateless_normal([1, latent_dim], seed=[seed, 0]), for all N glyphs: the seed picks one hand):
 
   glyphs, serving_default (the same function)
       chars    string [N]  each one character ("c") or an exact charset label ("Cc"); a merged
@@ -252,6 +253,10 @@ class GeneratorModule(tf.Module):
 
     def latent(self, n, seed):
         seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+        if self.family == "stylegan":
+            # One style per call: the seed picks a hand, and every glyph of the call is in it.
+            z = tf.random.stateless_normal([1, self.latent_dim], seed=seed, dtype=tf.float32)
+            return tf.repeat(z, tf.cast(n, tf.int32), axis=0)
         return tf.random.stateless_normal(tf.stack([tf.cast(n, tf.int32), self.latent_dim]),
                                           seed=seed, dtype=tf.float32)
 

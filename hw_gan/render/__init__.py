@@ -42,6 +42,8 @@ CHUNK = 512
 INK_THRESHOLD = 96  # uint8 ink level that counts as ink when cropping
 
 STYLE_SIGNATURE = "extract_style"
+STYLED_SIGNATURE = "glyphs_with_style"
+MEAN_STYLE_SIGNATURE = "mean_style"
 
 PathLike = Union[str, os.PathLike]
 
@@ -118,15 +120,68 @@ def resolve_writer(model, writer: Optional[str]) -> Optional[str]:
     return writer
 
 
-def _check_style(model, style) -> None:
+STYLE_VARIATION = 0.12  # default spread of each glyph's style around the given one
+
+
+class StyledModel:
+    """An export seen through a style: `.glyphs(chars, writer, seed)` draws every glyph in the
+    given style (W+ styles from `hwgan style extract`) through the export's `glyphs_with_style`
+    signature, each glyph's style varied by `variation` (seeded) as a real hand varies."""
+
+    def __init__(self, model, ws, variation: float = STYLE_VARIATION):
+        import tensorflow as tf
+
+        self._tf = tf
+        self.model = model
+        self.ws = np.asarray(ws, np.float32)
+        self.variation = float(variation)
+        self.charset = model.charset
+        self.uses_writer = False
+        self.writers = ()
+        self.family = model.family
+        self.info = {k: v for k, v in (getattr(model, "info", None) or {}).items()
+                     if k != "writer_geometry"}
+        self.signatures = model.signatures
+
+    def glyphs(self, chars, writers=None, seed: int = 0) -> np.ndarray:
+        tf = self._tf
+        chars = list(chars)
+        out = self.signatures[STYLED_SIGNATURE](
+            chars=tf.constant(chars, tf.string, shape=[len(chars)]),
+            style=tf.constant(self.ws), seed=tf.constant(int(seed), tf.int64),
+            variation=tf.constant(self.variation, tf.float32))
+        return out["images"].numpy()
+
+
+def apply_style(model, style, variation: float = STYLE_VARIATION):
+    """`model` unchanged when style is None; else a StyledModel. style: a style file path or a
+    ws array [L, w_dim]. ValueError when the model has no style support or the style does not
+    fit it."""
     if style is None:
-        return
+        return model
     sigs = getattr(model, "signatures", {})
-    if STYLE_SIGNATURE not in sigs:
+    if STYLE_SIGNATURE not in sigs or STYLED_SIGNATURE not in sigs:
         raise ValueError(f"a style sample (--style) is not available for this model (family "
                          f"{getattr(model, 'family', '?')!r}: its export has no "
                          f"{STYLE_SIGNATURE!r} signature); pick one of its writers instead")
-    raise NotImplementedError("writing in the style of a sample is not implemented yet")
+    if not 0.0 <= float(variation) <= 2.0:
+        raise ValueError(f"style variation {variation} must be in [0, 2]")
+    mean = sigs[MEAN_STYLE_SIGNATURE]()["style"].numpy()
+    if isinstance(style, (str, os.PathLike)):
+        from hw_gan.style.extract import StyleError, load_style
+
+        info = {"family": "stylegan", "resolution": int(model.resolution),
+                "w_dim": int(mean.shape[1]), "num_ws": int(mean.shape[0]),
+                "charset": list(model.charset)}
+        try:
+            ws, _ = load_style(style, info)
+        except StyleError as e:
+            raise ValueError(str(e)) from None
+    else:
+        ws = np.asarray(style, np.float32)
+        if ws.shape != mean.shape:
+            raise ValueError(f"style of shape {ws.shape} does not fit this model ({mean.shape})")
+    return StyledModel(model, ws, variation)
 
 
 def _load(model):
@@ -184,7 +239,8 @@ def render_text(model, text: str, *, writer: Optional[str] = None, out: PathLike
                 line_width_px: Optional[float] = None, ink: Union[str, Sequence[int]] = "#1a1a40",
                 paper: Union[str, Sequence[int]] = "#ffffff", slant: float = 0.0,
                 missing: str = "error", geometry: Optional[Mapping[str, object]] = None,
-                style=None, **layout_kwargs) -> RenderResult:
+                style=None, style_variation: float = STYLE_VARIATION,
+                **layout_kwargs) -> RenderResult:
     """Writes `text` in `writer`'s hand with `model` (a LoadedExport or an export path) to `out`.
 
     format: "png", "svg" or "pdf" (default: from out's suffix). PNG and SVG write one file per
@@ -194,7 +250,9 @@ def render_text(model, text: str, *, writer: Optional[str] = None, out: PathLike
     margin_mm: one value or (top, right, bottom, left); line_width_px: wrap width (default: the
     page between the margins). ink, paper: colours. slant: shear (0.2 = about 11 degrees right).
     missing: "error" | "skip" | "box" | "nearest" for characters the model cannot write.
-    geometry: {char: (top, bottom)} in x-heights, the writer's own extents. layout_kwargs: more
+    geometry: {char: (top, bottom)} in x-heights, the writer's own extents. style: a style file
+    (`hwgan style extract`) or ws array, for models with style signatures (stylegan), instead of
+    a writer; style_variation: how much each glyph's style varies around it. layout_kwargs: more
     LayoutParams fields (letter_spacing, word_spacing, line_spacing, paragraph_spacing, indent,
     baseline_drift, size_variation, spacing_variation, max_width).
 
@@ -202,9 +260,8 @@ def render_text(model, text: str, *, writer: Optional[str] = None, out: PathLike
     """
     fmt = format_for(out, format)
     ink_c, paper_c = parse_color(ink), parse_color(paper)
-    model = _load(model)
+    model = apply_style(_load(model), style, style_variation)
     writer = resolve_writer(model, writer)
-    _check_style(model, style)
     params = page_params(page, dpi, x_height_mm, margin_mm, line_width_px, slant=slant,
                          **layout_kwargs)
     plan = plan_text(text, model.charset, missing)

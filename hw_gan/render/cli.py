@@ -25,8 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="export directory (NAME or NAME/VERSION)")
     p.add_argument("--writer", help="writer name (families with writers; see the export's "
                    "assets/writers.txt)")
-    p.add_argument("--style", help="a handwriting sample to imitate (models with style support "
-                   "only)")
+    p.add_argument("--style", help="a style file from `hwgan style extract` (stylegan models): "
+                   "write in that hand instead of one of the model's writers")
+    p.add_argument("--variation", type=float, default=0.12, help="with --style: how much each "
+                   "glyph varies around the style (0 = every 'a' alike; default 0.12)")
     p.add_argument("--out", required=True, help="output file: .png, .svg or .pdf (PNG/SVG: one "
                    "file a page, NAME-1.png, NAME-2.png, ... when there are several)")
     p.add_argument("--format", choices=("png", "svg", "pdf"), help="default: from --out")
@@ -86,7 +88,8 @@ def write_main(argv: Sequence[str]) -> int:
             model, text, writer=args.writer, out=args.out, format=args.format, seed=args.seed,
             page=args.page, dpi=args.dpi, x_height_mm=args.x_height, margin_mm=args.margin,
             line_width_px=args.line_width, ink=args.ink, paper=args.paper, slant=args.slant,
-            missing=args.missing, style=args.style)
+            missing=args.missing, style=args.style,
+            style_variation=args.variation)
     except (ValueError, FileNotFoundError, NotADirectoryError, NotImplementedError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

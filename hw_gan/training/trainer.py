@@ -64,6 +64,7 @@ class GANTrainer:
             self.ema_generator = self.family.build_generator(cfg.model)
             for ema_v, v in zip(self.ema_generator.weights, self.generator.weights):
                 ema_v.assign(v)
+            self.extra = self._build_extra()  # family-specific models (stylegan: the encoder)
             self.aux_heads = self._aux_heads()
             self.d_features = keras.Model(
                 self.discriminator.inputs,
@@ -73,19 +74,22 @@ class GANTrainer:
             self.d_opt = self._optimizer(t.d_lr)
             # Build optimizer slots inside the scope, before any tf.function traces (needed for
             # MirroredStrategy with 2+ replicas).
-            self.g_opt.build(self.generator.trainable_variables)
+            self.g_opt.build(self._g_variables())
             self.d_opt.build(self._d_variables())
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator, discriminator=self.discriminator,
             **{f"aux_{k}": head for k, (head, _) in self.aux_heads.items()},
-            ema_generator=self.ema_generator, g_opt=self.g_opt, d_opt=self.d_opt, step=self.step)
+            ema_generator=self.ema_generator, g_opt=self.g_opt, d_opt=self.d_opt, step=self.step,
+            **self.extra)
         ckpt_dir = self.model_dir / CHECKPOINT_DIR
         if not self.chief:  # other workers write throw-away copies (all must call save)
             ckpt_dir = self.model_dir / f".worker-{strategy_lib.worker_id(strategy)}" / CHECKPOINT_DIR
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(ckpt_dir),
                                                   max_to_keep=t.keep_checkpoints)
         self._steps = {}
+
+    group_size = 1  # consecutive examples of a batch from one writer (see make_dataset)
 
     # ---------------------------------------------------------------------------------------
     def _optimizer(self, lr: float):
@@ -110,6 +114,27 @@ class GANTrainer:
         for head, _ in heads.values():
             head.build((None, features))
         return heads
+
+    def _build_extra(self) -> dict:
+        """{checkpoint name: trackable} of family-specific models, built in the strategy scope."""
+        return {}
+
+    def _g_variables(self) -> list:
+        """What the generator's optimizer trains (subclasses add e.g. an encoder)."""
+        return self.generator.trainable_variables
+
+    def _ema_pairs(self) -> list:
+        """(averaged copy, live model) pairs updated by the exponential moving average."""
+        return [(self.ema_generator, self.generator)]
+
+    def _make_fakes(self, step, salt: int, chars, writers, batch_size, training: bool = True):
+        """Generated images for a training step and what the extra losses need of them."""
+        z = self._noise(step, salt, batch_size)
+        return self.generator(self._inputs(z, chars, writers), training=training), {}
+
+    def _g_extra_losses(self, batch, step, fake, info) -> dict:
+        """{name: averaged loss} added to the generator's objective (none by default)."""
+        return {}
 
     def _d_variables(self) -> list:
         return self.discriminator.trainable_variables + [
@@ -168,9 +193,8 @@ class GANTrainer:
         batch_size = tf.shape(images)[0]
         t = self.cfg.train
         # Discriminator step.
-        z = self._noise(step, 1, batch_size)
         with tf.GradientTape() as tape:
-            fake = self.generator(self._inputs(z, chars, writers), training=True)
+            fake, _ = self._make_fakes(step, 1, chars, writers, batch_size)
             if with_r1:
                 with tf.GradientTape() as r1_tape:
                     r1_tape.watch(images)
@@ -190,16 +214,18 @@ class GANTrainer:
             d_scaled = self._scale(self.d_opt, d_loss + r1_term + d_aux)
         self._apply(self.d_opt, d_scaled, tape, self._d_variables())
         # Generator step, with fresh noise.
-        z = self._noise(step, 2, batch_size)
         with tf.GradientTape() as tape:
-            fake = self.generator(self._inputs(z, chars, writers), training=True)
+            fake, info = self._make_fakes(step, 2, chars, writers, batch_size)
             fake_logits, fake_aux = self._discriminate(fake, chars, writers)
             g_loss = self._average(self.g_loss_fn(fake_logits))
             g_aux = self._average(fake_aux)
-            g_scaled = self._scale(self.g_opt, g_loss + g_aux)
-        self._apply(self.g_opt, g_scaled, tape, self.generator.trainable_variables)
+            extra = self._g_extra_losses(batch, step, fake, info)
+            g_scaled = self._scale(self.g_opt, g_loss + g_aux + tf.add_n(
+                [tf.zeros([], tf.float32), *extra.values()]))
+        self._apply(self.g_opt, g_scaled, tape, self._g_variables())
         return {"d_loss": d_loss, "g_loss": g_loss, "r1": r1_term, "d_aux": d_aux, "g_aux": g_aux,
-                "real_logit": self._average(real_logits), "fake_logit": self._average(fake_logits)}
+                "real_logit": self._average(real_logits), "fake_logit": self._average(fake_logits),
+                **extra}
 
     def _train_step_fn(self, with_r1: bool):
         if with_r1 in self._steps:
@@ -213,11 +239,12 @@ class GANTrainer:
             out = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                    for k, v in out.items()}
             decay = tf.where(step < decay_cfg.ema_start, 0.0, decay_cfg.ema_decay)
-            for ema_v, v in zip(self.ema_generator.weights, self.generator.weights):
-                if tf.as_dtype(v.dtype).is_floating:
-                    ema_v.assign(decay * ema_v + (1.0 - decay) * v)
-                else:
-                    ema_v.assign(v)
+            for ema_model, model in self._ema_pairs():
+                for ema_v, v in zip(ema_model.weights, model.weights):
+                    if tf.as_dtype(v.dtype).is_floating:
+                        ema_v.assign(decay * ema_v + (1.0 - decay) * v)
+                    else:
+                        ema_v.assign(v)
             self.step.assign_add(1)
             return out
 
@@ -254,7 +281,7 @@ class GANTrainer:
                 image_size=cfg.model.resolution, shuffle=True, seed=cfg.train.seed, repeat=True,
                 cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,
                 input_context=input_context, expected_charset=self.manifest["charset"],
-                skip_batches=start_step)
+                skip_batches=start_step, group_size=self.group_size)
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -393,3 +420,12 @@ def check_dataset_matches(model_dir: Path, manifest: dict, data_dir: str) -> Non
 def write_dataset_info(model_dir: Path, manifest: dict) -> None:
     atomic.write_text(Path(model_dir) / DATASET_FILE, json.dumps(dataset_info(manifest), indent=1))
 
+
+
+def make_trainer(cfg: ExperimentConfig, strategy: tf.distribute.Strategy, manifest: dict):
+    """The trainer for cfg's model family (stylegan has its own, with the style encoder)."""
+    if cfg.model.family == "stylegan":
+        from hw_gan.training.stylegan_trainer import StyleGANTrainer
+
+        return StyleGANTrainer(cfg, strategy, manifest)
+    return GANTrainer(cfg, strategy, manifest)

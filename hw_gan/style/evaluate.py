@@ -1,0 +1,205 @@
+"""Held-out evaluation of style extraction: does a style taken from k glyphs of a writer the
+model never saw write that writer's OTHER characters like them?
+
+Protocol (`evaluate_styles`), on the held-out split of a dataset built with split=writer:
+  - each held-out writer's glyphs are cut in two seeded halves: a reference pool (where the k
+    given glyphs come from, distinct characters first) and an evaluation pool;
+  - targets: the evaluation-pool glyphs whose character is NOT among the k given ones (at most
+    `max_targets` per writer); every method draws exactly those characters;
+  - a writer judge is trained on the reference pools of all held-out writers (its real accuracy
+    is measured on the targets); the run's character judge (trained on the training split) scores
+    legibility;
+  - metrics per method and k: legibility (char-judge accuracy on generated / on the real
+    targets), writer match (writer judge names the intended writer; chance = 1 / writers), FID
+    between generated and real targets in the char judge's feature space.
+Methods: encoder, projection (from the mean w), both (encoder then projection) and two
+baselines: the mean style, and a random TRAINING writer's style (the encoder on k of their
+glyphs). `ablations` adds projection variants (feature loss, W vs W+) at one k.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from hw_gan.evaluation import judge as judge_lib
+from hw_gan.evaluation import metrics
+from hw_gan.style.extract import ProjectionConfig, StyleModel, pick_samples
+
+
+@dataclasses.dataclass
+class Pools:
+    images: np.ndarray
+    chars: np.ndarray
+    writers: np.ndarray  # dataset writer ids
+    ref: dict  # writer id -> indices of the reference pool
+    evl: dict  # writer id -> indices of the evaluation pool
+
+
+def split_pools(images, chars, writers, seed: int) -> Pools:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 4242]))
+    ref, evl = {}, {}
+    for w in np.unique(writers):
+        idx = rng.permutation(np.flatnonzero(writers == w))
+        half = len(idx) // 2
+        ref[int(w)], evl[int(w)] = np.sort(idx[:half]), np.sort(idx[half:])
+    return Pools(images, chars, writers, ref, evl)
+
+
+def _sets(pools: Pools, writer_ids, k: int, max_targets: int, seed: int):
+    """Per writer: k reference indices and target indices (chars not among the references)."""
+    refs, targets = [], []
+    for w in writer_ids:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, k, int(w)]))
+        pool = pools.ref[w]
+        r = pool[pick_samples(pools.chars[pool], k, rng)]
+        given = set(pools.chars[r].tolist())
+        t = np.array([i for i in pools.evl[w] if pools.chars[i] not in given], np.int64)
+        if len(t) > max_targets:
+            t = np.sort(rng.choice(t, max_targets, replace=False))
+        refs.append(r)
+        targets.append(t)
+    return refs, targets
+
+
+def _stack(images, chars, sets, k):
+    """[S, k, R, R, 1], [S, k], mask [S, k] (sets shorter than k are padded and masked)."""
+    s = len(sets)
+    r = images.shape[1]
+    x = np.zeros((s, k, r, r, 1), np.float32) - 1.0
+    c = np.zeros((s, k), np.int32)
+    m = np.zeros((s, k), np.float32)
+    for i, idx in enumerate(sets):
+        n = min(k, len(idx))
+        x[i, :n], c[i, :n], m[i, :n] = images[idx[:n]], chars[idx[:n]], 1.0
+    return x, c, m
+
+
+def _score(model: StyleModel, ws, targets, pools: Pools, char_judge, writer_judge,
+           writer_label: dict, real_feats: np.ndarray) -> dict:
+    want_chars = np.concatenate([pools.chars[t] for t in targets])
+    style_of = np.concatenate([np.full(len(t), i) for i, t in enumerate(targets)])
+    fake = model.generate(np.asarray(ws)[style_of], want_chars)
+    feats, probs = char_judge.outputs(fake)
+    legible = metrics.accuracy(char_judge.class_ids[np.argmax(probs, -1)], want_chars)
+    labels = np.concatenate([np.full(len(t), writer_label[int(pools.writers[t[0]])])
+                             for t in targets if len(t)])
+    match = metrics.accuracy(writer_judge.predict(fake), labels)
+    return {"char_accuracy": legible, "writer_match": match,
+            "fid": metrics.frechet_distance(feats, real_feats), "num_generated": int(len(fake)),
+            "_images": fake}
+
+
+def evaluate_styles(model: StyleModel, data_dir, *, heldout_split: str = "test",
+                    train_split: str = "train", ks: Sequence[int] = (5, 10, 20),
+                    projection: ProjectionConfig = ProjectionConfig(),
+                    ablations_k: Optional[int] = 10, max_targets: int = 60,
+                    writer_judge_steps: int = 2000, char_judge_steps: Optional[int] = None,
+                    judge_batch: int = 128, cache_dir=None, seed: int = 0, log=print) -> dict:
+    """Runs the protocol (module doc); returns {"table": [...rows], "writers": n, ...} and keeps
+    the images of the k=`ablations_k` (or middle k) "both" run for a picture under "_picture"."""
+    from data_pipeline import tfrecords
+
+    manifest = tfrecords.load_manifest(data_dir)
+    r = model.resolution
+    images, chars, writers = judge_lib.load_real(data_dir, heldout_split, r)
+    train_writers = set(manifest["splits"][train_split]["per_writer"])
+    names = manifest["writers"]
+    leaked = sorted({names[w] for w in np.unique(writers)} & train_writers)
+    if leaked:
+        raise ValueError(f"split {heldout_split!r} of {data_dir} shares writers with "
+                         f"{train_split!r} ({leaked[:3]}...): build the dataset with split=writer")
+    pools = split_pools(images, chars, writers, seed)
+    writer_ids = sorted(pools.ref)
+    label = {w: i for i, w in enumerate(writer_ids)}
+    ref_all = np.concatenate([pools.ref[w] for w in writer_ids])
+    t0 = time.perf_counter()
+    writer_judge = judge_lib.train_judge(
+        images[ref_all], np.array([label[int(w)] for w in writers[ref_all]]), len(writer_ids),
+        writer_judge_steps, judge_batch, seed, kind="heldout-writer")
+    char_judge = judge_lib.get_judge(cache_dir or model.cfg.runtime.model_dir, "char", data_dir,
+                                     image_size=r,
+                                     steps=char_judge_steps or model.cfg.eval.judge_steps,
+                                     batch=judge_batch,
+                                     seed=0, split=train_split)
+    log(f"judges ready in {time.perf_counter() - t0:.0f} s ({len(writer_ids)} held-out writers, "
+        f"{len(images)} glyphs)")
+
+    # Training writers, for the "random training writer" baseline.
+    t_images, t_chars, t_writers = judge_lib.load_real(data_dir, train_split, r, limit=20000)
+    t_pools = split_pools(t_images, t_chars, t_writers, seed)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 99]))
+
+    rows, picture = [], None
+    for k in ks:
+        refs, targets = _sets(pools, writer_ids, k, max_targets, seed)
+        real_t = np.concatenate(targets)
+        real_feats, real_probs = char_judge.outputs(images[real_t])
+        real_char_acc = metrics.accuracy(char_judge.class_ids[np.argmax(real_probs, -1)],
+                                         chars[real_t])
+        real_match = metrics.accuracy(writer_judge.predict(images[real_t]),
+                                      np.array([label[int(w)] for w in writers[real_t]]))
+        x, c, m = _stack(images, chars, refs, k)
+        others = rng.choice(sorted(t_pools.ref), len(writer_ids))
+        t_refs = [t_pools.ref[int(w)][pick_samples(t_chars[t_pools.ref[int(w)]], k, rng)]
+                  for w in others]
+        tx, tc, tm = _stack(t_images, t_chars, t_refs, k)
+        methods = {
+            "mean style (baseline)": lambda: model.mean_ws(len(writer_ids)).numpy(),
+            "random training writer (baseline)": lambda: model.encode(tx, tc, tm).numpy(),
+            "encoder": lambda: model.extract(x, c, m, "encoder"),
+            "projection": lambda: model.extract(x, c, m, "projection", projection),
+            "encoder + projection": lambda: model.extract(x, c, m, "both", projection),
+        }
+        if k == ablations_k:
+            for name, cfg in [
+                ("both, pixel loss only", dataclasses.replace(projection, feature="none")),
+                ("both, discriminator features",
+                 dataclasses.replace(projection, feature="discriminator")),
+                ("both, W (one w) not W+", dataclasses.replace(projection, wplus=False)),
+            ]:
+                methods[name] = (lambda cfg=cfg: model.extract(x, c, m, "both", cfg))
+        for name, fn in methods.items():
+            t1 = time.perf_counter()
+            ws = fn()
+            seconds = time.perf_counter() - t1
+            score = _score(model, ws, targets, pools, char_judge, writer_judge, label, real_feats)
+            fake = score.pop("_images")
+            row = {"k": k, "method": name, "legibility": score["char_accuracy"] / real_char_acc,
+                   "writer_match": score["writer_match"],
+                   "writer_match_vs_chance": score["writer_match"] * len(writer_ids),
+                   "fid": score["fid"], "real_writer_match": real_match,
+                   "real_char_accuracy": real_char_acc, "seconds_all_writers": seconds,
+                   "num_generated": score["num_generated"]}
+            rows.append(row)
+            log(f"k={k:2d} {name:36s} legibility {row['legibility']:.3f} writer match "
+                f"{row['writer_match']:.3f} ({row['writer_match_vs_chance']:.1f}x chance; real "
+                f"{real_match:.3f}) FID {row['fid']:.2f}  [{seconds:.1f} s]")
+            if name == "encoder + projection" and (k == ablations_k or picture is None):
+                picture = {"k": k, "targets": targets, "fake": fake, "real": images,
+                           "writer_ids": writer_ids}
+    return {"table": rows, "writers": len(writer_ids), "chance": 1.0 / len(writer_ids),
+            "heldout_glyphs": int(len(images)), "step": model.step, "_picture": picture}
+
+
+def picture(result: dict, n_writers: int = 6, n_chars: int = 14) -> np.ndarray:
+    """uint8 image (dark ink on white): for n_writers held-out writers, a row of their real
+    target glyphs above a row of the same characters generated in their extracted style."""
+    pic = result["_picture"]
+    targets, fake, real = pic["targets"], pic["fake"], pic["real"]
+    r = real.shape[1]
+    starts = np.cumsum([0] + [len(t) for t in targets])
+    rows = []
+    for i in range(min(n_writers, len(targets))):
+        t = targets[i][:n_chars]
+        f = fake[starts[i]:starts[i] + len(t)]
+        pad = n_chars - len(t)
+        for block in (real[t], f):
+            tiles = list(block[..., 0]) + [np.full((r, r), -1.0)] * pad
+            rows.append(np.concatenate(tiles, axis=1))
+        rows.append(np.full((4, r * n_chars), -1.0))
+    img = np.concatenate(rows)
+    return (255 - np.clip((img + 1.0) * 127.5, 0, 255)).astype(np.uint8)

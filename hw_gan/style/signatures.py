@@ -1,0 +1,130 @@
+"""SavedModel signatures of a stylegan export (passed to `export_generator` as extra_signatures):
+
+  extract_style
+      images uint8 [K, R, R, 1] ink-high (the project's polarity), chars string [K],
+      steps int32 [] (0: the encoder alone; N: then N projection steps with the encoder's
+      features, hw_gan.style.extract.project_styles)
+    -> style float32 [L, w_dim] (W+), char_ids int32 [K]
+  glyphs_with_style
+      chars string [N], style float32 [L, w_dim], seed int64 [], variation float32 []
+    -> images uint8 [N, R, R, 1], char_ids int32 [N]
+      Each glyph gets style + variation * (mapping(z_i) - mean w), z_i from the seed: 0 draws
+      every "a" alike, ~0.1-0.2 gives the natural variation of a hand. Deterministic per seed.
+  mean_style
+    -> style float32 [L, w_dim]: the centre of W (a neutral hand; the truncation anchor).
+
+`hwgan write --style alice.style` and the HTTP server use these; `extract_style` lets a server
+take a writer's samples and answer in their hand without any Python-side model code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from data_pipeline.schema import to_float, to_uint8
+from hw_gan.style.extract import ProjectionConfig, project_styles
+
+EXTRACT_STYLE = "extract_style"
+GLYPHS_WITH_STYLE = "glyphs_with_style"
+MEAN_STYLE = "mean_style"
+
+
+class _Nets:
+    """Plain holder (not tracked by tf.Module): the Keras pieces the functions call."""
+
+    def __init__(self, mapping, synthesis, encoder):
+        self.mapping, self.synthesis, self.encoder = mapping, synthesis, encoder
+
+
+def stylegan_signatures(generator, encoder, w_avg, spread: float,
+                        projection: ProjectionConfig = ProjectionConfig()) -> dict:
+    """{name: builder(module)} for `export_generator(..., extra_signatures=...)`."""
+    from hw_gan.export import _tf_variable
+    from hw_gan.models import stylegan
+
+    mapping, synthesis = stylegan.parts(generator)
+    nets = _Nets(mapping, synthesis, encoder)
+    num_ws = int(synthesis.input["ws"].shape[1])
+    w_dim = int(synthesis.input["ws"].shape[2])
+    w_avg = tf.constant(tf.convert_to_tensor(w_avg, tf.float32))
+    projection = dataclasses.replace(projection, feature="encoder")
+
+    def synthesize(ws, chars):
+        return synthesis({"ws": ws, "char": chars}, training=False)
+
+    def features(images, chars):
+        return tf.cast(encoder.glyph_net({"image": images, "char": chars}, training=False),
+                       tf.float32)
+
+    def _track(module):
+        if not hasattr(module, "style_encoder_variables"):
+            module.style_encoder_variables = [_tf_variable(v) for v in encoder.weights]
+            module.mean_w = tf.Variable(w_avg, trainable=False, name="mean_w")
+
+    def extract_style(module):
+        _track(module)
+        r = module.resolution
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([None, r, r, 1], tf.uint8, name="images"),
+            tf.TensorSpec([None], tf.string, name="chars"),
+            tf.TensorSpec([], tf.int32, name="steps"),
+        ])
+        def fn(images, chars, steps):
+            char_ids = module.char_ids_for(chars)
+            k = tf.shape(char_ids)[0]
+            check = tf.debugging.Assert(tf.logical_and(k > 0, tf.equal(k, tf.shape(images)[0])),
+                                        ["extract_style needs as many images as chars, at least "
+                                         "one; got", tf.shape(images)[0], "images for", k],
+                                        summarize=4)
+            with tf.control_dependencies([check]):
+                x = to_float(images)[None]
+            ids = char_ids[None]
+            w = nets.encoder(x, ids, training=False)  # [1, w_dim]
+            ws = tf.repeat(w[:, None, :], num_ws, axis=1)
+            cfg = dataclasses.replace(projection, steps=tf.maximum(steps, 0))
+            ws = project_styles(synthesize, features, x, ids, tf.ones_like(ids, tf.float32), ws,
+                                ws, spread, cfg)
+            return {"style": ws[0], "char_ids": char_ids}
+
+        return fn
+
+    def glyphs_with_style(module):
+        _track(module)
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([None], tf.string, name="chars"),
+            tf.TensorSpec([num_ws, w_dim], tf.float32, name="style"),
+            tf.TensorSpec([], tf.int64, name="seed"),
+            tf.TensorSpec([], tf.float32, name="variation"),
+        ])
+        def fn(chars, style, seed, variation):
+            char_ids = module.char_ids_for(chars)
+            n = tf.shape(char_ids)[0]
+            z = tf.random.stateless_normal(tf.stack([n, module.latent_dim]),
+                                           seed=tf.stack([seed, tf.constant(1, tf.int64)]))
+            jitter = tf.cast(nets.mapping(z, training=False), tf.float32) - module.mean_w
+            ws = style[None] + variation * jitter[:, None, :]
+
+            def draw():
+                return tf.cast(synthesize(ws, char_ids), tf.float32)
+
+            images = tf.cond(n > 0, draw,
+                             lambda: tf.zeros([0, module.resolution, module.resolution, 1]))
+            return {"images": to_uint8(images), "char_ids": char_ids}
+
+        return fn
+
+    def mean_style(module):
+        _track(module)
+
+        @tf.function(input_signature=[])
+        def fn():
+            return {"style": tf.repeat(module.mean_w[None], num_ws, axis=0)}
+
+        return fn
+
+    return {EXTRACT_STYLE: extract_style, GLYPHS_WITH_STYLE: glyphs_with_style,
+            MEAN_STYLE: mean_style}

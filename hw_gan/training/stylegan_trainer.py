@@ -1,0 +1,158 @@
+"""The StyleGAN trainer: GANTrainer's loop, checkpoints and strategies, plus what makes one style
+write every character in one hand.
+
+Batches arrive in groups of `style_group_size` glyphs of one writer (make_dataset(group_size=k)).
+Per replica step, on top of the usual D step and non-saturating G loss (with R1):
+
+  style mixing   each group of fakes shares one w; with probability style_mixing_prob a second
+                 w takes over from a random layer on (StyleGAN's mixing regularisation).
+  latent cycle   the style encoder reads a group of k fakes (one w, k characters) and must return
+                 that w (mean squared error, unmixed groups): G learns to show its style in every
+                 character, E learns to read it.
+  reconstruction the encoder reads k-1 real glyphs of a writer; G must redraw the writer's k-th
+                 glyph (its character) in that style: pixel L1 + L1 of D's features + the
+                 adversarial loss on the redrawn glyph. This ties W to real writers' styles.
+  path length    optional (pl_weight): (|J_w^T y| - mean)^2 with y image-space noise, against
+                 the batch mean.
+
+The encoder has an EMA copy like the generator; the EMA pair is what style extraction and the
+export use. Noise, mixing cut-offs and the mixing coin are drawn statelessly from
+(seed, step, replica), so resumed runs match uninterrupted ones.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data_pipeline.schema import to_uint8
+from hw_gan.models import stylegan
+from hw_gan.style.encoder import StyleEncoder
+from hw_gan.training.trainer import FEATURES_LAYER, GANTrainer
+
+
+class StyleGANTrainer(GANTrainer):
+    def __init__(self, cfg, strategy, manifest):
+        self.group_size = int(cfg.train.style_group_size)
+        super().__init__(cfg, strategy, manifest)
+        per_replica = self.global_batch // self.replicas
+        if per_replica % self.group_size:
+            raise ValueError(f"--style_group_size={self.group_size} must divide the per-replica "
+                             f"batch {per_replica} (--batch_size={self.global_batch} over "
+                             f"{self.replicas} replicas)")
+        self.per_replica = per_replica
+        self.num_ws = stylegan.num_ws(cfg.model)
+        self.mapping, self.synthesis = stylegan.parts(self.generator)
+        self.d_feature_net = keras.Model(self.discriminator.inputs,
+                                         self.discriminator.get_layer(FEATURES_LAYER).output)
+
+    # -- models ----------------------------------------------------------------------------------
+    def _build_extra(self) -> dict:
+        self.encoder = StyleEncoder(self.cfg.model, name="style_encoder")
+        self.ema_encoder = StyleEncoder(self.cfg.model, name="ema_style_encoder")
+        for ema_v, v in zip(self.ema_encoder.weights, self.encoder.weights):
+            ema_v.assign(v)
+        return {"encoder_glyph": self.encoder.glyph_net, "encoder_head": self.encoder.set_head,
+                "ema_encoder_glyph": self.ema_encoder.glyph_net,
+                "ema_encoder_head": self.ema_encoder.set_head}
+
+    def _uses_encoder(self) -> bool:
+        t = self.cfg.train
+        return (t.style_cycle_weight + t.style_recon_weight + t.style_feature_weight) > 0
+
+    def _g_variables(self) -> list:
+        extra = self.encoder.trainable_variables if self._uses_encoder() else []
+        return self.generator.trainable_variables + extra
+
+    def _ema_pairs(self) -> list:
+        return [(self.ema_generator, self.generator),
+                (self.ema_encoder.glyph_net, self.encoder.glyph_net),
+                (self.ema_encoder.set_head, self.encoder.set_head)]
+
+    # -- one step --------------------------------------------------------------------------------
+    def _seed(self, step, salt: int):
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        return tf.stack([tf.constant(self.cfg.train.seed * 1000003 + salt, tf.int64),
+                         step * 4096 + replica])
+
+    def _make_fakes(self, step, salt: int, chars, writers, batch_size, training: bool = True):
+        k = self.group_size
+        groups = self.per_replica // k
+        latent = self.cfg.model.latent_dim
+        z1 = tf.random.stateless_normal([groups, latent], seed=self._seed(step, salt))
+        z2 = tf.random.stateless_normal([groups, latent], seed=self._seed(step, salt + 100))
+        w1 = tf.cast(self.mapping(z1, training=training), tf.float32)
+        w2 = tf.cast(self.mapping(z2, training=training), tf.float32)
+        L = self.num_ws
+        coin = tf.random.stateless_uniform([groups], seed=self._seed(step, salt + 200))
+        mixed = coin < self.cfg.train.style_mixing_prob
+        cut = tf.random.stateless_uniform([groups], minval=1, maxval=L, dtype=tf.int32,
+                                          seed=self._seed(step, salt + 300))
+        cut = tf.where(mixed, cut, L)
+        from_first = tf.range(L)[None, :] < cut[:, None]  # [G, L]
+        ws = tf.where(from_first[:, :, None], w1[:, None, :], w2[:, None, :])
+        ws = tf.repeat(ws, k, axis=0)  # one style per group of k glyphs
+        images = self.synthesis({"ws": ws, "char": chars}, training=training)
+        return images, {"w": w1, "mixed": mixed, "ws": ws}
+
+    def _average_groups(self, per_group):
+        return tf.nn.compute_average_loss(tf.cast(per_group, tf.float32),
+                                          global_batch_size=self.global_batch // self.group_size)
+
+    def _g_extra_losses(self, batch, step, fake, info) -> dict:
+        t = self.cfg.train
+        k, r = self.group_size, self.cfg.model.resolution
+        groups = self.per_replica // k
+        chars = tf.reshape(batch["char"], [groups, k])
+        out = {}
+        if t.style_cycle_weight > 0:
+            w_hat = self.encoder(tf.reshape(fake, [groups, k, r, r, 1]), chars, training=True)
+            err = tf.reduce_mean(tf.square(w_hat - info["w"]), axis=-1)
+            err = err * tf.cast(tf.logical_not(info["mixed"]), tf.float32)
+            out["cycle"] = t.style_cycle_weight * self._average_groups(err)
+        if t.style_recon_weight > 0 or t.style_feature_weight > 0:
+            images = tf.reshape(batch["image"], [groups, k, r, r, 1])
+            w_e = self.encoder(images[:, :-1], chars[:, :-1], training=True)
+            target, target_char = images[:, -1], chars[:, -1]
+            ws = tf.repeat(w_e[:, None, :], self.num_ws, axis=1)
+            rec = self.synthesis({"ws": ws, "char": target_char}, training=True)
+            rec = tf.cast(rec, tf.float32)
+            if t.style_recon_weight > 0:
+                l1 = tf.reduce_mean(tf.abs(rec - target), axis=[1, 2, 3])
+                out["recon_l1"] = t.style_recon_weight * self._average_groups(l1)
+                logits = self.discriminator({"image": rec, "char": target_char}, training=True)
+                out["recon_adv"] = self._average_groups(self.g_loss_fn(logits))
+            if t.style_feature_weight > 0:
+                f_rec = tf.cast(self.d_feature_net({"image": rec, "char": target_char},
+                                                   training=True), tf.float32)
+                f_real = tf.cast(self.d_feature_net({"image": target, "char": target_char},
+                                                    training=True), tf.float32)
+                feat = tf.reduce_mean(tf.abs(f_rec - tf.stop_gradient(f_real)), axis=-1)
+                out["recon_feat"] = t.style_feature_weight * self._average_groups(feat)
+        if t.pl_weight > 0:
+            ws = info["ws"]
+            with tf.GradientTape() as pl_tape:
+                pl_tape.watch(ws)
+                img = tf.cast(self.synthesis({"ws": ws, "char": batch["char"]}, training=True),
+                              tf.float32)
+                y = tf.random.stateless_normal(tf.shape(img), seed=self._seed(step, 400))
+                proj = tf.reduce_sum(img * y) / float(r)
+            grads = pl_tape.gradient(proj, ws)
+            lengths = tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=-1), axis=-1))
+            penalty = tf.square(lengths - tf.stop_gradient(tf.reduce_mean(lengths)))
+            out["path_length"] = t.pl_weight * self._average(penalty)
+        return out
+
+    # -- sampling --------------------------------------------------------------------------------
+    def sample_grid(self, chars: np.ndarray, writers: np.ndarray, seed: int = 1234):
+        """uint8 [1, rows*R, cols*R, 1]: each row one style (one fixed z) writing every char."""
+        rows, cols = 8, len(chars)
+        z = tf.random.stateless_normal([rows, self.cfg.model.latent_dim], seed=[seed, 0])
+        mapping, _ = stylegan.parts(self.ema_generator)
+        w = tf.repeat(mapping(z, training=False), cols, axis=0)
+        c = tf.constant(np.tile(chars, rows).astype(np.int32))
+        imgs = to_uint8(stylegan.synthesize(self.ema_generator, w, c))
+        r = self.cfg.model.resolution
+        grid = tf.transpose(tf.reshape(imgs, [rows, cols, r, r, 1]), [0, 2, 1, 3, 4])
+        return tf.reshape(grid, [1, rows * r, cols * r, 1])
