@@ -186,6 +186,11 @@ class GANTrainer:
     @staticmethod
     def _apply(opt, scaled_loss, tape, variables):
         grads = tape.gradient(scaled_loss, variables)
+        # Embedding gradients arrive as IndexedSlices whose row count depends on the replica's
+        # batch (duplicates summed); across replicas their all-gather can then disagree in shape.
+        # The tables are small, so dense gradients cost nothing and always reduce cleanly.
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                 for g in grads]
         opt.apply_gradients(list(zip(grads, variables)))
 
     def _replica_step(self, batch, step, with_r1: bool):
