@@ -74,7 +74,7 @@ def measure(data_dir, family, width, batch, resolution, steps, precision, jit) -
         train=config_lib.TrainConfig(batch_size=batch, steps=10**9, r1_interval=4),
         runtime=config_lib.RuntimeConfig(model_dir=tempfile.mkdtemp(), precision=precision,
                                          jit_compile=jit))
-    trainer = trainer_lib.GANTrainer(cfg, tf.distribute.get_strategy(), manifest)
+    trainer = trainer_lib.make_trainer(cfg, tf.distribute.get_strategy(), manifest)
     it = iter(trainer.dataset(0))
     fns = {r1: trainer._train_step_fn(r1) for r1 in (True, False)}
     for r1 in (True, False):  # trace and warm up both variants
@@ -98,7 +98,7 @@ def measure(data_dir, family, width, batch, resolution, steps, precision, jit) -
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--families", default="char_cgan,style_cgan")
+    p.add_argument("--families", default="char_cgan,style_cgan,stylegan")
     p.add_argument("--widths", default="0.25,1.0")
     p.add_argument("--batches", default="64,256")
     p.add_argument("--resolution", type=int, default=32)
