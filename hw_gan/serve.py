@@ -25,7 +25,9 @@ highest numeric version directory, or the one given):
   POST /v1/models/NAME[/versions/V]:write      text in a writer's hand:
        {"text": "...", "writer": "sim-003", "seed": 0, "format": "png"|"pdf"|"svg", "page": "a4",
         "dpi": 150, "missing": "error"|"skip"|"box"|"nearest",
-        optional "x_height_mm", "margin_mm", "slant", "ink", "paper"}
+        optional "x_height_mm", "margin_mm", "slant", "ink", "paper";
+        stylegan exports: "style" (the [layers][w_dim] matrix of a style file's "ws", e.g. from
+        the extract_style signature) instead of "writer", and "variation" (default 0.12)}
        -> the PNG / PDF / SVG bytes (Content-Type image/png, application/pdf, image/svg+xml;
        headers X-Hwgan-Pages, X-Hwgan-Glyphs). PNG and SVG are one page: a text that needs more
        pages is refused with 400 asking for "pdf" (or a bigger page / smaller x_height_mm).
@@ -463,7 +465,7 @@ class App:
         if not isinstance(body, dict):
             raise _bad("the request body must be a JSON object with \"text\"")
         known = {"text", "writer", "seed", "format", "page", "dpi", "missing", "x_height_mm",
-                 "margin_mm", "slant", "ink", "paper"}
+                 "margin_mm", "slant", "ink", "paper", "style", "variation"}
         extra = sorted(set(body) - known)
         if extra:
             raise _bad(f"unknown field(s) {extra}; :write takes {sorted(known)}")
@@ -517,6 +519,16 @@ class App:
                                  f"pixels is over this server's {MAX_PAGE_PIXELS} (lower dpi or "
                                  "a smaller page)")
             model = self.served.model
+            if "style" in body:
+                from hw_gan.render import apply_style
+
+                style = body["style"]
+                if _has_non_number(style):
+                    raise ValueError("style must be a matrix of numbers ([layers][w_dim])")
+                variation = body.get("variation", 0.12)
+                if isinstance(variation, bool) or not isinstance(variation, (int, float)):
+                    raise ValueError(f"variation must be a number, got {variation!r}")
+                model = apply_style(model, np.asarray(style, np.float32), float(variation))
             plan = plan_text(text, model.charset, missing)
             pages = render_pages(model, text, writer=writer, seed=seed, params=params, plan=plan)
             data, n_pages = self._render(pages, fmt, num["dpi"], ink, paper)

@@ -383,3 +383,41 @@ def test_heldout_style_evaluation_protocol(run):
         assert row["num_generated"] > 0
     pic = style_eval.picture(result, n_writers=2, n_chars=3)
     assert pic.dtype == np.uint8 and pic.shape[1] == 3 * 32
+
+
+def test_server_extracts_a_style_and_writes_in_it(run):
+    """Over HTTP: samples -> extract_style (:predict) -> :write with that style."""
+    import io
+    import threading
+
+    from data_pipeline.schema import to_uint8
+    from hw_gan.serve import make_server
+    from tests.hw_gan.test_serve import call, request
+
+    srv = make_server(run["export"].parent, "127.0.0.1", 0, log=io.StringIO())
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        images, ids, _ = _writer_glyphs(run["data_dir"], "w3")
+        glyphs = np.asarray(to_uint8(tf.constant(images[:4]))).tolist()
+        chars = [CHARS[i] for i in ids[:4]]
+        out = call(srv, "POST", "/v1/models/sg:predict", {
+            "signature_name": "extract_style",
+            "inputs": {"images": glyphs, "chars": chars, "steps": 5}})
+        style = out["outputs"]["style"]
+        assert np.asarray(style).shape == (stylegan.num_ws(_model_cfg()), 32)
+        status, headers, png = request(srv, "POST", "/v1/models/sg:write",
+                                       {"text": "abc", "style": style, "variation": 0.0})
+        assert status == 200 and headers["Content-Type"] == "image/png"
+        assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE) is not None
+        status, _, body = request(srv, "POST", "/v1/models/sg:write",
+                                  {"text": "abc", "style": [[1.0, 2.0]]})
+        assert status == 400 and b"does not fit this model" in body
+        status, _, body = request(srv, "POST", "/v1/models/sg:write",
+                                  {"text": "abc", "style": "alice"})
+        assert status == 400 and b"matrix of numbers" in body
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=10)
