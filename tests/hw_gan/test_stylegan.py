@@ -7,7 +7,6 @@ quality; quality is measured by benchmarks/style_eval.py on UNIPEN."""
 
 import dataclasses
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
