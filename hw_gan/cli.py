@@ -47,8 +47,13 @@ def _train(argv: Sequence[str]) -> int:
 
     import train_main
 
-    sys.argv = ["hwgan train", *argv]
-    app.run(train_main.main)
+    saved, sys.argv = sys.argv, ["hwgan train", *argv]
+    try:
+        app.run(train_main.main)  # always ends in sys.exit
+    except SystemExit as e:  # an exit code like every other command, also when called in-process
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = saved
     return 0
 
 

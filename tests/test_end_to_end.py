@@ -1,7 +1,7 @@
 """End to end, the way a user brings their own handwriting, from local data made here only:
 
   hwgan template --charset ... --out sheets.pdf --png      (print the sheet)
-  fill the cells by hand, photograph the page               (simulated: tests.data_pipeline.test_extract)
+  fill the cells by hand, photograph the page      (simulated: tests/data_pipeline/test_extract.py)
   hwgan extract photo.jpg --writer alice --layout ... --out data/alice
   python train_main.py --flagfile=configs/adapt_writer.cfg --writer_data=data/alice --init=BASE
   hwgan write --model EXPORT --writer alice "..." --out note.png
@@ -130,7 +130,8 @@ def test_template_writes_pdf_png_pages_and_layout(template):
     page = cv2.imread(str(template["pngs"][0]))
     assert page is not None
     w_mm, h_mm = layout["pages"][0]["size_mm"]
-    assert abs(page.shape[1] - w_mm * DPI / 25.4) <= 2 and abs(page.shape[0] - h_mm * DPI / 25.4) <= 2
+    assert abs(page.shape[1] - w_mm * DPI / 25.4) <= 2
+    assert abs(page.shape[0] - h_mm * DPI / 25.4) <= 2
 
 
 def test_extract_finds_the_page_and_every_glyph(extracted, template):
