@@ -259,7 +259,7 @@ def export(cfg, trainer, manifest, overwrite: bool = False) -> str:
 
         w_avg, spread = stylegan.w_statistics(trainer.ema_generator, cfg.model.latent_dim)
         extra.update(stylegan_signatures(trainer.ema_generator, trainer.ema_encoder, w_avg,
-                                         spread))
+                                         spread, feature_net=trainer.d_feature_net))
     path = export_lib.export_generator(
         trainer.ema_generator, cfg.model, manifest["charset"], manifest["writers"],
         cfg.runtime.export_dir, name, cfg.runtime.export_version, overwrite=overwrite,

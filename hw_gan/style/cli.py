@@ -86,8 +86,8 @@ class _RunStyles:
     def model_info(self) -> dict:
         return self.model.model_info()
 
-    def extract(self, images, char_ids, method: str, steps: int, feature: str = "encoder"
-                ) -> np.ndarray:
+    def extract(self, images, char_ids, method: str, steps: int,
+                feature: str = extract_lib.ProjectionConfig.feature) -> np.ndarray:
         cfg = extract_lib.ProjectionConfig(steps=steps, feature=feature)
         return self.model.extract(images[None], np.asarray(char_ids)[None], method=method,
                                   projection=cfg)[0]
@@ -141,7 +141,8 @@ def _extract(argv: Sequence[str]) -> int:
                    "projection; default)")
     p.add_argument("--steps", type=int, default=extract_lib.ProjectionConfig.steps,
                    help="projection steps")
-    p.add_argument("--feature", choices=extract_lib.FEATURES, default="encoder",
+    p.add_argument("--feature", choices=extract_lib.FEATURES,
+                   default=extract_lib.ProjectionConfig.feature,
                    help="projection feature loss (run directories only)")
     p.add_argument("--k", type=int, default=0, help="use at most k samples (default: all)")
     p.add_argument("--seed", type=int, default=0)

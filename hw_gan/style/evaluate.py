@@ -14,7 +14,8 @@ Protocol (`evaluate_styles`), on the held-out split of a dataset built with spli
     between generated and real targets in the char judge's feature space.
 Methods: encoder, projection (from the mean w), both (encoder then projection) and two
 baselines: the mean style, and a random TRAINING writer's style (the encoder on k of their
-glyphs). `ablations` adds projection variants (feature loss, W vs W+) at one k.
+glyphs). `ablations` ({name: ProjectionConfig}, default `default_ablations`) adds variants of
+encoder + projection at k = `ablations_k`.
 """
 
 from __future__ import annotations
@@ -93,10 +94,21 @@ def _score(model: StyleModel, ws, targets, pools: Pools, char_judge, writer_judg
             "_images": fake}
 
 
+def default_ablations(projection: ProjectionConfig) -> dict:
+    """Variants of encoder + projection compared at one k: {row name: ProjectionConfig}."""
+    other = "encoder" if projection.feature == "discriminator" else "discriminator"
+    return {
+        "both, pixel loss only": dataclasses.replace(projection, feature="none"),
+        f"both, {other} features": dataclasses.replace(projection, feature=other),
+        "both, W (one w) not W+": dataclasses.replace(projection, wplus=False),
+    }
+
+
 def evaluate_styles(model: StyleModel, data_dir, *, heldout_split: str = "test",
                     train_split: str = "train", ks: Sequence[int] = (5, 10, 20),
                     projection: ProjectionConfig = ProjectionConfig(),
-                    ablations_k: Optional[int] = 10, max_targets: int = 60,
+                    ablations_k: Optional[int] = 10, ablations: Optional[dict] = None,
+                    max_targets: int = 60,
                     writer_judge_steps: int = 2000, char_judge_steps: Optional[int] = None,
                     judge_batch: int = 128, cache_dir=None, seed: int = 0, log=print) -> dict:
     """Runs the protocol (module doc); returns {"table": [...rows], "writers": n, ...} and keeps
@@ -155,12 +167,8 @@ def evaluate_styles(model: StyleModel, data_dir, *, heldout_split: str = "test",
             "encoder + projection": lambda: model.extract(x, c, m, "both", projection),
         }
         if k == ablations_k:
-            for name, cfg in [
-                ("both, pixel loss only", dataclasses.replace(projection, feature="none")),
-                ("both, discriminator features",
-                 dataclasses.replace(projection, feature="discriminator")),
-                ("both, W (one w) not W+", dataclasses.replace(projection, wplus=False)),
-            ]:
+            variants = ablations if ablations is not None else default_ablations(projection)
+            for name, cfg in variants.items():
                 methods[name] = (lambda cfg=cfg: model.extract(x, c, m, "both", cfg))
         for name, fn in methods.items():
             t1 = time.perf_counter()

@@ -2,8 +2,9 @@
 
   extract_style
       images uint8 [K, R, R, 1] ink-high (the project's polarity), chars string [K],
-      steps int32 [] (0: the encoder alone; N: then N projection steps with the encoder's
-      features, hw_gan.style.extract.project_styles)
+      steps int32 [] (0: the encoder alone; N: then N projection steps with the default
+      ProjectionConfig, the discriminator's features included in the export for this,
+      hw_gan.style.extract.project_styles)
     -> style float32 [L, w_dim] (W+), char_ids int32 [K]
   glyphs_with_style
       chars string [N], style float32 [L, w_dim], seed int64 [], variation float32 []
@@ -34,33 +35,41 @@ MEAN_STYLE = "mean_style"
 class _Nets:
     """Plain holder (not tracked by tf.Module): the Keras pieces the functions call."""
 
-    def __init__(self, mapping, synthesis, encoder):
+    def __init__(self, mapping, synthesis, encoder, feature_net):
         self.mapping, self.synthesis, self.encoder = mapping, synthesis, encoder
+        self.feature_net = feature_net
 
 
-def stylegan_signatures(generator, encoder, w_avg, spread: float,
+def stylegan_signatures(generator, encoder, w_avg, spread: float, feature_net=None,
                         projection: ProjectionConfig = ProjectionConfig()) -> dict:
-    """{name: builder(module)} for `export_generator(..., extra_signatures=...)`."""
+    """{name: builder(module)} for `export_generator(..., extra_signatures=...)`.
+
+    feature_net: the discriminator's feature model ({"image", "char"} -> features), used by the
+    projection when projection.feature == "discriminator" (its weights join the export); else
+    the encoder's glyph features are used."""
     from hw_gan.export import _tf_variable
     from hw_gan.models import stylegan
 
     mapping, synthesis = stylegan.parts(generator)
-    nets = _Nets(mapping, synthesis, encoder)
+    if projection.feature == "discriminator" and feature_net is None:
+        projection = dataclasses.replace(projection, feature="encoder")
+    nets = _Nets(mapping, synthesis, encoder, feature_net)
     num_ws = int(synthesis.input["ws"].shape[1])
     w_dim = int(synthesis.input["ws"].shape[2])
     w_avg = tf.constant(tf.convert_to_tensor(w_avg, tf.float32))
-    projection = dataclasses.replace(projection, feature="encoder")
 
     def synthesize(ws, chars):
         return synthesis({"ws": ws, "char": chars}, training=False)
 
     def features(images, chars):
-        return tf.cast(encoder.glyph_net({"image": images, "char": chars}, training=False),
-                       tf.float32)
+        net = nets.feature_net if projection.feature == "discriminator" else encoder.glyph_net
+        return tf.cast(net({"image": images, "char": chars}, training=False), tf.float32)
 
     def _track(module):
         if not hasattr(module, "style_encoder_variables"):
             module.style_encoder_variables = [_tf_variable(v) for v in encoder.weights]
+            if projection.feature == "discriminator":
+                module.style_feature_variables = [_tf_variable(v) for v in feature_net.weights]
             module.mean_w = tf.Variable(w_avg, trainable=False, name="mean_w")
 
     def extract_style(module):
@@ -85,7 +94,8 @@ def stylegan_signatures(generator, encoder, w_avg, spread: float,
             w = nets.encoder(x, ids, training=False)  # [1, w_dim]
             ws = tf.repeat(w[:, None, :], num_ws, axis=1)
             cfg = dataclasses.replace(projection, steps=tf.maximum(steps, 0))
-            ws = project_styles(synthesize, features, x, ids, tf.ones_like(ids, tf.float32), ws,
+            ws = project_styles(synthesize, features if projection.feature != "none" else None,
+                                x, ids, tf.ones_like(ids, tf.float32), ws,
                                 ws, spread, cfg)
             return {"style": ws[0], "char_ids": char_ids}
 
