@@ -1,0 +1,39 @@
+"""Every shipped config resolves to a valid experiment (train_main.py --dry_run), with the
+family, sizes and data flags its name promises."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING_CONFIGS = sorted(p.name for p in (ROOT / "configs").glob("*.cfg")
+                          if p.name != "adapt_writer.cfg")
+
+
+def _dry_run(*flags):
+    out = subprocess.run([sys.executable, "train_main.py", *flags, "--dry_run"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout[out.stdout.index("{"):])
+
+
+@pytest.mark.parametrize("name", TRAINING_CONFIGS)
+def test_training_configs_resolve(name):
+    cfg = _dry_run(f"--flagfile=configs/{name}")
+    family = cfg["model"]["family"]
+    assert family in name.replace("emnist_char_cgan", "char_cgan") or name == "quickstart.cfg"
+    if name.endswith("_cpu.cfg") or name == "quickstart.cfg":
+        assert cfg["model"]["width"] == 0.25 and cfg["train"]["batch_size"] == 64
+    if family == "stylegan":
+        assert cfg["data"]["build_params"] and ["split", "writer"] in cfg["data"]["build_params"]
+        assert cfg["train"]["batch_size"] % cfg["train"]["style_group_size"] == 0
+    assert cfg["runtime"]["model_dir"].startswith("runs/")
+
+
+def test_adapt_config_needs_its_inputs():
+    out = subprocess.run([sys.executable, "train_main.py", "--flagfile=configs/adapt_writer.cfg",
+                          "--dry_run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "--model_dir: is required" in out.stderr
