@@ -212,6 +212,11 @@ RESUMABLE_CHANGES = {
 }
 
 
+# Loss weights that may be rebalanced on resume as long as they stay > 0 (the auxiliary heads they
+# switch on are part of the checkpoint, so on/off is not resumable; a new weight is).
+REWEIGHTABLE = {"train": {"aux_char_weight", "aux_writer_weight"}}
+
+
 def incompatible_changes(saved: ExperimentConfig, new: ExperimentConfig) -> list[str]:
     """Names the fields whose change makes `new` unable to resume from `saved`'s checkpoints."""
     out = []
@@ -221,6 +226,9 @@ def incompatible_changes(saved: ExperimentConfig, new: ExperimentConfig) -> list
             continue
         for key, value in a[section].items():
             if key in allowed:
+                continue
+            if (key in REWEIGHTABLE.get(section, ()) and value > 0
+                    and (b[section].get(key) or 0) > 0):
                 continue
             if json.dumps(value) != json.dumps(b[section].get(key)):
                 out.append(f"{section}.{key}: {value!r} -> {b[section].get(key)!r}")

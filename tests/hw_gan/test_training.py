@@ -169,6 +169,16 @@ def test_config_validation_and_resume_compatibility(tmp_path):
     assert config_lib.incompatible_changes(cfg, longer) == []
     wider = cfg.replace(model=config_lib.dataclasses.replace(cfg.model, width=0.5))
     assert config_lib.incompatible_changes(cfg, wider) == ["model.width: 1.0 -> 0.5"]
+    # Auxiliary loss weights may be rebalanced on resume, but not switched on or off (the heads
+    # are part of the checkpoint).
+    t = config_lib.dataclasses.replace
+    aux = cfg.replace(train=t(cfg.train, aux_char_weight=0.5, aux_writer_weight=1.0))
+    reweighted = aux.replace(train=t(aux.train, aux_char_weight=1.5, aux_writer_weight=3.0))
+    assert config_lib.incompatible_changes(aux, reweighted) == []
+    off = aux.replace(train=t(aux.train, aux_char_weight=0.0))
+    assert config_lib.incompatible_changes(aux, off) == ["train.aux_char_weight: 0.5 -> 0.0"]
+    assert config_lib.incompatible_changes(cfg, aux) == [
+        "train.aux_char_weight: 0.0 -> 0.5", "train.aux_writer_weight: 0.0 -> 1.0"]
 
 
 def _train_main(*args, env=None, timeout=240):
