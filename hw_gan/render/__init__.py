@@ -153,10 +153,11 @@ class StyledModel:
         return out["images"].numpy()
 
 
-def apply_style(model, style, variation: float = STYLE_VARIATION):
+def apply_style(model, style, variation: float = STYLE_VARIATION, truncation: float = 1.0):
     """`model` unchanged when style is None; else a StyledModel. style: a style file path or a
-    ws array [L, w_dim]. ValueError when the model has no style support or the style does not
-    fit it."""
+    ws array [L, w_dim]; truncation psi in [0, 1] pulls it toward the mean hand (StyleGAN's
+    truncation trick: mean + psi * (style - mean); 1 keeps it, lower is neater and less
+    personal). ValueError when the model has no style support or the style does not fit it."""
     if style is None:
         return model
     sigs = getattr(model, "signatures", {})
@@ -166,6 +167,8 @@ def apply_style(model, style, variation: float = STYLE_VARIATION):
                          f"{STYLE_SIGNATURE!r} signature); pick one of its writers instead")
     if not 0.0 <= float(variation) <= 2.0:
         raise ValueError(f"style variation {variation} must be in [0, 2]")
+    if not 0.0 <= float(truncation) <= 1.0:
+        raise ValueError(f"style truncation {truncation} must be in [0, 1]")
     mean = sigs[MEAN_STYLE_SIGNATURE]()["style"].numpy()
     if isinstance(style, (str, os.PathLike)):
         from hw_gan.style.extract import StyleError, load_style
@@ -181,6 +184,7 @@ def apply_style(model, style, variation: float = STYLE_VARIATION):
         ws = np.asarray(style, np.float32)
         if ws.shape != mean.shape:
             raise ValueError(f"style of shape {ws.shape} does not fit this model ({mean.shape})")
+    ws = mean + float(truncation) * (ws - mean)
     return StyledModel(model, ws, variation)
 
 
@@ -240,6 +244,7 @@ def render_text(model, text: str, *, writer: Optional[str] = None, out: PathLike
                 paper: Union[str, Sequence[int]] = "#ffffff", slant: float = 0.0,
                 missing: str = "error", geometry: Optional[Mapping[str, object]] = None,
                 style=None, style_variation: float = STYLE_VARIATION,
+                style_truncation: float = 1.0,
                 **layout_kwargs) -> RenderResult:
     """Writes `text` in `writer`'s hand with `model` (a LoadedExport or an export path) to `out`.
 
@@ -260,7 +265,7 @@ def render_text(model, text: str, *, writer: Optional[str] = None, out: PathLike
     """
     fmt = format_for(out, format)
     ink_c, paper_c = parse_color(ink), parse_color(paper)
-    model = apply_style(_load(model), style, style_variation)
+    model = apply_style(_load(model), style, style_variation, style_truncation)
     writer = resolve_writer(model, writer)
     params = page_params(page, dpi, x_height_mm, margin_mm, line_width_px, slant=slant,
                          **layout_kwargs)

@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                    "write in that hand instead of one of the model's writers")
     p.add_argument("--variation", type=float, default=0.12, help="with --style: how much each "
                    "glyph varies around the style (0 = every 'a' alike; default 0.12)")
+    p.add_argument("--truncation", type=float, default=1.0, help="with --style: pull the style "
+                   "toward the model's average hand, 0..1 (1 = as extracted; lower is neater "
+                   "and less personal)")
     p.add_argument("--out", required=True, help="output file: .png, .svg or .pdf (PNG/SVG: one "
                    "file a page, NAME-1.png, NAME-2.png, ... when there are several)")
     p.add_argument("--format", choices=("png", "svg", "pdf"), help="default: from --out")
@@ -89,7 +92,7 @@ def write_main(argv: Sequence[str]) -> int:
             page=args.page, dpi=args.dpi, x_height_mm=args.x_height, margin_mm=args.margin,
             line_width_px=args.line_width, ink=args.ink, paper=args.paper, slant=args.slant,
             missing=args.missing, style=args.style,
-            style_variation=args.variation)
+            style_variation=args.variation, style_truncation=args.truncation)
     except (ValueError, FileNotFoundError, NotADirectoryError, NotImplementedError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -332,6 +332,18 @@ def test_style_cli_extract_mix_and_write(run, tmp_path):
     assert main(["write", "--model", str(run["export"]), "--style", str(out), "abc cab",
                  "--out", str(page)]) == 0
     assert cv2.imread(str(page)) is not None
+    # Truncation 0 is the mean hand whatever the style; 1 keeps the style.
+    from hw_gan.export import load_export
+    from hw_gan.render import apply_style
+    from hw_gan.style import extract as extract_lib
+
+    loaded = load_export(run["export"])
+    mean = loaded.signatures["mean_style"]()["style"].numpy()
+    ws, _ = extract_lib.load_style(out)
+    np.testing.assert_allclose(apply_style(loaded, str(out), 0.0, 0.0).ws, mean, atol=1e-6)
+    np.testing.assert_allclose(apply_style(loaded, str(out), 0.0, 1.0).ws, ws, atol=1e-6)
+    with pytest.raises(ValueError, match="truncation 1.5 must be in"):
+        apply_style(loaded, str(out), 0.0, 1.5)
 
 
 def test_style_cli_errors(run, tmp_path, capsys):
