@@ -35,6 +35,19 @@ def _tf_config_workers() -> int:
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
+def mirrored(devices) -> tf.distribute.MirroredStrategy:
+    """MirroredStrategy over `devices`. On logical CPUs it reduces through one device instead of
+    collective ops: every MirroredStrategy in a process restarts the collective group and
+    instance keys, so a second strategy over the same CPUs (tests, or train then adapt in one
+    process) would meet the first one's cached instances and fail with "Shape mismatch in the
+    collective instance". GPUs keep the default (NCCL) all-reduce."""
+    devices = list(devices)
+    if all("GPU" not in d.upper() for d in devices):
+        return tf.distribute.MirroredStrategy(
+            devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    return tf.distribute.MirroredStrategy(devices=devices)
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """auto: multi_worker when TF_CONFIG names 2+ workers, mirrored with 2+ GPUs (or 2+ logical
     CPUs), default otherwise. mirrored: all local GPUs, else all logical CPUs. multi_worker:
@@ -52,7 +65,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
+        return mirrored(devices)
     if name == "multi_worker":
         if _tf_config_workers() < 1:
             raise ValueError("--strategy=multi_worker needs TF_CONFIG with a 'cluster' of workers")

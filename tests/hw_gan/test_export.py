@@ -22,6 +22,7 @@ from data_pipeline.schema import to_uint8
 from hw_gan import export
 from hw_gan.config import ModelConfig
 from hw_gan.models import get_family
+from hw_gan.training import strategy as strategy_lib
 
 REPO = Path(__file__).resolve().parents[2]
 CHARSET = ("a", "b", "Cc", "1", ".")
@@ -469,7 +470,7 @@ def test_generator_built_under_mirrored_strategy(tmp_path):
         pytest.skip("needs two logical CPU devices (tests/conftest.py)")
     cfg = ModelConfig(family="style_cgan", resolution=RES, width=0.25, latent_dim=8, num_chars=2,
                       num_writers=1, embed_dim=16)
-    with tf.distribute.MirroredStrategy([d.name for d in devices[:2]]).scope():
+    with strategy_lib.mirrored([d.name for d in devices[:2]]).scope():
         gen = get_family("style_cgan").build_generator(cfg)
     path = export.export_generator(gen, cfg, ("a", "b"), ("w",), tmp_path, "m")
     saved = [k for k, _ in tf.train.list_variables(str(path / "variables" / "variables"))

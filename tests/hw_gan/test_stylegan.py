@@ -16,6 +16,7 @@ import tensorflow as tf
 from data_pipeline import tfrecords
 from hw_gan import config as config_lib
 from hw_gan.models import stylegan
+from hw_gan.training import strategy as strategy_lib
 from hw_gan.training import trainer as trainer_lib
 from tests.conftest import ListSource, make_records
 
@@ -185,7 +186,7 @@ def test_stylegan_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path)
 
 def test_stylegan_two_replicas_and_path_length(data_dir, tmp_path):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    strategy = tf.distribute.MirroredStrategy(devices=devices)
+    strategy = strategy_lib.mirrored(devices)
     trainer = _trainer(_cfg(data_dir, tmp_path, steps=2, pl_weight=1.0), strategy)
     assert trainer.replicas == 2 and trainer.train()["step"] == 2
     assert all(np.isfinite(w.numpy()).all() for w in trainer.generator.weights)

@@ -111,7 +111,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(data_dir, tmp_p
 def test_two_replica_mirrored_strategy_trains(data_dir, tmp_path):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) >= 2, "conftest configures two logical CPUs"
-    strategy = tf.distribute.MirroredStrategy(devices=devices[:2])
+    strategy = strategy_lib.mirrored(devices[:2])
     trainer = _trainer(_cfg(data_dir, tmp_path, steps=3), strategy)
     assert trainer.replicas == 2
     out = trainer.train()
