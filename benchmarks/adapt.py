@@ -2,6 +2,13 @@
 
   python benchmarks/adapt.py [--init runs/quickstart] [--writers 24,25,26] [--variants 1,2,3]
                              [--steps 300] [--finetune_steps 100]
+  python benchmarks/adapt.py --init runs/unipen_writers_base --heldout_data data/unipen32_writers \
+                             [--writers 3] [--variants 1,2]
+
+With --heldout_data (a dataset built with split=writer whose training split the base was trained
+on), the new writers are REAL writers of its held-out split (--writers: a count, or names): a
+seeded half of each one's glyphs is held out, and "k variants" means the first k glyphs of each
+character from the other half.
 
 New writers are simulated writers the base never saw (index >= 24 for runs/quickstart, built
 from sim-000..sim-023 with the same source seed). Each renders 5 variants of every character:
@@ -64,6 +71,25 @@ def render_writer(index: int, labels, variants: int = VARIANTS, size: int = 32, 
     for r in records:
         out.setdefault(int(r.key.rsplit(":", 1)[1]), []).append(r)
     return out
+
+
+def real_writer(data_dir, split: str, name: str, seed: int = 0):
+    """(held-out GlyphRecords, {variant: [GlyphRecord]}) of one real writer (see the top)."""
+    from data_pipeline import tfrecords
+
+    records = [r for r in tfrecords.read_records(data_dir, split) if r.writer == name]
+    if not records:
+        raise ValueError(f"writer {name!r} has no glyphs in split {split!r} of {data_dir}")
+    order = np.random.default_rng(np.random.SeedSequence([seed, 77])).permutation(len(records))
+    half = len(records) // 2
+    held = [records[i] for i in order[:half]]
+    by_variant, counts = {}, {}
+    for i in order[half:]:
+        r = records[i]
+        v = counts.get(r.char, 0)
+        counts[r.char] = v + 1
+        by_variant.setdefault(v, []).append(r)
+    return held, by_variant
 
 
 def write_writer_dataset(records, charset, out_dir) -> str:
@@ -144,6 +170,8 @@ def main(argv=None):
     p.add_argument("--per_char", type=int, default=3)
     p.add_argument("--judges", default="char,writer")
     p.add_argument("--source_seed", type=int, default=0)
+    p.add_argument("--heldout_data", help="dataset whose held-out split gives real new writers")
+    p.add_argument("--heldout_split", default="test")
     args = p.parse_args(argv)
 
     import tensorflow as tf
@@ -162,15 +190,26 @@ def main(argv=None):
                "judges": {k: j.real_accuracy for k, j in judges.items()}, "writers": {}}
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for index in [int(x) for x in args.writers.split(",")]:
-            by_variant = render_writer(index, charset, seed=args.source_seed)
-            held = [r for v in HELD_OUT for r in by_variant[v]]
+        if args.heldout_data:
+            from data_pipeline import tfrecords
+
+            manifest = tfrecords.load_manifest(args.heldout_data)
+            pool = list(manifest["splits"][args.heldout_split]["per_writer"])
+            names = pool[:int(args.writers)] if args.writers.isdigit() else args.writers.split(",")
+            results["heldout_data"] = args.heldout_data
+        else:
+            names = [f"sim-{int(x):03d}" for x in args.writers.split(",")]
+        for name in names:
+            if args.heldout_data:
+                held, by_variant = real_writer(args.heldout_data, args.heldout_split, name)
+            else:
+                by_variant = render_writer(int(name[4:]), charset, seed=args.source_seed)
+                held = [r for v in HELD_OUT for r in by_variant[v]]
             held_imgs = to_float(held)
             held_chars = np.array([charset.index(r.char) for r in held], np.int32)
-            name = f"sim-{index:03d}"
             per_writer = {}
             for k in [int(x) for x in args.variants.split(",")]:
-                records = [r for v in range(k) for r in by_variant[v]]
+                records = [r for v in range(k) for r in by_variant.get(v, [])]
                 data_dir = write_writer_dataset(records, charset, Path(tmp) / f"{name}-{k}")
                 acfg = adapt_lib.AdaptConfig(
                     writer_data=data_dir, init=str(base_dir), model_dir=str(Path(tmp) / "unused"),
