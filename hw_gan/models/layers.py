@@ -249,6 +249,15 @@ def discriminator_trunk(cfg: ModelConfig, image):
     return layers.LeakyReLU(LEAK, name="d_features_act")(x)
 
 
+def char_discriminator(cfg: ModelConfig, name: str):
+    """The discriminator of the families without writers: trunk + projection on the character."""
+    check_config(cfg, False)
+    inputs = discriminator_inputs(cfg, False)
+    h = discriminator_trunk(cfg, inputs["image"])
+    logits = projection_head(h, {"char": (inputs["char"], cfg.num_chars)})
+    return keras.Model(inputs, logits, name=name)
+
+
 def projection_head(h, conditions: dict):
     """Projection logits [B] float32 from features h [B, C] and {name: (ids [B], num_classes)}.
 

@@ -299,11 +299,7 @@ def build_generator(cfg: ModelConfig) -> keras.Model:
 
 
 def build_discriminator(cfg: ModelConfig) -> keras.Model:
-    blocks.check_config(cfg, USES_WRITER)
-    inputs = blocks.discriminator_inputs(cfg, USES_WRITER)
-    h = blocks.discriminator_trunk(cfg, inputs["image"])
-    logits = blocks.projection_head(h, {"char": (inputs["char"], cfg.num_chars)})
-    return keras.Model(inputs, logits, name="stylegan_discriminator")
+    return blocks.char_discriminator(cfg, "stylegan_discriminator")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -184,7 +184,9 @@ def apply_style(model, style, variation: float = STYLE_VARIATION, truncation: fl
         ws = np.asarray(style, np.float32)
         if ws.shape != mean.shape:
             raise ValueError(f"style of shape {ws.shape} does not fit this model ({mean.shape})")
-    ws = mean + float(truncation) * (ws - mean)
+    from hw_gan.models.stylegan import truncate
+
+    ws = truncate(ws, mean, float(truncation))
     return StyledModel(model, ws, variation)
 
 

@@ -215,10 +215,11 @@ def _mix(argv: Sequence[str]) -> int:
         info = model.model_info()
         a, meta_a = extract_lib.load_style(args.a, info)
         b, meta_b = extract_lib.load_style(args.b, info)
+        from hw_gan.models.stylegan import mix_styles
+
         layers = parse_layers(args.layers, info["num_ws"])
-        mask = np.zeros((info["num_ws"], 1), np.float32)
-        mask[layers] = 1.0
-        ab, ba = a * (1 - mask) + b * mask, b * (1 - mask) + a * mask
+        ab = mix_styles(a[None], b[None], layers)[0].numpy()
+        ba = mix_styles(b[None], a[None], layers)[0].numpy()
         chars = args.chars.replace(" ", "")
         rows = [model.draw(ws, chars) for ws in (a, b, ab, ba)]
         r = model.resolution

@@ -165,8 +165,7 @@ class StyleModel:
 
     # -- pieces ----------------------------------------------------------------------------------
     def synthesize(self, ws, chars):
-        return self.synthesis({"ws": tf.convert_to_tensor(ws, tf.float32),
-                               "char": tf.cast(chars, tf.int32)}, training=False)
+        return stylegan.synthesize(self.generator, ws, chars)
 
     def feature_fn(self, name: str):
         if name == "none":

@@ -71,11 +71,6 @@ class StyleGANTrainer(GANTrainer):
                 (self.ema_encoder.set_head, self.encoder.set_head)]
 
     # -- one step --------------------------------------------------------------------------------
-    def _seed(self, step, salt: int):
-        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
-        return tf.stack([tf.constant(self.cfg.train.seed * 1000003 + salt, tf.int64),
-                         step * 4096 + replica])
-
     def _make_fakes(self, step, salt: int, chars, writers, batch_size, training: bool = True):
         k = self.group_size
         groups = self.per_replica // k
@@ -152,7 +147,4 @@ class StyleGANTrainer(GANTrainer):
         mapping, _ = stylegan.parts(self.ema_generator)
         w = tf.repeat(mapping(z, training=False), cols, axis=0)
         c = tf.constant(np.tile(chars, rows).astype(np.int32))
-        imgs = to_uint8(stylegan.synthesize(self.ema_generator, w, c))
-        r = self.cfg.model.resolution
-        grid = tf.transpose(tf.reshape(imgs, [rows, cols, r, r, 1]), [0, 2, 1, 3, 4])
-        return tf.reshape(grid, [1, rows * r, cols * r, 1])
+        return self._grid(to_uint8(stylegan.synthesize(self.ema_generator, w, c)), rows, cols)

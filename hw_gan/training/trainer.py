@@ -167,12 +167,16 @@ class GANTrainer:
             inputs["writer"] = writers
         return inputs
 
+    def _seed(self, step, salt: int):
+        """A stateless-RNG seed from (seed, salt, step, replica): the same after a resume."""
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        return tf.stack([tf.constant(self.cfg.train.seed * 1000003 + salt, tf.int64),
+                         step * 4096 + replica])
+
     def _noise(self, step, salt: int, batch: int):
         """Stateless noise from (seed, salt, step, replica): identical after a resume."""
-        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
-        seed = tf.stack([tf.constant(self.cfg.train.seed * 1000003 + salt, tf.int64),
-                         step * 4096 + replica])
-        return tf.random.stateless_normal([batch, self.cfg.model.latent_dim], seed=seed)
+        return tf.random.stateless_normal([batch, self.cfg.model.latent_dim],
+                                          seed=self._seed(step, salt))
 
     def _average(self, per_example):
         return tf.nn.compute_average_loss(tf.cast(per_example, tf.float32),
@@ -186,11 +190,6 @@ class GANTrainer:
     @staticmethod
     def _apply(opt, scaled_loss, tape, variables):
         grads = tape.gradient(scaled_loss, variables)
-        # Embedding gradients arrive as IndexedSlices whose row count depends on the replica's
-        # batch (duplicates summed); across replicas their all-gather can then disagree in shape.
-        # The tables are small, so dense gradients cost nothing and always reduce cleanly.
-        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
-                 for g in grads]
         opt.apply_gradients(list(zip(grads, variables)))
 
     def _replica_step(self, batch, step, with_r1: bool):
@@ -298,10 +297,12 @@ class GANTrainer:
         w = np.repeat(writers, cols).astype(np.int32)
         z = tf.random.stateless_normal([rows * cols, self.cfg.model.latent_dim], seed=[seed, 0])
         imgs = self.ema_generator(self._inputs(z, tf.constant(c), tf.constant(w)), training=False)
-        imgs = to_uint8(imgs)
+        return self._grid(to_uint8(imgs), rows, cols)
+
+    def _grid(self, imgs, rows: int, cols: int):
+        """[rows * cols, R, R, 1] row-major -> one image [1, rows * R, cols * R, 1]."""
         r = self.cfg.model.resolution
-        grid = tf.reshape(imgs, [rows, cols, r, r, 1])
-        grid = tf.transpose(grid, [0, 2, 1, 3, 4])
+        grid = tf.transpose(tf.reshape(imgs, [rows, cols, r, r, 1]), [0, 2, 1, 3, 4])
         return tf.reshape(grid, [1, rows * r, cols * r, 1])
 
     def generate(self, char_ids: np.ndarray, writer_ids: np.ndarray, seed: int,
