@@ -26,7 +26,8 @@ def test_training_configs_resolve(name):
     family = cfg["model"]["family"]
     assert family in name.replace("emnist_char_cgan", "char_cgan") or name == "quickstart.cfg"
     if name.endswith("_cpu.cfg") or name == "quickstart.cfg":
-        assert cfg["model"]["width"] == 0.25 and cfg["train"]["batch_size"] == 64
+        # Sized for a 2-core CPU (the full configs are width 1.0, batch 256).
+        assert cfg["model"]["width"] <= 0.5 and cfg["train"]["batch_size"] == 64
     if family == "stylegan":
         assert cfg["data"]["build_params"] and ["split", "writer"] in cfg["data"]["build_params"]
         assert cfg["train"]["batch_size"] % cfg["train"]["style_group_size"] == 0
