@@ -110,6 +110,14 @@ flags.DEFINE_float("adapt_d_lr", 0.002, "Adapt: learning rate of D's new writer 
 flags.DEFINE_integer("adapt_finetune_steps", 0,
                      "Adapt: then fine-tune the whole generator this many steps (0 = off).")
 flags.DEFINE_float("adapt_finetune_lr", 2e-5, "Adapt: generator fine-tune learning rate.")
+flags.DEFINE_enum("adapt_start", "nearest", ["nearest", "mean"],
+                  "Adapt: start the new writer as the mean of the nearest base writers (by how "
+                  "well their generated glyphs reproduce the writer's) or of all base writers.")
+flags.DEFINE_integer("adapt_start_top", 4, "Adapt: how many nearest base writers to average.")
+flags.DEFINE_integer("adapt_samples", 8,
+                     "Adapt: generated draws per glyph in the pixel distance (start, selection).")
+flags.DEFINE_integer("adapt_select_every", 50,
+                     "Adapt: score the new row every N embedding steps and keep the best (0=off).")
 
 
 def config_from_flags() -> config_lib.ExperimentConfig:
@@ -289,7 +297,9 @@ def adapt_config_from_flags():
         writer_name=FLAGS.writer_name, split=FLAGS.adapt_split, steps=FLAGS.adapt_steps,
         batch_size=FLAGS.adapt_batch_size, lr=FLAGS.adapt_lr, d_lr=FLAGS.adapt_d_lr,
         finetune_steps=FLAGS.adapt_finetune_steps, finetune_lr=FLAGS.adapt_finetune_lr,
-        seed=FLAGS.seed, export_dir=FLAGS.export_dir, export_name=FLAGS.export_name,
+        start=FLAGS.adapt_start, start_top=FLAGS.adapt_start_top, samples=FLAGS.adapt_samples,
+        select_every=FLAGS.adapt_select_every, seed=FLAGS.seed, export_dir=FLAGS.export_dir,
+        export_name=FLAGS.export_name,
         export_version=FLAGS.export_version, overwrite_export=FLAGS.overwrite_export,
         log_every=FLAGS.log_every).validate()
 

@@ -7,13 +7,24 @@
    runs/quickstart/checkpoints/ckpt-6000) is restored with its own config.json / dataset.json.
 2. The writer is ADDED: the generator's and the discriminator's "writer_embedding" (and the
    auxiliary writer head, if the base has one) grow by one row; the new writer's id is the old
-   writer count and its row starts as the mean of the existing rows. The adapted generator starts
-   from the base's EMA generator (the one that is exported).
-3. Embedding phase (`steps`): only the new rows are optimised with the base's GAN loss on the
+   writer count. The adapted generator starts from the base's EMA generator (the one that is
+   exported).
+3. Start (`start`): "nearest" (default) starts the new rows as the mean of the rows of the
+   `start_top` base writers whose generated glyphs are closest to the writer's glyphs; "mean"
+   starts from the mean of all base rows. The distance (`pixel_distances`): for each of the
+   writer's glyphs x of character c, the mean |x - G(z_j, c, w)| of the closest of `samples`
+   draws (a best-of-m reconstruction error, so a writer whose hand can produce x scores well
+   however varied it is), averaged over the glyphs. Averaging a few nearest rows beats the single
+   nearest one on real writers (docs/results.md): their common traits are the writer's, their
+   quirks cancel out.
+4. Embedding phase (`steps`): only the new rows are optimised with the base's GAN loss on the
    writer's glyphs - G's new style row, and D's new projection row (D learns which feature
    direction tells this writer's real glyphs from generated ones). Every other weight is frozen,
-   so the base writers' glyphs are unchanged bit for bit.
-4. Optional fine-tune (`finetune_steps` > 0, small `finetune_lr`): every generator weight except
+   so the base writers' glyphs are unchanged bit for bit. With 40-100 glyphs this can also pull
+   the style away from the writer (D's new row fits a few glyphs' quirks), so every
+   `select_every` steps the row is scored by the same pixel distance on the writer's glyphs and
+   the best row seen - the start included - is kept (adapt.json: "selection").
+5. Optional fine-tune (`finetune_steps` > 0, small `finetune_lr`): every generator weight except
    the base writers' embedding rows is trained as well (D still adapts only its new row). This
    changes the base writers' glyphs a little; adapt.json reports by how much.
 Characters absent from the writer's data are still drawn in their style (the char embedding is
@@ -44,6 +55,7 @@ from hw_gan import config as config_lib
 ADAPTATION_FILE = "adaptation.json"
 REPORT_FILE = "adapt.json"
 EMBEDDING = "writer_embedding"
+STARTS = ("nearest", "mean")
 
 
 class AdaptError(ValueError):
@@ -63,6 +75,10 @@ class AdaptConfig:
     d_lr: float = 0.002  # D's new projection row
     finetune_steps: int = 0
     finetune_lr: float = 2e-5
+    start: str = "nearest"  # the "nearest" base writers' rows (see start_rows) or the "mean" row
+    start_top: int = 4  # "nearest": the mean of this many nearest base writers' rows
+    samples: int = 8  # draws per glyph in the pixel distance (start and selection)
+    select_every: int = 50  # embedding phase: score the row every N steps, keep the best (0: off)
     seed: int = 0
     export_dir: str = ""
     export_name: str = ""
@@ -80,9 +96,13 @@ class AdaptConfig:
         check(bool(self.model_dir), "model_dir", "is required (a new directory)")
         check(self.steps >= 0, "adapt_steps", "must be >= 0")
         check(self.finetune_steps >= 0, "adapt_finetune_steps", "must be >= 0")
-        check(self.steps + self.finetune_steps >= 1, "adapt_steps",
-              "adapt_steps + adapt_finetune_steps must be >= 1")
+        check(self.steps + self.finetune_steps >= 1 or self.start == "nearest", "adapt_steps",
+              "adapt_steps + adapt_finetune_steps must be >= 1 with --adapt_start=mean")
         check(self.batch_size >= 1, "adapt_batch_size", "must be >= 1")
+        check(self.start in STARTS, "adapt_start", f"must be one of {STARTS}, got {self.start!r}")
+        check(self.start_top >= 1, "adapt_start_top", "must be >= 1")
+        check(self.samples >= 1, "adapt_samples", "must be >= 1")
+        check(self.select_every >= 0, "adapt_select_every", "must be >= 0")
         check(self.lr > 0 and self.d_lr > 0 and self.finetune_lr > 0, "adapt_lr",
               "learning rates must be > 0")
         check(self.export_version >= 1, "export_version", "must be >= 1")
@@ -251,6 +271,8 @@ class Adapter:
                 head.kernel.assign(old.kernel.numpy())
                 head.bias.assign(old.bias.numpy())
         self.base_generator = base.ema_generator  # kept to measure drift of the base writers
+        self.ema_embed = t.ema_generator.get_layer(EMBEDDING).embeddings
+        self._pixel_fn = None
         self.g_embed = t.generator.get_layer(EMBEDDING).embeddings
         self.d_embed = t.discriminator.get_layer(EMBEDDING).embeddings
         rows = self.g_embed.shape[0]
@@ -259,6 +281,75 @@ class Adapter:
                                   tf.float32)[:, None]
 
     # -------------------------------------------------------------------------------------------
+    def _pixel_distance(self, images, chars, writer_id, seed):
+        """[n]: for each real glyph, the mean |x - G(z_j, c, writer_id)| of the closest of
+        `samples` draws z_j (stateless, from `seed`) - see the module docstring."""
+        import tensorflow as tf
+
+        m = self.acfg.samples
+        n = tf.shape(chars)[0]
+        z = tf.random.stateless_normal([m * n, self.cfg.model.latent_dim],
+                                       seed=tf.stack([tf.cast(seed, tf.int64), 3]))
+        fake = self.trainer.generator({"z": z, "char": tf.tile(chars, [m]),
+                                       "writer": tf.fill([m * n], tf.cast(writer_id, tf.int32))},
+                                      training=False)
+        d = tf.reduce_mean(tf.abs(tf.reshape(fake, [m, n, -1]) - tf.reshape(images, [1, n, -1])),
+                           axis=-1)
+        return tf.reduce_min(d, axis=0)
+
+    def pixel_distances(self, images, chars, writer_ids, batch: int = 128) -> np.ndarray:
+        """[len(writer_ids)]: the mean pixel distance (`_pixel_distance`) of the glyphs to each
+        writer's generated glyphs (the same draws for every writer)."""
+        import tensorflow as tf
+
+        if self._pixel_fn is None:
+            self._pixel_fn = tf.function(self._pixel_distance)
+        total = np.zeros(len(writer_ids), np.float64)
+        for i in range(0, len(chars), batch):
+            x, c = tf.constant(images[i:i + batch]), tf.constant(chars[i:i + batch])
+            for k, w in enumerate(writer_ids):
+                total[k] += float(tf.reduce_sum(self._pixel_fn(
+                    x, c, tf.constant(int(w)), tf.constant(17 + i, tf.int64))).numpy())
+        return total / len(chars)
+
+    def _rows(self) -> list:
+        """The new writer's row of every grown variable (to keep or put back a candidate)."""
+        out = [v.numpy()[self.new_id].copy() for v in (self.g_embed, self.d_embed)]
+        head = self.trainer.aux_heads.get("writer")
+        if head is not None:
+            out += [head[0].kernel.numpy()[:, self.new_id].copy(),
+                    head[0].bias.numpy()[self.new_id].copy()]
+        return out
+
+    def _set_rows(self, rows: list) -> None:
+        head = self.trainer.aux_heads.get("writer")
+        pairs = [(self.g_embed, rows[0]), (self.ema_embed, rows[0]), (self.d_embed, rows[1])]
+        for var, row in pairs:
+            value = var.numpy()
+            value[self.new_id] = row
+            var.assign(value)
+        if head is not None:
+            kernel, bias = head[0].kernel.numpy(), head[0].bias.numpy()
+            kernel[:, self.new_id], bias[self.new_id] = rows[2], rows[3]
+            head[0].kernel.assign(kernel)
+            head[0].bias.assign(bias)
+
+    def start_rows(self, data: dict) -> dict:
+        """Sets the new writer's rows by `start` (see the module docstring); returns the choice."""
+        if self.acfg.start == "mean":
+            return {"start": "mean"}
+        distances = self.pixel_distances(data["images"], data["chars"], range(self.new_id))
+        src = np.argsort(distances, kind="stable")[:self.acfg.start_top]
+        rows = [v.numpy()[src].mean(axis=0) for v in (self.g_embed, self.d_embed)]
+        head = self.trainer.aux_heads.get("writer")
+        if head is not None:
+            rows += [head[0].kernel.numpy()[:, src].mean(axis=1),
+                     head[0].bias.numpy()[src].mean()]
+        self._set_rows(rows)
+        return {"start": "nearest", "start_writers": [self.writer_names[i] for i in src],
+                "start_distances": [round(float(distances[i]), 4) for i in src],
+                "mean_distance": round(float(distances.mean()), 4)}
+
     def _step_fn(self, finetune: bool, lr: float):
         import keras
         import tensorflow as tf
@@ -320,6 +411,12 @@ class Adapter:
         batch = min(self.acfg.batch_size, len(chars))
         t0 = time.perf_counter()
         history = []
+        every = 0 if finetune else self.acfg.select_every
+        selection = []
+        best = None
+        if every:
+            best = (self.pixel_distances(images, chars, [self.new_id])[0], 0, self._rows())
+            selection.append({"step": 0, "distance": round(float(best[0]), 5)})
         for i in range(steps):
             idx = rng.choice(len(chars), batch, replace=len(chars) < batch)
             out = step(tf.constant(images[idx]), tf.constant(chars[idx]),
@@ -335,16 +432,27 @@ class Adapter:
                                 "g_loss": round(vals[1], 4), "real_logit": round(vals[2], 4),
                                 "fake_logit": round(vals[3], 4)})
                 log(f"adapt {name}: step {i + 1}/{steps} d {vals[0]:.3f} g {vals[1]:.3f}")
-        seconds = time.perf_counter() - t0
-        return {"steps": steps, "lr": lr, "batch_size": batch, "seconds": round(seconds, 1),
-                "history": history}
+            if every and ((i + 1) % every == 0 or i + 1 == steps):
+                dist = self.pixel_distances(images, chars, [self.new_id])[0]
+                selection.append({"step": i + 1, "distance": round(float(dist), 5)})
+                if dist < best[0]:
+                    best = (dist, i + 1, self._rows())
+        out = {"steps": steps, "lr": lr, "batch_size": batch, "history": history}
+        if every:
+            self._set_rows(best[2])
+            out["selection"] = {"kept_step": best[1], "distance": round(float(best[0]), 5),
+                                "scores": selection}
+            log(f"adapt {name}: kept the row of step {best[1]} (pixel distance {best[0]:.4f})")
+        out["seconds"] = round(time.perf_counter() - t0, 1)
+        return out
 
     def run(self, data: dict, log=print) -> dict:
         acfg = self.acfg
         t = self.trainer
         rng = np.random.default_rng(acfg.seed)
         g_before = self.g_embed.numpy().copy()
-        report = {"phases": {}}
+        report = {"phases": {}, **self.start_rows(data)}
+        start_row = self.g_embed.numpy()[self.new_id].copy()
         report["phases"]["embedding"] = self._phase("embedding", acfg.steps, False, acfg.lr,
                                                     data, rng, log)
         if acfg.finetune_steps:
@@ -355,8 +463,7 @@ class Adapter:
         g_after = self.g_embed.numpy()
         report["base_rows_unchanged"] = bool(np.array_equal(g_before[:self.new_id],
                                                             g_after[:self.new_id]))
-        report["new_row_moved"] = float(np.linalg.norm(g_after[self.new_id]
-                                                       - g_before[self.new_id]))
+        report["new_row_moved"] = float(np.linalg.norm(g_after[self.new_id] - start_row))
         report["base_writer_drift"] = self.base_drift()
         return report
 

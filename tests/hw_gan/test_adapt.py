@@ -67,7 +67,7 @@ def _acfg(base, out, **kw):
 def test_adapt_grows_writer_keeps_base_rows_and_exports(base, tmp_path):
     out = tmp_path / "alice-run"
     report = adapt_lib.adapt(_acfg(base, out, export_dir=str(tmp_path / "export"),
-                                   export_name="alice"), log=lambda m: None)
+                                   export_name="alice", select_every=0), log=lambda m: None)
     assert report["writer_id"] == 4 and report["num_writers"] == 5
     assert report["unseen_chars"] == ["d"] and report["seen_chars"] == 3
     assert report["base_rows_unchanged"] and report["new_row_moved"] > 0
@@ -125,8 +125,8 @@ def test_auxiliary_heads_grow_too(base, tmp_path):
     old = trainer_lib.GANTrainer(cfg, tf.distribute.get_strategy(),
                                  json.loads((model_dir / "dataset.json").read_text()))
     old.restore()
-    report = adapt_lib.adapt(_acfg(base, tmp_path / "out", init=str(model_dir), steps=2),
-                             log=lambda m: None)
+    report = adapt_lib.adapt(_acfg(base, tmp_path / "out", init=str(model_dir), steps=2,
+                                   start="mean"), log=lambda m: None)
     new_cfg = config_lib.load_json(str(tmp_path / "out" / "config.json"))
     new = trainer_lib.GANTrainer(new_cfg, tf.distribute.get_strategy(),
                                  json.loads((tmp_path / "out" / "dataset.json").read_text()))
@@ -138,6 +138,55 @@ def test_auxiliary_heads_grow_too(base, tmp_path):
                                rtol=1e-6)
     np.testing.assert_array_equal(new.aux_heads["char"][0].kernel.numpy(),
                                   old.aux_heads["char"][0].kernel.numpy())
+
+
+def test_nearest_start_is_the_mean_of_the_closest_base_rows(base, tmp_path):
+    """start="nearest": the new rows (G, EMA G, D) are the mean of the start_top base writers
+    whose generated glyphs are closest to the writer's (by the pixel distance)."""
+    acfg = _acfg(base, tmp_path / "n", start="nearest", start_top=2, steps=0, samples=3)
+    adapter, data, _ = adapt_lib.prepare(acfg)
+    distances = adapter.pixel_distances(data["images"], data["chars"], range(4))
+    assert distances.shape == (4,) and np.all(np.isfinite(distances)) and np.all(distances > 0)
+    info = adapter.start_rows(data)
+    chosen = np.argsort(distances, kind="stable")[:2]
+    assert info["start_writers"] == [BASE_WRITERS[i] for i in chosen]
+    for model in (adapter.trainer.generator, adapter.trainer.ema_generator,
+                  adapter.trainer.discriminator):
+        rows = model.get_layer("writer_embedding").embeddings.numpy()
+        np.testing.assert_allclose(rows[4], rows[chosen].mean(axis=0), rtol=1e-6, atol=1e-7)
+    # The whole command with no optimisation steps exports that start as it is.
+    report = adapt_lib.adapt(acfg, log=lambda m: None)
+    assert report["start_writers"] == info["start_writers"] and report["new_row_moved"] == 0.0
+
+
+def test_pixel_distance_is_the_closest_of_the_draws(base, tmp_path):
+    """The pixel distance: for each real glyph, mean |x - G(z_j, c, w)| of the best of `samples`
+    draws (z_j from the seed), checked against the same draws recomputed."""
+    adapter, data, _ = adapt_lib.prepare(_acfg(base, tmp_path / "d", samples=3))
+    images, chars = data["images"][:5], data["chars"][:5]
+    got = adapter._pixel_distance(tf.constant(images), tf.constant(chars), 1, 9).numpy()
+    z = tf.random.stateless_normal([15, adapter.cfg.model.latent_dim], seed=[9, 3])
+    fake = adapter.trainer.generator({"z": z, "char": tf.constant(np.tile(chars, 3)),
+                                      "writer": tf.fill([15], 1)}).numpy()
+    want = np.abs(fake.reshape(3, 5, -1) - images.reshape(1, 5, -1)).mean(-1).min(0)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert got.shape == (5,) and np.all(want > 0)
+
+
+def test_selection_keeps_the_closest_row_seen(base, tmp_path):
+    """select_every: the embedding phase scores the new row (step 0 = the start included) and
+    ends with the best one; the kept row reproduces its recorded distance."""
+    acfg = _acfg(base, tmp_path / "s", steps=6, select_every=2, lr=0.05, samples=3)
+    adapter, data, _ = adapt_lib.prepare(acfg)
+    report = adapter.run(data, log=lambda m: None)
+    sel = report["phases"]["embedding"]["selection"]
+    assert [s["step"] for s in sel["scores"]] == [0, 2, 4, 6]
+    best = min(sel["scores"], key=lambda s: s["distance"])
+    assert sel["kept_step"] == best["step"] and sel["distance"] == best["distance"]
+    now = adapter.pixel_distances(data["images"], data["chars"], [4])[0]
+    assert now == pytest.approx(best["distance"], abs=2e-5)
+    # The exported (EMA) generator holds the kept row too.
+    np.testing.assert_array_equal(adapter.ema_embed.numpy()[4], adapter.g_embed.numpy()[4])
 
 
 @pytest.mark.parametrize("case", ["no_manifest", "several_writers", "charset", "no_checkpoint",
