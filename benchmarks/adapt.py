@@ -24,9 +24,16 @@ held-out real glyphs of the new writer:
   nearest      for each held-out glyph, the writer whose generated glyphs OF THE SAME CHARACTER
                have the closest mean feature; the fraction that picks the new writer (chance is
                1 / (base writers + 1))
-for the adapted new writer, for the nearest (and the mean) existing writer, and for the new
-writer's starting point (the mean of the base rows); after the embedding phase alone and after
-a further generator fine-tune (--finetune_steps). Prints JSON.
+for the adapted new writer; for the nearest existing writer on the held-out glyphs (an oracle:
+it is picked on the glyphs it is scored on, the best of every base writer's noise), for
+"sheet_nearest", the existing writer nearest to the ADAPTATION glyphs in that judge's space
+(what a user could pick from their sheet without adapting), and for the mean existing writer;
+and for the new
+writer's starting point (--start: the mean of the --start_top base writers whose generated
+glyphs best reproduce the given glyphs, or the mean of all base rows); after the embedding phase
+alone (the best row by that pixel distance kept every --select_every steps) and after a further
+generator fine-tune (--finetune_steps). --known_writers N instead scores N of the base's own
+writers against their own held-out glyphs: the ceiling for a base. Prints JSON.
 """
 
 import argparse
@@ -116,15 +123,16 @@ def to_float(records):
     return imgs / 127.5 - 1.0
 
 
-def score(adapter, judges, real_imgs, real_chars, per_char: int, seed: int = 11) -> dict:
-    """Distances of every writer's generated glyphs to the held-out real glyphs (see top)."""
+def writer_distances(generate, n_writers, judges, real_imgs, real_chars, per_char: int,
+                     seed: int = 11) -> dict:
+    """{judge: (char_dist [W], fid [W], picks [N])}: how far every writer's generated glyphs
+    are from the real glyphs (see the top); generate(char_ids, writer_ids, seed) -> glyphs."""
     from hw_gan.evaluation.metrics import frechet_distance
 
-    n_writers = adapter.new_id + 1
     chars = np.unique(real_chars)
     c = np.tile(np.repeat(chars, per_char), n_writers)
     w = np.repeat(np.arange(n_writers), len(chars) * per_char)
-    gen = adapter.generate(c, w, seed)
+    gen = generate(c, w, seed)
     out = {}
     for name, judge in judges.items():
         gf = judge.features(gen).reshape(n_writers, len(chars), per_char, -1)
@@ -136,24 +144,86 @@ def score(adapter, judges, real_imgs, real_chars, per_char: int, seed: int = 11)
         fid = np.array([frechet_distance(rf, gf[i].reshape(-1, gf.shape[-1]))
                         for i in range(n_writers)])
         d = np.linalg.norm(rf[:, None, :] - mu[:, pos].transpose(1, 0, 2), axis=-1)  # [N, W]
-        picks = np.argmin(d, axis=1)
-        new = adapter.new_id
-        base_cd, base_fid = char_dist[:new], fid[:new]
-        nearest = int(np.argmin(base_cd))
-        out[name] = {
-            "char_dist": {"new": round(float(char_dist[new]), 4),
-                          "nearest_existing": round(float(base_cd[nearest]), 4),
-                          "nearest_existing_writer": adapter.writer_names[nearest],
-                          "mean_existing": round(float(base_cd.mean()), 4),
-                          "rank_of_new": int(np.sum(char_dist < char_dist[new])) + 1},
-            "fid": {"new": round(float(fid[new]), 3),
-                    "nearest_existing": round(float(base_fid.min()), 3),
-                    "nearest_existing_writer": adapter.writer_names[int(np.argmin(base_fid))],
-                    "rank_of_new": int(np.sum(fid < fid[new])) + 1},
-            "nearest_writer_fraction": round(float(np.mean(picks == new)), 4),
-            "chance": round(1.0 / n_writers, 4),
-        }
+        out[name] = (char_dist, fid, np.argmin(d, axis=1))
     return out
+
+
+def rank_report(dists: dict, target: int, names, chosen: dict = None) -> dict:
+    """The target writer's distances and rank against the nearest (and mean) other writer, and
+    against chosen[judge], the existing writer picked from the adaptation glyphs alone."""
+    out = {}
+    for name, (char_dist, fid, picks) in dists.items():
+        others = np.arange(len(char_dist)) != target
+        cd, fd = np.where(others, char_dist, np.inf), np.where(others, fid, np.inf)
+        nearest, nearest_fid = int(np.argmin(cd)), int(np.argmin(fd))
+        out[name] = {
+            "char_dist": {"new": round(float(char_dist[target]), 4),
+                          "nearest_existing": round(float(cd[nearest]), 4),
+                          "nearest_existing_writer": names[nearest],
+                          "mean_existing": round(float(char_dist[others].mean()), 4),
+                          "rank_of_new": int(np.sum(char_dist < char_dist[target])) + 1},
+            "fid": {"new": round(float(fid[target]), 3),
+                    "nearest_existing": round(float(fd[nearest_fid]), 3),
+                    "nearest_existing_writer": names[nearest_fid],
+                    "rank_of_new": int(np.sum(fid < fid[target])) + 1},
+            "nearest_writer_fraction": round(float(np.mean(picks == target)), 4),
+            "chance": round(1.0 / len(char_dist), 4),
+        }
+        if chosen and name in chosen:
+            i = chosen[name]
+            out[name]["sheet_nearest"] = {"writer": names[i],
+                                          "char_dist": round(float(char_dist[i]), 4),
+                                          "fid": round(float(fid[i]), 3),
+                                          "rank": int(np.sum(char_dist < char_dist[i])) + 1}
+    return out
+
+
+def score(adapter, judges, real_imgs, real_chars, per_char: int, seed: int = 11,
+          chosen: dict = None) -> dict:
+    """The new writer against the base writers (see the top)."""
+    dists = writer_distances(adapter.generate, adapter.new_id + 1, judges, real_imgs, real_chars,
+                             per_char, seed)
+    return rank_report(dists, adapter.new_id, adapter.writer_names + ["<new>"], chosen)
+
+
+def sheet_choice(adapter, judges, data: dict, per_char: int) -> dict:
+    """{judge: base writer index}: the existing writer closest to the ADAPTATION glyphs in each
+    judge's space - what a user could pick without adapting (the held-out-nearest writer of
+    rank_report is an oracle: it is chosen on the very glyphs it is scored on)."""
+    dists = writer_distances(adapter.generate, adapter.new_id, judges, data["images"],
+                             data["chars"], per_char, seed=5)
+    return {name: int(np.argmin(cd)) for name, (cd, _, _) in dists.items()}
+
+
+def known_writers(base_dir: Path, judges, count: int, split: str, per_char: int) -> dict:
+    """The ceiling: base writers scored against their OWN held-out glyphs (the base's dataset's
+    `split`), where the row was trained on the writer's other glyphs - what an adaptation could
+    reach at best with this base."""
+    import tensorflow as tf
+
+    from data_pipeline import tfrecords
+    from hw_gan import config as config_lib
+    from hw_gan.training import trainer as trainer_lib
+
+    cfg = config_lib.load_json(str(base_dir / "config.json"))
+    info = json.loads((base_dir / "dataset.json").read_text())
+    trainer = trainer_lib.GANTrainer(cfg, tf.distribute.get_strategy(), info)
+    trainer.restore()
+    records = {}
+    for r in tfrecords.read_records(cfg.data.data_dir, split):
+        records.setdefault(r.writer, []).append(r)
+    names = [w for w in info["writers"] if len(records.get(w, [])) >= 10][:count]
+    dists_by_writer = {}
+    for name in names:
+        imgs = to_float(records[name])
+        chars = np.array([info["charset"].index(r.char) for r in records[name]], np.int32)
+        dists = writer_distances(trainer.generate, len(info["writers"]), judges, imgs, chars,
+                                 per_char)
+        row = rank_report(dists, info["writers"].index(name), info["writers"])
+        row["num_glyphs"] = len(chars)
+        dists_by_writer[name] = row
+        print(json.dumps({name: row}), file=sys.stderr, flush=True)
+    return dists_by_writer
 
 
 def main(argv=None):
@@ -166,12 +236,19 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.001)
     p.add_argument("--d_lr", type=float, default=0.002)
     p.add_argument("--finetune_lr", type=float, default=2e-5)
+    p.add_argument("--start", default="nearest", choices=["nearest", "mean"])
+    p.add_argument("--start_top", type=int, default=4)
+    p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--select_every", type=int, default=50)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--per_char", type=int, default=3)
     p.add_argument("--judges", default="char,writer")
     p.add_argument("--source_seed", type=int, default=0)
     p.add_argument("--heldout_data", help="dataset whose held-out split gives real new writers")
     p.add_argument("--heldout_split", default="test")
+    p.add_argument("--known_writers", type=int, default=0,
+                   help="instead: score N of the base's own writers against their glyphs in "
+                        "--heldout_split of the base's dataset (a random split): the ceiling")
     args = p.parse_args(argv)
 
     import tensorflow as tf
@@ -185,10 +262,18 @@ def main(argv=None):
     judges = {k: load_cached_judge(base_dir / f"judge_{k}") for k in args.judges.split(",") if k}
     results = {"init": str(base_dir), "steps": args.steps, "finetune_steps": args.finetune_steps,
                "lr": args.lr, "d_lr": args.d_lr, "finetune_lr": args.finetune_lr,
+               "start": args.start, "start_top": args.start_top, "samples": args.samples,
+               "select_every": args.select_every,
                "batch_size": args.batch_size,
                "held_out_variants": list(HELD_OUT), "per_char": args.per_char,
                "judges": {k: j.real_accuracy for k, j in judges.items()}, "writers": {}}
     t_all = time.perf_counter()
+    if args.known_writers:
+        results["known_writers"] = known_writers(base_dir, judges, args.known_writers,
+                                                 args.heldout_split, args.per_char)
+        results["seconds"] = round(time.perf_counter() - t_all, 1)
+        print(json.dumps(results, indent=1))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         if args.heldout_data:
             from data_pipeline import tfrecords
@@ -215,17 +300,21 @@ def main(argv=None):
                     writer_data=data_dir, init=str(base_dir), model_dir=str(Path(tmp) / "unused"),
                     writer_name=f"new-{name}", steps=args.steps, batch_size=args.batch_size,
                     lr=args.lr, d_lr=args.d_lr, finetune_steps=0, finetune_lr=args.finetune_lr,
-                    seed=0,
+                    start=args.start, start_top=args.start_top, samples=args.samples,
+                    select_every=args.select_every, seed=0,
                     log_every=max(1, args.steps))
                 adapter, data, _ = adapt_lib.prepare(acfg)
                 row = {"num_glyphs": int(len(data["chars"]))}
-                if "mean_init" not in per_writer:
-                    per_writer["mean_init"] = score(adapter, judges, held_imgs, held_chars,
-                                                    args.per_char)
+                chosen = sheet_choice(adapter, judges, data, args.per_char)
+                row["start"] = adapter.start_rows(data)
+                row["start_score"] = score(adapter, judges, held_imgs, held_chars, args.per_char,
+                                           chosen=chosen)
                 t0 = time.perf_counter()
                 report = adapter.run(data, log=lambda m: None)
                 row["embedding_seconds"] = round(time.perf_counter() - t0, 1)
-                row["embedding"] = score(adapter, judges, held_imgs, held_chars, args.per_char)
+                row["selection"] = report["phases"]["embedding"].get("selection")
+                row["embedding"] = score(adapter, judges, held_imgs, held_chars, args.per_char,
+                                         chosen=chosen)
                 row["base_rows_unchanged"] = report["base_rows_unchanged"]
                 if args.finetune_steps:
                     t0 = time.perf_counter()
@@ -235,7 +324,8 @@ def main(argv=None):
                     for ema_v, v in zip(t.ema_generator.weights, t.generator.weights):
                         ema_v.assign(v)
                     row["finetune_seconds"] = round(time.perf_counter() - t0, 1)
-                    row["finetune"] = score(adapter, judges, held_imgs, held_chars, args.per_char)
+                    row["finetune"] = score(adapter, judges, held_imgs, held_chars,
+                                            args.per_char, chosen=chosen)
                     row["finetune_base_writer_drift"] = round(adapter.base_drift(), 4)
                 per_writer[f"variants_{k}"] = row
                 print(json.dumps({name: {f"variants_{k}": row}}), file=sys.stderr, flush=True)
