@@ -23,17 +23,19 @@ held-out real glyphs of the new writer:
   fid          Frechet distance between all held-out glyphs and all of that writer's glyphs
   nearest      for each held-out glyph, the writer whose generated glyphs OF THE SAME CHARACTER
                have the closest mean feature; the fraction that picks the new writer (chance is
-               1 / (base writers + 1))
+               1 / (trained base writers + 1))
 for the adapted new writer; for the nearest existing writer on the held-out glyphs (an oracle:
 it is picked on the glyphs it is scored on, the best of every base writer's noise), for
 "sheet_nearest", the existing writer nearest to the ADAPTATION glyphs in that judge's space
 (what a user could pick from their sheet without adapting), and for the mean existing writer;
-and for the new
-writer's starting point (--start: the mean of the --start_top base writers whose generated
-glyphs best reproduce the given glyphs, or the mean of all base rows); after the embedding phase
-alone (the best row by that pixel distance kept every --select_every steps) and after a further
-generator fine-tune (--finetune_steps). --known_writers N instead scores N of the base's own
-writers against their own held-out glyphs: the ceiling for a base. Prints JSON.
+and for the new writer's starting point (--start: the mean of the --start_top base writers whose
+generated glyphs best reproduce the given glyphs, or the mean of all base rows); after the
+embedding phase alone (the best row by that pixel distance kept every --select_every steps) and
+after a further generator fine-tune (--finetune_steps). --known_writers N instead scores N of
+the base's own writers against their own held-out glyphs: the ceiling for a base. Every
+comparison is among the writers the base was trained on: a base trained on a writer split also
+has rows for its held-out writers, never trained, that draw no one's style
+(hw_gan.style.adapt.trained_writers). Prints JSON.
 """
 
 import argparse
@@ -123,15 +125,17 @@ def to_float(records):
     return imgs / 127.5 - 1.0
 
 
-def writer_distances(generate, n_writers, judges, real_imgs, real_chars, per_char: int,
+def writer_distances(generate, writer_ids, judges, real_imgs, real_chars, per_char: int,
                      seed: int = 11) -> dict:
-    """{judge: (char_dist [W], fid [W], picks [N])}: how far every writer's generated glyphs
-    are from the real glyphs (see the top); generate(char_ids, writer_ids, seed) -> glyphs."""
+    """{judge: (char_dist [W], fid [W], picks [N])}: how far the generated glyphs of each of
+    `writer_ids` (W of them; picks index that list) are from the real glyphs (see the top);
+    generate(char_ids, writer_ids, seed) -> glyphs."""
     from hw_gan.evaluation.metrics import frechet_distance
 
     chars = np.unique(real_chars)
+    n_writers = len(writer_ids)
     c = np.tile(np.repeat(chars, per_char), n_writers)
-    w = np.repeat(np.arange(n_writers), len(chars) * per_char)
+    w = np.repeat(np.asarray(writer_ids, np.int32), len(chars) * per_char)
     gen = generate(c, w, seed)
     out = {}
     for name, judge in judges.items():
@@ -180,17 +184,18 @@ def rank_report(dists: dict, target: int, names, chosen: dict = None) -> dict:
 
 def score(adapter, judges, real_imgs, real_chars, per_char: int, seed: int = 11,
           chosen: dict = None) -> dict:
-    """The new writer against the base writers (see the top)."""
-    dists = writer_distances(adapter.generate, adapter.new_id + 1, judges, real_imgs, real_chars,
-                             per_char, seed)
-    return rank_report(dists, adapter.new_id, adapter.writer_names + ["<new>"], chosen)
+    """The new writer against the base writers it was trained on (see the top)."""
+    ids = list(adapter.trained_ids) + [adapter.new_id]
+    dists = writer_distances(adapter.generate, ids, judges, real_imgs, real_chars, per_char, seed)
+    return rank_report(dists, len(ids) - 1, [adapter.writer_names[i] for i in ids[:-1]] + ["<new>"],
+                       chosen)
 
 
 def sheet_choice(adapter, judges, data: dict, per_char: int) -> dict:
-    """{judge: base writer index}: the existing writer closest to the ADAPTATION glyphs in each
-    judge's space - what a user could pick without adapting (the held-out-nearest writer of
-    rank_report is an oracle: it is chosen on the very glyphs it is scored on)."""
-    dists = writer_distances(adapter.generate, adapter.new_id, judges, data["images"],
+    """{judge: index into adapter.trained_ids}: the existing writer closest to the ADAPTATION
+    glyphs in each judge's space - what a user could pick without adapting (the held-out-nearest
+    writer of rank_report is an oracle: it is chosen on the very glyphs it is scored on)."""
+    dists = writer_distances(adapter.generate, adapter.trained_ids, judges, data["images"],
                              data["chars"], per_char, seed=5)
     return {name: int(np.argmin(cd)) for name, (cd, _, _) in dists.items()}
 
@@ -203,23 +208,26 @@ def known_writers(base_dir: Path, judges, count: int, split: str, per_char: int)
 
     from data_pipeline import tfrecords
     from hw_gan import config as config_lib
+    from hw_gan.style.adapt import trained_writers
     from hw_gan.training import trainer as trainer_lib
 
     cfg = config_lib.load_json(str(base_dir / "config.json"))
     info = json.loads((base_dir / "dataset.json").read_text())
     trainer = trainer_lib.GANTrainer(cfg, tf.distribute.get_strategy(), info)
     trainer.restore()
+    ids, _ = trained_writers(cfg, info)
     records = {}
     for r in tfrecords.read_records(cfg.data.data_dir, split):
         records.setdefault(r.writer, []).append(r)
-    names = [w for w in info["writers"] if len(records.get(w, [])) >= 10][:count]
+    names = [w for w in info["writers"]
+             if len(records.get(w, [])) >= 10 and info["writers"].index(w) in ids][:count]
     dists_by_writer = {}
     for name in names:
         imgs = to_float(records[name])
         chars = np.array([info["charset"].index(r.char) for r in records[name]], np.int32)
-        dists = writer_distances(trainer.generate, len(info["writers"]), judges, imgs, chars,
-                                 per_char)
-        row = rank_report(dists, info["writers"].index(name), info["writers"])
+        dists = writer_distances(trainer.generate, ids, judges, imgs, chars, per_char)
+        row = rank_report(dists, ids.index(info["writers"].index(name)),
+                          [info["writers"][i] for i in ids])
         row["num_glyphs"] = len(chars)
         dists_by_writer[name] = row
         print(json.dumps({name: row}), file=sys.stderr, flush=True)
@@ -310,7 +318,7 @@ def main(argv=None):
                 row["start_score"] = score(adapter, judges, held_imgs, held_chars, args.per_char,
                                            chosen=chosen)
                 t0 = time.perf_counter()
-                report = adapter.run(data, log=lambda m: None)
+                report = adapter.run(data, log=lambda m: None, start=row["start"])
                 row["embedding_seconds"] = round(time.perf_counter() - t0, 1)
                 row["selection"] = report["phases"]["embedding"].get("selection")
                 row["embedding"] = score(adapter, judges, held_imgs, held_chars, args.per_char,

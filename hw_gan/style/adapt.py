@@ -10,8 +10,9 @@
    writer count. The adapted generator starts from the base's EMA generator (the one that is
    exported).
 3. Start (`start`): "nearest" (default) starts the new rows as the mean of the rows of the
-   `start_top` base writers whose generated glyphs are closest to the writer's glyphs; "mean"
-   starts from the mean of all base rows. The distance (`pixel_distances`): for each of the
+   `start_top` base writers whose generated glyphs are closest to the writer's glyphs (among the
+   writers the base was trained on: `trained_writers`); "mean"
+   starts from the mean of those writers' rows. The distance (`pixel_distances`): for each of the
    writer's glyphs x of character c, the mean |x - G(z_j, c, w)| of the closest of `samples`
    draws (a best-of-m reconstruction error, so a writer whose hand can produce x scores well
    however varied it is), averaged over the glyphs. Averaging a few nearest rows beats the single
@@ -195,6 +196,28 @@ def load_writer_data(writer_data: str, split: str, base_info: dict, image_size: 
 # Growing the writer embedding.
 
 
+def trained_writers(base_cfg, base_info) -> tuple[list, str]:
+    """(ids, why) of the base writers the base was trained on: those with glyphs in the training
+    split of the base's dataset. A base trained on a writer-split dataset also has rows for the
+    held-out writers (the manifest lists every writer), never trained: they draw an averaged,
+    nobody's style and must not be candidates for a start. When the base's dataset is not on
+    this machine, every base writer (and `why` says so)."""
+    from data_pipeline import tfrecords
+
+    everyone = list(range(len(base_info["writers"])))
+    data_dir, split = base_cfg.data.data_dir, base_cfg.data.train_split
+    try:
+        manifest = tfrecords.load_manifest(data_dir)
+    except tfrecords.DatasetError as e:
+        return everyone, f"every base writer (the base's dataset is not readable here: {e})"
+    per_writer = manifest["splits"].get(split, {}).get("per_writer", {})
+    ids = [i for i, name in enumerate(base_info["writers"]) if per_writer.get(name, 0) > 0]
+    if not ids:
+        return everyone, (f"every base writer ({data_dir} split {split!r} names none of the "
+                          f"base's writers)")
+    return ids, f"the {len(ids)} writers with glyphs in {data_dir} split {split!r}"
+
+
 def _copy_grown(src, dst) -> None:
     """Copies the weights of keras model `src` into `dst` (the same model with one more writer):
     equal shapes are copied, "writer_embedding" gets the mean of its rows appended."""
@@ -271,6 +294,7 @@ class Adapter:
                 head.kernel.assign(old.kernel.numpy())
                 head.bias.assign(old.bias.numpy())
         self.base_generator = base.ema_generator  # kept to measure drift of the base writers
+        self.trained_ids, self.trained_why = trained_writers(base_cfg, base_info)
         self.ema_embed = t.ema_generator.get_layer(EMBEDDING).embeddings
         self._pixel_fn = None
         self.g_embed = t.generator.get_layer(EMBEDDING).embeddings
@@ -312,43 +336,47 @@ class Adapter:
                     x, c, tf.constant(int(w)), tf.constant(17 + i, tf.int64))).numpy())
         return total / len(chars)
 
-    def _rows(self) -> list:
-        """The new writer's row of every grown variable (to keep or put back a candidate)."""
-        out = [v.numpy()[self.new_id].copy() for v in (self.g_embed, self.d_embed)]
+    def _grown(self) -> list:
+        """(variable, writer axis) of every variable that grew a row for the new writer: G's and
+        D's embeddings and the auxiliary writer head if the base has one (the EMA generator's
+        embedding follows G's: see _set_rows)."""
+        out = [(self.g_embed, 0), (self.d_embed, 0)]
         head = self.trainer.aux_heads.get("writer")
         if head is not None:
-            out += [head[0].kernel.numpy()[:, self.new_id].copy(),
-                    head[0].bias.numpy()[self.new_id].copy()]
+            out += [(head[0].kernel, 1), (head[0].bias, 0)]
         return out
 
+    def _rows(self, ids) -> list:
+        """For each grown variable, its rows of writers `ids`, writer axis first."""
+        return [np.moveaxis(np.take(var.numpy(), ids, axis=axis), axis, 0)
+                for var, axis in self._grown()]
+
+    def _new_rows(self) -> list:
+        """The new writer's current rows (to keep a candidate and put it back)."""
+        return [rows[0] for rows in self._rows([self.new_id])]
+
     def _set_rows(self, rows: list) -> None:
-        head = self.trainer.aux_heads.get("writer")
-        pairs = [(self.g_embed, rows[0]), (self.ema_embed, rows[0]), (self.d_embed, rows[1])]
-        for var, row in pairs:
+        """Writes one row per grown variable (as _rows gives them) as the new writer's."""
+        grown = self._grown()
+        for (var, axis), row in zip(grown + [(self.ema_embed, 0)], rows + rows[:1]):
             value = var.numpy()
-            value[self.new_id] = row
+            value[(slice(None),) * axis + (self.new_id,)] = row
             var.assign(value)
-        if head is not None:
-            kernel, bias = head[0].kernel.numpy(), head[0].bias.numpy()
-            kernel[:, self.new_id], bias[self.new_id] = rows[2], rows[3]
-            head[0].kernel.assign(kernel)
-            head[0].bias.assign(bias)
 
     def start_rows(self, data: dict) -> dict:
         """Sets the new writer's rows by `start` (see the module docstring); returns the choice."""
         if self.acfg.start == "mean":
-            return {"start": "mean"}
-        distances = self.pixel_distances(data["images"], data["chars"], range(self.new_id))
-        src = np.argsort(distances, kind="stable")[:self.acfg.start_top]
-        rows = [v.numpy()[src].mean(axis=0) for v in (self.g_embed, self.d_embed)]
-        head = self.trainer.aux_heads.get("writer")
-        if head is not None:
-            rows += [head[0].kernel.numpy()[:, src].mean(axis=1),
-                     head[0].bias.numpy()[src].mean()]
-        self._set_rows(rows)
+            self._set_rows([rows.mean(axis=0) for rows in self._rows(self.trained_ids)])
+            return {"start": "mean", "start_pool": self.trained_why}
+        pool = np.array(self.trained_ids)
+        distances = self.pixel_distances(data["images"], data["chars"], pool)
+        order = np.argsort(distances, kind="stable")[:self.acfg.start_top]
+        src = pool[order]
+        self._set_rows([rows.mean(axis=0) for rows in self._rows(src)])
         return {"start": "nearest", "start_writers": [self.writer_names[i] for i in src],
-                "start_distances": [round(float(distances[i]), 4) for i in src],
-                "mean_distance": round(float(distances.mean()), 4)}
+                "start_distances": [round(float(distances[i]), 4) for i in order],
+                "mean_distance": round(float(distances.mean()), 4),
+                "start_pool": self.trained_why}
 
     def _step_fn(self, finetune: bool, lr: float):
         import keras
@@ -415,7 +443,7 @@ class Adapter:
         selection = []
         best = None
         if every:
-            best = (self.pixel_distances(images, chars, [self.new_id])[0], 0, self._rows())
+            best = (self.pixel_distances(images, chars, [self.new_id])[0], 0, self._new_rows())
             selection.append({"step": 0, "distance": round(float(best[0]), 5)})
         for i in range(steps):
             idx = rng.choice(len(chars), batch, replace=len(chars) < batch)
@@ -436,7 +464,7 @@ class Adapter:
                 dist = self.pixel_distances(images, chars, [self.new_id])[0]
                 selection.append({"step": i + 1, "distance": round(float(dist), 5)})
                 if dist < best[0]:
-                    best = (dist, i + 1, self._rows())
+                    best = (dist, i + 1, self._new_rows())
         out = {"steps": steps, "lr": lr, "batch_size": batch, "history": history}
         if every:
             self._set_rows(best[2])
@@ -446,12 +474,14 @@ class Adapter:
         out["seconds"] = round(time.perf_counter() - t0, 1)
         return out
 
-    def run(self, data: dict, log=print) -> dict:
+    def run(self, data: dict, log=print, start: dict = None) -> dict:
+        """Adapts to `data`; `start`: start_rows' result when the caller has already set the
+        start (it is not computed again)."""
         acfg = self.acfg
         t = self.trainer
         rng = np.random.default_rng(acfg.seed)
         g_before = self.g_embed.numpy().copy()
-        report = {"phases": {}, **self.start_rows(data)}
+        report = {"phases": {}, **(start if start is not None else self.start_rows(data))}
         start_row = self.g_embed.numpy()[self.new_id].copy()
         report["phases"]["embedding"] = self._phase("embedding", acfg.steps, False, acfg.lr,
                                                     data, rng, log)

@@ -1,5 +1,6 @@
 """Adding a writer to a trained style_cgan (hw_gan.style.adapt) and its train_main entry."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -138,6 +139,16 @@ def test_auxiliary_heads_grow_too(base, tmp_path):
                                rtol=1e-6)
     np.testing.assert_array_equal(new.aux_heads["char"][0].kernel.numpy(),
                                   old.aux_heads["char"][0].kernel.numpy())
+    # The nearest start takes the head's column and bias from the same writers as the rows.
+    adapter, data, _ = adapt_lib.prepare(_acfg(base, tmp_path / "n", init=str(model_dir),
+                                               start="nearest", start_top=2, samples=2))
+    src = [BASE_WRITERS.index(w) for w in adapter.start_rows(data)["start_writers"]]
+    head = adapter.trainer.aux_heads["writer"][0]
+    np.testing.assert_allclose(head.kernel.numpy()[:, 4], head.kernel.numpy()[:, src].mean(1),
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(head.bias.numpy()[4], head.bias.numpy()[src].mean(),
+                               rtol=1e-6, atol=1e-7)
+    assert not np.allclose(head.kernel.numpy()[:, 4], head.kernel.numpy()[:, :4].mean(1))
 
 
 def test_nearest_start_is_the_mean_of_the_closest_base_rows(base, tmp_path):
@@ -157,6 +168,31 @@ def test_nearest_start_is_the_mean_of_the_closest_base_rows(base, tmp_path):
     # The whole command with no optimisation steps exports that start as it is.
     report = adapt_lib.adapt(acfg, log=lambda m: None)
     assert report["start_writers"] == info["start_writers"] and report["new_row_moved"] == 0.0
+
+
+def test_start_candidates_are_the_writers_the_base_was_trained_on(base, tmp_path):
+    """A base trained on a writer split has rows for its held-out writers too (never trained):
+    neither start takes them; without the base's dataset every writer is a candidate."""
+    info = {"writers": [*BASE_WRITERS, "held-out"]}
+    cfg = base["cfg"]
+    ids, why = adapt_lib.trained_writers(cfg, info)
+    assert ids == [0, 1, 2, 3] and str(base["data"]) in why
+    gone = cfg.replace(data=dataclasses.replace(cfg.data, data_dir=str(tmp_path / "gone")))
+    ids, why = adapt_lib.trained_writers(gone, info)
+    assert ids == [0, 1, 2, 3, 4] and "not readable" in why and "gone" in why
+
+    adapter, data, _ = adapt_lib.prepare(_acfg(base, tmp_path / "n", start="nearest",
+                                               start_top=2, steps=0, samples=3))
+    distances = adapter.pixel_distances(data["images"], data["chars"], range(4))
+    adapter.trained_ids = [i for i in range(4) if i != int(np.argmin(distances))]
+    info = adapter.start_rows(data)
+    want = sorted(adapter.trained_ids, key=lambda i: distances[i])[:2]
+    assert info["start_writers"] == [BASE_WRITERS[i] for i in want]
+    adapter.acfg = dataclasses.replace(adapter.acfg, start="mean")
+    adapter.start_rows(data)
+    rows = adapter.g_embed.numpy()
+    np.testing.assert_allclose(rows[4], rows[adapter.trained_ids].mean(axis=0), rtol=1e-6,
+                               atol=1e-7)
 
 
 def test_pixel_distance_is_the_closest_of_the_draws(base, tmp_path):
