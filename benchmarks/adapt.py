@@ -321,8 +321,9 @@ def main(argv=None):
                 report = adapter.run(data, log=lambda m: None, start=row["start"])
                 row["embedding_seconds"] = round(time.perf_counter() - t0, 1)
                 row["selection"] = report["phases"]["embedding"].get("selection")
-                row["embedding"] = score(adapter, judges, held_imgs, held_chars, args.per_char,
-                                         chosen=chosen)
+                # With no embedding steps the row is the start: its score is already known.
+                row["embedding"] = row["start_score"] if not args.steps else score(
+                    adapter, judges, held_imgs, held_chars, args.per_char, chosen=chosen)
                 row["base_rows_unchanged"] = report["base_rows_unchanged"]
                 if args.finetune_steps:
                     t0 = time.perf_counter()
