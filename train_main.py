@@ -268,10 +268,18 @@ def export(cfg, trainer, manifest, overwrite: bool = False) -> str:
         w_avg, spread = stylegan.w_statistics(trainer.ema_generator, cfg.model.latent_dim)
         extra.update(stylegan_signatures(trainer.ema_generator, trainer.ema_encoder, w_avg,
                                          spread, feature_net=trainer.d_feature_net))
+    metadata = {}
+    if trainer.uses_writer:
+        from data_pipeline import tfrecords
+
+        # Writers held out of the training split (a writer split) have rows never trained.
+        untrained = tfrecords.writers_without_glyphs(manifest, cfg.data.train_split)
+        if untrained:
+            metadata["untrained_writers"] = untrained
     path = export_lib.export_generator(
         trainer.ema_generator, cfg.model, manifest["charset"], manifest["writers"],
         cfg.runtime.export_dir, name, cfg.runtime.export_version, overwrite=overwrite,
-        extra_signatures=extra)
+        extra_signatures=extra, extra_metadata=metadata)
     return str(path)
 
 
@@ -283,7 +291,7 @@ def sample(cfg) -> dict:
     name = cfg.runtime.export_name or Path(cfg.runtime.model_dir).name
     path = Path(cfg.runtime.export_dir) / name
     exported = export_lib.load_export(path)
-    writers = list(cfg.runtime.sample_writers) or list(exported.writers[:8])
+    writers = list(cfg.runtime.sample_writers) or list(exported.trained_writers()[:8])
     chars = cfg.runtime.sample_chars or "".join(label[0] for label in exported.charset)
     export_lib.write_sample_grid(path, cfg.runtime.sample_out, chars, writers, cfg.train.seed)
     return {"sample": cfg.runtime.sample_out}

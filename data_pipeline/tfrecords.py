@@ -226,6 +226,14 @@ def load_manifest(data_dir) -> dict:
     return manifest
 
 
+def writers_without_glyphs(manifest: dict, split: str) -> list[str]:
+    """The manifest's writers with no glyph in `split`, in id order. A model trained on `split`
+    of a writer-split dataset has a writer row for each of them that it never trained (every
+    manifest writer gets an id): their "style" is nobody's."""
+    per_writer = manifest["splits"].get(split, {}).get("per_writer", {})
+    return [w for w in manifest["writers"] if per_writer.get(w, 0) == 0]
+
+
 def shard_paths(data_dir, split: str, manifest: Optional[dict] = None,
                 check_sizes: bool = True) -> list[str]:
     manifest = manifest or load_manifest(data_dir)

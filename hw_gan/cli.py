@@ -70,7 +70,7 @@ def _sample(argv: Sequence[str]) -> int:
 
     try:
         loaded = export.load_export(args.model)
-        writers = [w for w in args.writers.split(",") if w] or list(loaded.writers[:8])
+        writers = [w for w in args.writers.split(",") if w] or list(loaded.trained_writers()[:8])
         chars = args.chars or "".join(label[0] for label in loaded.charset)
         export.write_sample_grid(loaded, args.out, chars, writers, args.seed)
     except (ValueError, FileNotFoundError) as e:

@@ -10,6 +10,9 @@
             charset.txt          <- one charset label per line (UTF-8), in id order
             writers.txt          <- one writer name per line (UTF-8), in id order
             hwgan.json           <- family, resolution, latent_dim, charset, writers, format
+                                    (+ "untrained_writers": writers with a row but no training
+                                    glyphs, held out of a writer split; LoadedExport, the
+                                    renderer and the server refuse them by name)
         2/ ...
 
 A version is written to a temporary sibling (".1.partial-XXXX", which TF Serving ignores: not a
@@ -82,6 +85,8 @@ BUILTIN_SIGNATURES = (GLYPHS, GLYPHS_BY_ID, METADATA, SERVING_DEFAULT)
 
 UNKNOWN_CHAR_MESSAGE = "character not in the model's charset"
 UNKNOWN_WRITER_MESSAGE = "writer not known to the model"
+UNTRAINED_WRITER_MESSAGE = ("writer held out when the model was trained (its style was never "
+                            "learned)")
 WRITER_COUNT_MESSAGE = "writers must have length 1 or the length of chars"
 CHAR_ID_MESSAGE = "char_ids out of range [0, num_chars)"
 WRITER_ID_MESSAGE = "writer_ids out of range [0, num_writers)"
@@ -147,7 +152,8 @@ class GeneratorModule(tf.Module):
     """
 
     def __init__(self, generator, model_cfg: ModelConfig, charset_labels: Sequence[str],
-                 writer_names: Sequence[str], uses_writer: bool, asset_paths: Mapping[str, str]):
+                 writer_names: Sequence[str], uses_writer: bool, asset_paths: Mapping[str, str],
+                 untrained_writers: Sequence[str] = ()):
         super().__init__(name="hwgan_generator")
         self.charset_labels = tuple(charset_labels)
         self.writer_names = tuple(writer_names)
@@ -168,7 +174,11 @@ class GeneratorModule(tf.Module):
                 values.append(i)
         self.char_table = _string_table(keys, values)
         if self.uses_writer:
-            self.writer_table = _string_table(self.writer_names, range(len(self.writer_names)))
+            # Never-trained writers keep their id (glyphs_by_id) but not their name: by name
+            # they are "not known to the model", for TF Serving clients too.
+            named = [(w, i) for i, w in enumerate(self.writer_names)
+                     if w not in set(untrained_writers)]
+            self.writer_table = _string_table([w for w, _ in named], [i for _, i in named])
         self.charset_asset = tf.saved_model.Asset(asset_paths[CHARSET_FILE])
         self.writers_asset = tf.saved_model.Asset(asset_paths[WRITERS_FILE])
         self.metadata_asset = tf.saved_model.Asset(asset_paths[METADATA_FILE])
@@ -428,6 +438,9 @@ def export_generator(generator, model_cfg: ModelConfig, charset_labels: Sequence
     writers = _check_names("writer", writer_names)
     uses_writer = _uses_writer(generator, model_cfg.family)
     _check_export_args(generator, model_cfg, charset, writers, uses_writer)
+    untrained = list((extra_metadata or {}).get("untrained_writers", ()))
+    if not set(untrained) <= set(writers) or len(untrained) >= max(len(writers), 1):
+        raise ValueError(f"untrained_writers {untrained} must be some (not all) of the writers")
     extra_signatures = dict(extra_signatures or {})
     for sig_name in extra_signatures:
         if sig_name in BUILTIN_SIGNATURES or not _SIGNATURE_NAME.match(sig_name):
@@ -463,7 +476,8 @@ def export_generator(generator, model_cfg: ModelConfig, charset_labels: Sequence
             (staging / fname).write_text(text, encoding="utf-8")
             asset_paths[fname] = str(staging / fname)
 
-        module = GeneratorModule(generator, model_cfg, charset, writers, uses_writer, asset_paths)
+        module = GeneratorModule(generator, model_cfg, charset, writers, uses_writer, asset_paths,
+                                 untrained)
         signatures = {}
         for sig_name, builder in [*_BUILTIN_BUILDERS.items(), *extra_signatures.items()]:
             if sig_name in extra_signatures and hasattr(module, sig_name):
@@ -541,6 +555,9 @@ class LoadedExport:
                                  f"{FORMAT_VERSION}")
         self._charset = Charset(self.charset)
         self._writer_set = set(self.writers)
+        # Writers the model has a row for but never trained (hwgan.json "untrained_writers"):
+        # refused by glyphs() / the renderer / the server with UNTRAINED_WRITER_MESSAGE.
+        self.untrained_writers: tuple[str, ...] = tuple(self.info.get("untrained_writers", ()))
 
     @property
     def version(self) -> Optional[int]:
@@ -566,6 +583,15 @@ class LoadedExport:
                 out.append(w)
         return out
 
+    def untrained_of(self, writers: Sequence[str]) -> list[str]:
+        """Those of `writers` the model never trained (see untrained_writers), once each."""
+        held = set(self.untrained_writers) if self.uses_writer else set()
+        return list(dict.fromkeys(w for w in writers if w in held))
+
+    def trained_writers(self) -> tuple[str, ...]:
+        held = set(self.untrained_writers)
+        return tuple(w for w in self.writers if w not in held)
+
     def _check(self, chars: list[str], writers: list[str]) -> None:
         self._check_known(chars, writers)
         if self.uses_writer and len(writers) not in (1, len(chars)):
@@ -583,6 +609,11 @@ class LoadedExport:
             shown = list(self.writers[:20]) + (["..."] if len(self.writers) > 20 else [])
             raise ValueError(f"{UNKNOWN_WRITER_MESSAGE} ({self.path}): {bad}; known writers: "
                              f"{shown}")
+        bad = self.untrained_of(writers)
+        if bad:
+            shown = list(self.trained_writers()[:20])
+            raise ValueError(f"{UNTRAINED_WRITER_MESSAGE} ({self.path}): {bad}; writers it "
+                             f"learned: {shown}")
 
     def glyphs(self, chars: Union[str, Sequence[str]], writers: Union[str, Sequence[str]],
                seed: int = 0) -> np.ndarray:

@@ -445,6 +445,11 @@ class App:
         if bad:
             raise _bad(f"unknown writer(s) {bad}; known writers: {list(model.writers[:20])}"
                        + (" ..." if len(model.writers) > 20 else ""))
+        bad = model.untrained_of(writers)
+        if bad:
+            raise _bad(f"writer(s) {bad} were held out when this model was trained (their "
+                       f"style was never learned); writers it learned: "
+                       f"{list(model.trained_writers()[:20])}")
 
     def _run(self, sig: str, tensors: dict) -> dict:
         import tensorflow as tf

@@ -65,11 +65,12 @@ def _base_cfg(data_dir: Path, model_dir: Path, family: str, steps: int, **train)
         runtime=config_lib.RuntimeConfig(model_dir=str(model_dir), strategy="default")))
 
 
-def _base_dataset(out: Path, writers, per: int) -> Path:
+def _base_dataset(out: Path, writers, per: int, **split) -> Path:
     """A small multi-writer dataset over exactly the template's charset (in its order)."""
+    split = split or {"split": "none"}
     tfrecords.write_dataset(ListSource(make_records(writers=writers, chars=CHARSET, per=per,
                                                     size=32, seed=1)),
-                            out, split="none", num_shards=1, progress=False)
+                            out, num_shards=1, progress=False, **split)
     assert tfrecords.load_manifest(out)["charset"] == list(CHARSET)
     return out
 
@@ -164,13 +165,32 @@ def test_extract_finds_the_page_and_every_glyph(extracted, template):
 
 @pytest.fixture(scope="module")
 def cgan_base(root):
-    """A tiny style_cgan (4 writers x the template's charset, 2 steps), laid out by train_main."""
+    """A tiny style_cgan (4 writers x the template's charset, 2 steps), laid out by train_main
+    and exported. Its dataset is split by writer: one writer is held out, so the model has a
+    row for it that is never trained."""
     import train_main
 
-    data = _base_dataset(root / "cgan-data", BASE_WRITERS, per=2)
+    data = _base_dataset(root / "cgan-data", BASE_WRITERS, per=2, split="writer",
+                         test_fraction=0.25)
     cfg = _base_cfg(data, root / "cgan-base", "style_cgan", steps=2, r1_interval=1)
+    cfg = cfg.replace(runtime=dataclasses.replace(cfg.runtime, export_dir=str(root / "export"),
+                                                  export_name="cgan-base"))
     train_main.run(cfg)
+    train_main.run(cfg.replace(runtime=dataclasses.replace(cfg.runtime, mode="export")))
     return root / "cgan-base"
+
+
+def _held_out_writer(root) -> str:
+    [name] = tfrecords.load_manifest(root / "cgan-data")["split"]["test_writers"]
+    return name
+
+
+def test_base_export_refuses_the_held_out_writer(cgan_base, root):
+    held = _held_out_writer(root)
+    exported = load_export(root / "export" / "cgan-base")
+    assert exported.writers == BASE_WRITERS and exported.untrained_writers == (held,)
+    with pytest.raises(ValueError, match=rf"held out when the model was trained.*'{held}'"):
+        exported.glyphs(["a"], held, 0)
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +219,11 @@ def test_adaptation_adds_alice_and_exports_her(adapted, cgan_base, template):
     assert Path(report["export"]).is_dir()
     exported = load_export(adapted["export"])
     assert exported.writers == (*BASE_WRITERS, "alice")
+    # The base's held-out writer never started alice and is refused by her export too.
+    held = _held_out_writer(cgan_base.parent)
+    assert held not in report["start_writers"]
+    assert "the 3 writers with glyphs" in report["start_pool"]
+    assert exported.untrained_writers == (held,)
     assert tuple(exported.charset) == tuple(CHARSET)
     # The geometry measured on alice's sheet travels with the export, for every character.
     assert sorted(exported.info["writer_geometry"]["alice"]) == sorted(CHARSET)
@@ -216,6 +241,8 @@ def test_write_in_alices_hand(adapted, root):
     other = root / "nobody.png"
     assert cli.main(["write", "--model", str(adapted["export"]), "--writer", "nobody", TEXT,
                      "--out", str(other)]) == 2
+    assert cli.main(["write", "--model", str(adapted["export"]), "--writer",
+                     _held_out_writer(root), TEXT, "--out", str(other)]) == 2
     assert not other.exists()
 
 

@@ -110,11 +110,15 @@ def resolve_writer(model, writer: Optional[str]) -> Optional[str]:
     (None) for those without. ValueError names a few known writers."""
     if not getattr(model, "uses_writer", True):
         return None
-    writers = tuple(getattr(model, "writers", ()))
+    untrained = set(getattr(model, "untrained_writers", ()))
+    writers = tuple(w for w in getattr(model, "writers", ()) if w not in untrained)
     shown = ", ".join(writers[:8]) + (f", ... ({len(writers)} in all)" if len(writers) > 8 else "")
     if not writer:
         raise ValueError(f"this model writes in the hand of one of its writers: name one "
                          f"(known writers: {shown})")
+    if writer in untrained:
+        raise ValueError(f"writer {writer!r} was held out when this model was trained: it has "
+                         f"a name here but its style was never learned; the model knows {shown}")
     if writer not in writers:
         raise ValueError(f"unknown writer {writer!r}: the model knows {shown}")
     return writer

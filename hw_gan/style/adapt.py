@@ -210,8 +210,9 @@ def trained_writers(base_cfg, base_info) -> tuple[list, str]:
         manifest = tfrecords.load_manifest(data_dir)
     except tfrecords.DatasetError as e:
         return everyone, f"every base writer (the base's dataset is not readable here: {e})"
-    per_writer = manifest["splits"].get(split, {}).get("per_writer", {})
-    ids = [i for i, name in enumerate(base_info["writers"]) if per_writer.get(name, 0) > 0]
+    untrained = set(tfrecords.writers_without_glyphs(manifest, split))
+    ids = [i for i, name in enumerate(base_info["writers"])
+           if name in manifest["writers"] and name not in untrained]
     if not ids:
         return everyone, (f"every base writer ({data_dir} split {split!r} names none of the "
                           f"base's writers)")
@@ -605,6 +606,10 @@ def adapt(acfg: AdaptConfig, log=print) -> dict:
             geometry = writer_geometry(acfg.writer_data, acfg.split)
             table = {data["name"]: geometry} if geometry else None
             metadata = {"adapted_writer": data["name"], "base_model_dir": str(base_dir)}
+            trained = set(adapter.trained_ids)
+            untrained = [w for i, w in enumerate(adapter.writer_names) if i not in trained]
+            if untrained:  # the renderer and server refuse them (hw_gan.export)
+                metadata["untrained_writers"] = untrained
             if table:
                 metadata["writer_geometry"] = table
             path = export_lib.export_generator(

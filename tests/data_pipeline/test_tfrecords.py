@@ -51,6 +51,11 @@ def test_writer_split_holds_out_whole_writers(tmp_path):
     train_w, test_w = set(m["splits"]["train"]["per_writer"]), set(m["splits"]["test"]["per_writer"])
     assert len(test_w) == 1 and not train_w & test_w and train_w | test_w == set(m["writers"])
     assert m["split"]["test_writers"] == sorted(test_w)
+    # A model trained on "train" has rows for the held-out writers that it never trains.
+    assert tfrecords.writers_without_glyphs(m, "train") == sorted(test_w)
+    assert tfrecords.writers_without_glyphs(m, "test") == [w for w in m["writers"]
+                                                          if w in train_w]
+    assert tfrecords.writers_without_glyphs(m, "nope") == m["writers"]
     r = _write(tmp_path, "r", split="random", test_fraction=0.3)
     assert r["splits"]["train"]["count"] + r["splits"]["test"]["count"] == 36
     assert 0 < r["splits"]["test"]["count"] < 36

@@ -370,6 +370,32 @@ def test_load_export_checks_in_python_first(style, monkeypatch):
         loaded.glyphs(["a", "b", "a"], ["w0", "w1"], 0)
 
 
+def test_untrained_writers_are_refused(style, tmp_path):
+    """A writer the export has a row for but never trained (hwgan.json "untrained_writers", as
+    train_main writes for a writer split) is refused by name; the others still write."""
+    gen, cfg = style[0], style[1]
+    path = export.export_generator(gen, cfg, CHARSET, WRITERS, tmp_path, "held",
+                                   extra_metadata={"untrained_writers": ["w1"]})
+    loaded = export.load_export(path)
+    assert loaded.untrained_writers == ("w1",)
+    assert loaded.trained_writers() == ("w0", "writer two")
+    assert loaded.untrained_of(["w0", "w1", "w1"]) == ["w1"]
+    with pytest.raises(ValueError, match=r"held out when the model was trained.*\['w1'\].*"
+                                         r"\['w0', 'writer two'\]"):
+        loaded.glyphs(["a", "b"], ["w0", "w1"], 0)
+    assert loaded.glyphs(["a", "b"], "writer two", 0).shape == (2, RES, RES, 1)
+    assert export.load_export(style[3]).untrained_writers == ()
+    # In the graph (what TF Serving clients call) the name is unknown; its id still draws.
+    module = tf.saved_model.load(str(path))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=UNKNOWN_WRITER + r".*w1"):
+        _glyphs(module, ["a"], ["w1"], 0)
+    np.testing.assert_array_equal(_glyphs(module, ["a"], ["writer two"], 3)["images"].numpy(),
+                                  _by_id(module, [0], [2], 3)["images"].numpy())
+    with pytest.raises(ValueError, match=r"untrained_writers \['nobody'\]"):
+        export.export_generator(gen, cfg, CHARSET, WRITERS, tmp_path, "bad",
+                                extra_metadata={"untrained_writers": ["nobody"]})
+
+
 def test_load_export_errors(tmp_path, style):
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "missing"))):
         export.load_export(tmp_path / "missing")

@@ -452,6 +452,20 @@ def test_pages_stream_with_bounded_memory(monkeypatch):
     assert len({s for _, _, s in fake.calls}) == len(fake.calls)  # a seed per block
 
 
+def test_untrained_writer_is_refused_by_name():
+    """A writer the model never trained (held out of a writer split) is named as such and left
+    out of the writers offered."""
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(uses_writer=True, writers=("w0", "held", "w1"),
+                            untrained_writers=("held",))
+    assert render.resolve_writer(model, "w1") == "w1"
+    with pytest.raises(ValueError, match=r"'held' was held out.*never learned.*knows w0, w1$"):
+        render.resolve_writer(model, "held")
+    with pytest.raises(ValueError, match=r"name one \(known writers: w0, w1\)"):
+        render.resolve_writer(model, "")
+
+
 def test_families_without_writers_ignore_the_writer(tmp_path):
     fake = FakeModel(writers=(), uses_writer=False)
     res = render.render_text(fake, "bad", writer="anyone", out=tmp_path / "a.png")

@@ -21,7 +21,7 @@ from hw_gan.serve import make_server
 from tests.conftest import tiny_export
 
 CHARSET = tuple("abdegpxyTH1.,-'") + ("Oo",)
-WRITERS = ("w0", "w1")
+WRITERS = ("w0", "w1", "held")  # "held": a writer the model has a row for but never trained
 RES = 32
 NAME = "tiny"
 MAX_BODY = 64 * 1024
@@ -32,7 +32,8 @@ MAX_CONCURRENT = 2
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve_export")
-    tiny_export(root, NAME, CHARSET, WRITERS, resolution=RES)
+    tiny_export(root, NAME, CHARSET, WRITERS, resolution=RES,
+                extra_metadata={"untrained_writers": ["held"]})
     log = io.StringIO()
     srv = make_server(root / NAME, "127.0.0.1", 0, max_body_bytes=MAX_BODY,
                       max_text_chars=MAX_TEXT, max_concurrent=MAX_CONCURRENT, log=log)
@@ -154,6 +155,9 @@ def test_predict_input_errors(server):
     err = predict(server, {"inputs": {"chars": ["a"], "writers": ["mallory"], "seed": 0}},
                   400)["error"]
     assert "mallory" in err
+    err = predict(server, {"inputs": {"chars": ["a", "b"], "writers": ["w0", "held"], "seed": 0}},
+                  400)["error"]
+    assert "['held']" in err and "held out" in err and "['w0', 'w1']" in err
     err = predict(server, {"inputs": {"chars": ["a"], "writers": ["w0"], "seed": 1.5}},
                   400)["error"]
     assert "seed" in err
@@ -218,6 +222,8 @@ def test_write_errors(server):
     path = f"/v1/models/{NAME}:write"
     err = call(server, "POST", path, {"text": "abba", "writer": "mallory"}, expect=400)["error"]
     assert "mallory" in err
+    err = call(server, "POST", path, {"text": "abba", "writer": "held"}, expect=400)["error"]
+    assert "'held' was held out" in err and "w0, w1" in err and "held," not in err
     err = call(server, "POST", path, {"text": "ab\u00e9 z", "writer": "w0"}, expect=400)["error"]
     assert "\u00e9" in err and "z" in err
     err = call(server, "POST", path, {"text": "a" * (MAX_TEXT + 1), "writer": "w0"},
