@@ -29,8 +29,8 @@ it is picked on the glyphs it is scored on, the best of every base writer's nois
 "sheet_nearest", the existing writer nearest to the ADAPTATION glyphs in that judge's space
 (what a user could pick from their sheet without adapting), and for the mean existing writer;
 and for the new writer's starting point (--start: the mean of the --start_top base writers whose
-generated glyphs best reproduce the given glyphs, or the mean of all base rows); after the
-embedding phase alone (the best row by that pixel distance kept every --select_every steps) and
+generated glyphs best reproduce the given glyphs, or the mean of the trained base rows); after
+the embedding phase alone (the best row by that pixel distance kept every --select_every steps) and
 after a further generator fine-tune (--finetune_steps). --known_writers N instead scores N of
 the base's own writers against their own held-out glyphs: the ceiling for a base. Every
 comparison is among the writers the base was trained on: a base trained on a writer split also

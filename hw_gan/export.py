@@ -176,8 +176,8 @@ class GeneratorModule(tf.Module):
         if self.uses_writer:
             # Never-trained writers keep their id (glyphs_by_id) but not their name: by name
             # they are "not known to the model", for TF Serving clients too.
-            named = [(w, i) for i, w in enumerate(self.writer_names)
-                     if w not in set(untrained_writers)]
+            held = set(untrained_writers)
+            named = [(w, i) for i, w in enumerate(self.writer_names) if w not in held]
             self.writer_table = _string_table([w for w, _ in named], [i for _, i in named])
         self.charset_asset = tf.saved_model.Asset(asset_paths[CHARSET_FILE])
         self.writers_asset = tf.saved_model.Asset(asset_paths[WRITERS_FILE])

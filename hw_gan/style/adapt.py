@@ -11,8 +11,8 @@
    exported).
 3. Start (`start`): "nearest" (default) starts the new rows as the mean of the rows of the
    `start_top` base writers whose generated glyphs are closest to the writer's glyphs (among the
-   writers the base was trained on: `trained_writers`); "mean"
-   starts from the mean of those writers' rows. The distance (`pixel_distances`): for each of the
+   writers the base was trained on: `trained_writers`); "mean" starts from the mean of those
+   writers' rows. The distance (`pixel_distances`): for each of the
    writer's glyphs x of character c, the mean |x - G(z_j, c, w)| of the closest of `samples`
    draws (a best-of-m reconstruction error, so a writer whose hand can produce x scores well
    however varied it is), averaged over the glyphs. Averaging a few nearest rows beats the single
