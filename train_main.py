@@ -118,6 +118,17 @@ flags.DEFINE_integer("adapt_samples", 8,
                      "Adapt: generated draws per glyph in the pixel distance (start, selection).")
 flags.DEFINE_integer("adapt_select_every", 50,
                      "Adapt: score the new row every N embedding steps and keep the best (0=off).")
+flags.DEFINE_enum("adapt_objective", "gan", ["gan", "projection"],
+                  "Adapt: embedding-phase loss: the base's GAN loss (G's and D's new rows) or "
+                  "projection (G's new row fitted to reconstruct the writer's glyphs: pixel L1 + "
+                  "--adapt_feature_weight x L1 of D's features).")
+flags.DEFINE_float("adapt_feature_weight", 3.0,
+                   "Adapt: projection: weight of the discriminator-feature L1 (pixel L1 is 1).")
+flags.DEFINE_float("adapt_anchor", 0.0,
+                   "Adapt: projection: weight of |row - start|^2 / |start|^2.")
+flags.DEFINE_enum("adapt_space", "row", ["row", "writers"],
+                  "Adapt: projection: fit a free row, or a softmax blend of the trained writers' "
+                  "rows (starting from the start's weights).")
 
 
 def config_from_flags() -> config_lib.ExperimentConfig:
@@ -306,7 +317,9 @@ def adapt_config_from_flags():
         batch_size=FLAGS.adapt_batch_size, lr=FLAGS.adapt_lr, d_lr=FLAGS.adapt_d_lr,
         finetune_steps=FLAGS.adapt_finetune_steps, finetune_lr=FLAGS.adapt_finetune_lr,
         start=FLAGS.adapt_start, start_top=FLAGS.adapt_start_top, samples=FLAGS.adapt_samples,
-        select_every=FLAGS.adapt_select_every, seed=FLAGS.seed, export_dir=FLAGS.export_dir,
+        select_every=FLAGS.adapt_select_every, objective=FLAGS.adapt_objective,
+        feature_weight=FLAGS.adapt_feature_weight, anchor=FLAGS.adapt_anchor,
+        space=FLAGS.adapt_space, seed=FLAGS.seed, export_dir=FLAGS.export_dir,
         export_name=FLAGS.export_name,
         export_version=FLAGS.export_version, overwrite_export=FLAGS.overwrite_export,
         log_every=FLAGS.log_every).validate()

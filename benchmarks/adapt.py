@@ -30,8 +30,9 @@ it is picked on the glyphs it is scored on, the best of every base writer's nois
 (what a user could pick from their sheet without adapting), and for the mean existing writer;
 and for the new writer's starting point (--start: the mean of the --start_top base writers whose
 generated glyphs best reproduce the given glyphs, or the mean of the trained base rows); after
-the embedding phase alone (the best row by that pixel distance kept every --select_every steps) and
-after a further generator fine-tune (--finetune_steps). --known_writers N instead scores N of
+the embedding phase alone (the best row by that pixel distance kept every --select_every steps;
+--objective projection fits the row to the glyphs instead of the GAN loss, as a free row or, with
+--space writers, a blend of the trained rows: see hw_gan.style.adapt) and after a further generator fine-tune (--finetune_steps). --known_writers N instead scores N of
 the base's own writers against their own held-out glyphs: the ceiling for a base. Every
 comparison is among the writers the base was trained on: a base trained on a writer split also
 has rows for its held-out writers, never trained, that draw no one's style
@@ -248,6 +249,10 @@ def main(argv=None):
     p.add_argument("--start_top", type=int, default=4)
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--select_every", type=int, default=50)
+    p.add_argument("--objective", default="gan", choices=["gan", "projection"])
+    p.add_argument("--feature_weight", type=float, default=3.0)
+    p.add_argument("--anchor", type=float, default=0.0)
+    p.add_argument("--space", default="row", choices=["row", "writers"])
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--per_char", type=int, default=3)
     p.add_argument("--judges", default="char,writer")
@@ -271,7 +276,8 @@ def main(argv=None):
     results = {"init": str(base_dir), "steps": args.steps, "finetune_steps": args.finetune_steps,
                "lr": args.lr, "d_lr": args.d_lr, "finetune_lr": args.finetune_lr,
                "start": args.start, "start_top": args.start_top, "samples": args.samples,
-               "select_every": args.select_every,
+               "select_every": args.select_every, "objective": args.objective,
+               "feature_weight": args.feature_weight, "anchor": args.anchor, "space": args.space,
                "batch_size": args.batch_size,
                "held_out_variants": list(HELD_OUT), "per_char": args.per_char,
                "judges": {k: j.real_accuracy for k, j in judges.items()}, "writers": {}}
@@ -309,7 +315,9 @@ def main(argv=None):
                     writer_name=f"new-{name}", steps=args.steps, batch_size=args.batch_size,
                     lr=args.lr, d_lr=args.d_lr, finetune_steps=0, finetune_lr=args.finetune_lr,
                     start=args.start, start_top=args.start_top, samples=args.samples,
-                    select_every=args.select_every, seed=0,
+                    select_every=args.select_every, objective=args.objective,
+                    feature_weight=args.feature_weight, anchor=args.anchor, space=args.space,
+                    seed=0,
                     log_every=max(1, args.steps))
                 adapter, data, _ = adapt_lib.prepare(acfg)
                 row = {"num_glyphs": int(len(data["chars"]))}
@@ -321,6 +329,8 @@ def main(argv=None):
                 report = adapter.run(data, log=lambda m: None, start=row["start"])
                 row["embedding_seconds"] = round(time.perf_counter() - t0, 1)
                 row["selection"] = report["phases"]["embedding"].get("selection")
+                if "blend" in report["phases"]["embedding"]:
+                    row["blend"] = report["phases"]["embedding"]["blend"]
                 # With no embedding steps the row is the start: its score is already known.
                 row["embedding"] = row["start_score"] if not args.steps else score(
                     adapter, judges, held_imgs, held_chars, args.per_char, chosen=chosen)

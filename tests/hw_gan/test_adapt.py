@@ -225,6 +225,69 @@ def test_selection_keeps_the_closest_row_seen(base, tmp_path):
     np.testing.assert_array_equal(adapter.ema_embed.numpy()[4], adapter.g_embed.numpy()[4])
 
 
+def test_projection_fits_only_g_new_row_and_lowers_its_loss(base, tmp_path):
+    """objective=projection: one step with a fixed seed lowers the reconstruction loss it
+    reports, only G's new row moves (D's rows and the base rows stay), and a strong anchor keeps
+    the row nearer its start."""
+    acfg = _acfg(base, tmp_path / "p", steps=0, objective="projection", lr=0.01, samples=3,
+                 feature_weight=1.0, select_every=0)
+    adapter, data, _ = adapt_lib.prepare(acfg)
+    adapter.start_rows(data)
+    g0, d0 = adapter.g_embed.numpy().copy(), adapter.d_embed.numpy().copy()
+    step = adapter._proj_step_fn(0.002)
+    x, c, seed = tf.constant(data["images"]), tf.constant(data["chars"]), tf.constant(7, tf.int64)
+    losses = [float(step(x, c, seed)[0]) for _ in range(4)]
+    assert losses[-1] < losses[0], losses
+    g1 = adapter.g_embed.numpy()
+    np.testing.assert_array_equal(g1[:4], g0[:4])
+    assert not np.array_equal(g1[4], g0[4])
+    np.testing.assert_array_equal(adapter.d_embed.numpy(), d0)
+
+    moved = {}
+    for anchor in (0.0, 100.0):
+        acfg = _acfg(base, tmp_path / f"a{anchor}", steps=10, objective="projection", lr=0.05,
+                     samples=2, anchor=anchor, select_every=0)
+        adapter, data, _ = adapt_lib.prepare(acfg)
+        report = adapter.run(data, log=lambda m: None)
+        phase = report["phases"]["embedding"]
+        assert phase["objective"] == "projection" and phase["anchor"] == anchor
+        assert set(phase["history"][0]) == {"step", "loss", "reconstruction", "pixel",
+                                            "row_moved"}
+        assert report["base_rows_unchanged"]
+        moved[anchor] = report["new_row_moved"]
+    assert 0 < moved[100.0] < moved[0.0]
+
+
+def test_projection_blend_stays_a_mix_of_the_trained_writers(base, tmp_path):
+    """space=writers: the fitted row is softmax(logits) @ the trained writers' rows, starting
+    from the nearest start's weights (1/start_top on the start writers), and moves."""
+    acfg = _acfg(base, tmp_path / "b", steps=5, objective="projection", space="writers",
+                 lr=0.2, samples=2, start_top=2, select_every=0)
+    adapter, data, _ = adapt_lib.prepare(acfg)
+    start = adapter.start_rows(data)
+    assert sorted(adapter.start_weights.tolist()) == [0.0, 0.0, 0.5, 0.5]
+    report = adapter.run(data, log=lambda m: None, start=start)
+    weights = tf.nn.softmax(adapter.blend_logits).numpy()
+    assert weights.shape == (4,) and weights.sum() == pytest.approx(1.0, abs=1e-5)
+    rows = adapter.g_embed.numpy()
+    np.testing.assert_allclose(rows[4], weights @ rows[:4], atol=1e-5)
+    assert report["new_row_moved"] > 0 and report["base_rows_unchanged"]
+    blend = report["phases"]["embedding"]["blend"]
+    assert set(blend) <= set(BASE_WRITERS)
+    assert sum(blend.values()) == pytest.approx(1.0, abs=1e-3)
+    # The exported (EMA) generator holds the fitted row.
+    np.testing.assert_array_equal(adapter.ema_embed.numpy()[4], rows[4])
+
+
+@pytest.mark.parametrize("kw,flag", [({"objective": "clip"}, "adapt_objective"),
+                                     ({"feature_weight": -1.0}, "adapt_feature_weight"),
+                                     ({"anchor": -0.5}, "adapt_anchor"),
+                                     ({"space": "pixels"}, "adapt_space")])
+def test_bad_projection_settings_name_the_flag(base, tmp_path, kw, flag):
+    with pytest.raises(adapt_lib.AdaptError, match=f"--{flag}"):
+        _acfg(base, tmp_path / "x", **kw).validate()
+
+
 @pytest.mark.parametrize("case", ["no_manifest", "several_writers", "charset", "no_checkpoint",
                                   "not_style_cgan", "known_name", "model_dir_exists"])
 def test_bad_input_is_a_clear_error_and_writes_nothing(base, tmp_path, case):
@@ -282,3 +345,20 @@ def test_train_main_dispatches_adaptation(base, tmp_path):
     # The same command again: the model dir exists -> error, nothing replaced.
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert proc.returncode == 2 and "not empty" in proc.stderr
+
+
+def test_train_main_passes_projection_flags(base, tmp_path):
+    out = tmp_path / "proj"
+    cmd = [sys.executable, str(ROOT / "train_main.py"),
+           f"--flagfile={ROOT / 'configs' / 'adapt_writer.cfg'}",
+           f"--writer_data={base['alice']}", f"--init={base['dir']}", "--writer_name=dora",
+           f"--model_dir={out}", "--export_dir=", "--adapt_steps=2", "--adapt_batch_size=4",
+           "--adapt_objective=projection", "--adapt_space=writers", "--adapt_feature_weight=0.5",
+           "--adapt_anchor=0.1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    phase = json.loads((out / "adapt.json").read_text())["phases"]["embedding"]
+    assert (phase["objective"], phase["space"], phase["feature_weight"], phase["anchor"]) == (
+        "projection", "writers", 0.5, 0.1)
+    settings = json.loads((out / "adaptation.json").read_text())
+    assert settings["objective"] == "projection" and settings["space"] == "writers"
