@@ -315,6 +315,7 @@ class Adapter:
         self.trained_ids, self.trained_why = trained_writers(base_cfg, base_info)
         self.ema_embed = t.ema_generator.get_layer(EMBEDDING).embeddings
         self._pixel_fn = None
+        self.start_weights = None  # start_rows: the start's weight on each trained writer
         self.g_embed = t.generator.get_layer(EMBEDDING).embeddings
         self.d_embed = t.discriminator.get_layer(EMBEDDING).embeddings
         rows = self.g_embed.shape[0]
@@ -470,7 +471,7 @@ class Adapter:
         if blend:
             # row = softmax(logits) @ the trained writers' rows: stays among the styles G knows.
             pool_rows = tf.constant(self.g_embed.numpy()[np.array(self.trained_ids)])
-            weights = getattr(self, "start_weights", None)
+            weights = self.start_weights
             if weights is None:
                 weights = np.full(len(self.trained_ids), 1.0 / len(self.trained_ids))
             logits = tf.Variable(np.log(np.maximum(weights, 1e-5)).astype(np.float32))
@@ -489,7 +490,7 @@ class Adapter:
             mchars = tf.tile(chars, [m])
             z = tf.random.stateless_normal([m * n, latent], seed=tf.stack([seed, 4]))
             target = tf.tile(images, [m, 1, 1, 1])
-            f_real = features(target, mchars, writers) if fw else None
+            f_real = tf.tile(features(images, chars, writers[:n]), [m, 1]) if fw else None
             with tf.GradientTape() as tape:
                 fake = t.generator({"z": z, "char": mchars, "writer": writers}, training=False)
                 fake = tf.cast(fake, tf.float32)
