@@ -32,8 +32,9 @@ and for the new writer's starting point (--start: the mean of the --start_top ba
 generated glyphs best reproduce the given glyphs, or the mean of the trained base rows); after
 the embedding phase alone (the best row by that pixel distance kept every --select_every steps;
 --objective projection fits the row to the glyphs instead of the GAN loss, as a free row or, with
---space writers, a blend of the trained rows: see hw_gan.style.adapt) and after a further generator fine-tune (--finetune_steps). --known_writers N instead scores N of
-the base's own writers against their own held-out glyphs: the ceiling for a base. Every
+--space writers, a blend of the trained rows: see hw_gan.style.adapt) and after a further
+generator fine-tune (--finetune_steps). --known_writers N instead scores N of the base's own
+writers against their own held-out glyphs: the ceiling for a base. Every
 comparison is among the writers the base was trained on: a base trained on a writer split also
 has rows for its held-out writers, never trained, that draw no one's style
 (hw_gan.style.adapt.trained_writers). Prints JSON.

@@ -494,11 +494,11 @@ class Adapter:
             with tf.GradientTape() as tape:
                 fake = t.generator({"z": z, "char": mchars, "writer": writers}, training=False)
                 fake = tf.cast(fake, tf.float32)
-                d = tf.reduce_mean(tf.abs(tf.reshape(fake - target, [m * n, -1])), axis=-1)
-                pix = d
+                pix = tf.reduce_mean(tf.abs(tf.reshape(fake - target, [m * n, -1])), axis=-1)
+                d = pix
                 if fw:
-                    d += fw * tf.reduce_mean(tf.abs(features(fake, mchars, writers) - f_real),
-                                             axis=-1)
+                    d = pix + fw * tf.reduce_mean(
+                        tf.abs(features(fake, mchars, writers) - f_real), axis=-1)
                 rec = tf.reduce_mean(tf.reduce_min(tf.reshape(d, [m, n]), axis=0))
                 row = self.g_embed[self.new_id]
                 loss = rec + anchor * tf.reduce_sum(tf.square(row - start)) / scale
@@ -531,6 +531,8 @@ class Adapter:
         t0 = time.perf_counter()
         history = []
         every = 0 if finetune else self.acfg.select_every
+        keys = (("loss", "reconstruction", "pixel", "row_moved") if projection else
+                ("d_loss", "g_loss", "real_logit", "fake_logit"))  # what step returns
         selection = []
         best = None
         if every:
@@ -547,8 +549,6 @@ class Adapter:
                 if not all(np.isfinite(vals)):
                     raise RuntimeError(f"adaptation {name}: non-finite loss at step {i + 1} "
                                        f"({vals}); lower --adapt_lr / --adapt_finetune_lr")
-                keys = (("loss", "reconstruction", "pixel", "row_moved") if projection else
-                        ("d_loss", "g_loss", "real_logit", "fake_logit"))
                 history.append({"step": i + 1, **{k: round(v, 4) for k, v in zip(keys, vals)}})
                 log(f"adapt {name}: step {i + 1}/{steps} " +
                     " ".join(f"{k} {v:.3f}" for k, v in zip(keys, vals)))
