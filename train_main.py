@@ -129,6 +129,14 @@ flags.DEFINE_float("adapt_anchor", 0.0,
 flags.DEFINE_enum("adapt_space", "row", ["row", "writers"],
                   "Adapt: projection: fit a free row, or a softmax blend of the trained writers' "
                   "rows (starting from the start's weights).")
+flags.DEFINE_enum("adapt_finetune_objective", "gan", ["gan", "pivotal"],
+                  "Adapt: fine-tune loss: the base's GAN loss, or pivotal tuning (the generator "
+                  "tuned so the new row reproduces the writer's glyphs, base writers kept by "
+                  "--adapt_locality).")
+flags.DEFINE_integer("adapt_finetune_samples", 1,
+                     "Adapt: pivotal fine-tune: draws per glyph (the closest is pulled to it).")
+flags.DEFINE_float("adapt_locality", 1.0,
+                   "Adapt: pivotal fine-tune: weight of the base writers' glyph change.")
 
 
 def config_from_flags() -> config_lib.ExperimentConfig:
@@ -319,7 +327,9 @@ def adapt_config_from_flags():
         start=FLAGS.adapt_start, start_top=FLAGS.adapt_start_top, samples=FLAGS.adapt_samples,
         select_every=FLAGS.adapt_select_every, objective=FLAGS.adapt_objective,
         feature_weight=FLAGS.adapt_feature_weight, anchor=FLAGS.adapt_anchor,
-        space=FLAGS.adapt_space, seed=FLAGS.seed, export_dir=FLAGS.export_dir,
+        space=FLAGS.adapt_space, finetune_objective=FLAGS.adapt_finetune_objective,
+        finetune_samples=FLAGS.adapt_finetune_samples, locality=FLAGS.adapt_locality,
+        seed=FLAGS.seed, export_dir=FLAGS.export_dir,
         export_name=FLAGS.export_name,
         export_version=FLAGS.export_version, overwrite_export=FLAGS.overwrite_export,
         log_every=FLAGS.log_every).validate()

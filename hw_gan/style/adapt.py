@@ -31,9 +31,14 @@
    optionally pulled to the start by `anchor`) or as a softmax blend of the trained writers' rows
    (`space="writers"`, starting from the start's weights). On real writers it brings the glyph
    shapes closer (character judge) but the hand further away (writer judge): docs/results.md.
-5. Optional fine-tune (`finetune_steps` > 0, small `finetune_lr`): every generator weight except
-   the base writers' embedding rows is trained as well (D still adapts only its new row). This
-   changes the base writers' glyphs a little; adapt.json reports by how much.
+5. Optional fine-tune (`finetune_steps` > 0): with `finetune_objective="gan"` (small
+   `finetune_lr`) every generator weight except the base writers' embedding rows is trained with
+   the base's GAN loss as well (D still adapts only its new row). With "pivotal" (pivotal tuning,
+   `_pivotal_step_fn`) the new row is kept as the pivot and the generator's other weights are
+   tuned so that the pivot reproduces the writer's glyphs (best-of-`finetune_samples` pixel L1 +
+   `feature_weight` x L1 of D's features), while `locality` x |G - G_base| on random glyphs of
+   the base writers keeps their styles; D is frozen. Both change the base writers' glyphs a
+   little; adapt.json reports by how much ("base_writer_drift").
 Characters absent from the writer's data are still drawn in their style (the char embedding is
 shared); adapt.json lists them under "unseen_chars".
 
@@ -65,6 +70,7 @@ EMBEDDING = "writer_embedding"
 STARTS = ("nearest", "mean")
 OBJECTIVES = ("gan", "projection")
 SPACES = ("row", "writers")
+FINETUNE_OBJECTIVES = ("gan", "pivotal")
 
 
 class AdaptError(ValueError):
@@ -84,6 +90,9 @@ class AdaptConfig:
     d_lr: float = 0.002  # D's new projection row
     finetune_steps: int = 0
     finetune_lr: float = 2e-5
+    finetune_objective: str = "gan"  # fine-tune loss: the base's "gan" loss or "pivotal" tuning
+    finetune_samples: int = 1  # pivotal: draws per glyph (the closest one is pulled to it)
+    locality: float = 1.0  # pivotal: weight of |G(base writer) - G_base(base writer)|
     start: str = "nearest"  # the "nearest" base writers' rows (see start_rows) or the "mean" row
     start_top: int = 4  # "nearest": the mean of this many nearest base writers' rows
     samples: int = 8  # draws per glyph in the pixel distance (start and selection)
@@ -121,6 +130,10 @@ class AdaptConfig:
         check(self.feature_weight >= 0, "adapt_feature_weight", "must be >= 0")
         check(self.anchor >= 0, "adapt_anchor", "must be >= 0")
         check(self.space in SPACES, "adapt_space", f"must be one of {SPACES}, got {self.space!r}")
+        check(self.finetune_objective in FINETUNE_OBJECTIVES, "adapt_finetune_objective",
+              f"must be one of {FINETUNE_OBJECTIVES}, got {self.finetune_objective!r}")
+        check(self.finetune_samples >= 1, "adapt_finetune_samples", "must be >= 1")
+        check(self.locality >= 0, "adapt_locality", "must be >= 0")
         check(self.lr > 0 and self.d_lr > 0 and self.finetune_lr > 0, "adapt_lr",
               "learning rates must be > 0")
         check(self.export_version >= 1, "export_version", "must be >= 1")
@@ -450,6 +463,88 @@ class Adapter:
 
         return step
 
+    def _feature_fn(self):
+        """features(images, chars, writers) -> [n, F] float32: the discriminator's image features
+        (before any condition), with D frozen."""
+        import keras
+        import tensorflow as tf
+
+        from hw_gan.training.trainer import FEATURES_LAYER
+
+        t = self.trainer
+        model = keras.Model(t.discriminator.inputs,
+                            t.discriminator.get_layer(FEATURES_LAYER).output)
+
+        def features(images, chars, writers):
+            return tf.cast(model(t._d_inputs(images, chars, writers), training=False), tf.float32)
+
+        return features
+
+    def _reconstruction(self, features, images, chars, m: int, seed):
+        """(loss, pixel) of the new writer's row on the glyphs `images` of `chars`, for use inside
+        a gradient tape: for each glyph x of character c, the closest of m draws z_j (stateless,
+        `seed`) by |x - G(z_j, c, w)| + feature_weight x |F(x) - F(G(z_j, c, w))| (F: D's image
+        features, `_feature_fn`), averaged over the glyphs; pixel: the same with the L1 alone."""
+        import tensorflow as tf
+
+        fw = self.acfg.feature_weight
+        n = tf.shape(chars)[0]
+        writers = tf.fill([m * n], tf.constant(self.new_id, tf.int32))
+        mchars = tf.tile(chars, [m])
+        z = tf.random.stateless_normal([m * n, self.cfg.model.latent_dim], seed=seed)
+        fake = tf.cast(self.trainer.generator({"z": z, "char": mchars, "writer": writers},
+                                              training=False), tf.float32)
+        pix = tf.reduce_mean(tf.abs(tf.reshape(fake - tf.tile(images, [m, 1, 1, 1]), [m * n, -1])),
+                             axis=-1)
+        d = pix
+        if fw:
+            f_real = tf.stop_gradient(tf.tile(features(images, chars, writers[:n]), [m, 1]))
+            d = pix + fw * tf.reduce_mean(tf.abs(features(fake, mchars, writers) - f_real), axis=-1)
+
+        def best(v):
+            return tf.reduce_mean(tf.reduce_min(tf.reshape(v, [m, n]), axis=0))
+
+        return best(d), best(pix)
+
+    def _pivotal_step_fn(self, lr: float):
+        """One "pivotal" fine-tune step (pivotal tuning, Roich et al. 2021): the new writer's row
+        stays where the embedding phase left it (the pivot) and every other generator weight is
+        tuned so that the pivot reproduces the writer's glyphs: for each glyph x of character c,
+        min over `finetune_samples` draws z_j of |x - G(z_j, c, w)| + feature_weight x
+        |F(x) - F(G(z_j, c, w))| (F: D's image features), plus `locality` x the mean |G - G_base|
+        of random glyphs of random trained base writers, which keeps their styles where the base
+        drew them. D is frozen."""
+        import keras
+        import tensorflow as tf
+
+        t = self.trainer
+        opt = keras.optimizers.Adam(lr, beta_1=0.9, beta_2=0.999)
+        features = self._feature_fn()
+        g_vars = [v for v in t.generator.trainable_variables if v is not self.g_embed]
+        pool = tf.constant(np.array(self.trained_ids, np.int32))
+        m, latent = self.acfg.finetune_samples, self.cfg.model.latent_dim
+        num_chars, locality = self.cfg.model.num_chars, self.acfg.locality
+        base = self.base_generator
+
+        @tf.function
+        def step(images, chars, seed):
+            n = tf.shape(chars)[0]
+            other = {"z": tf.random.stateless_normal([n, latent], seed=tf.stack([seed, 6])),
+                     "char": tf.random.stateless_uniform([n], tf.stack([seed, 7]), 0, num_chars,
+                                                         tf.int32),
+                     "writer": tf.gather(pool, tf.random.stateless_uniform(
+                         [n], tf.stack([seed, 8]), 0, pool.shape[0], tf.int32))}
+            ref = tf.cast(base(other, training=False), tf.float32)
+            with tf.GradientTape() as tape:
+                rec, pix = self._reconstruction(features, images, chars, m, tf.stack([seed, 5]))
+                drift = tf.reduce_mean(tf.abs(
+                    tf.cast(t.generator(other, training=False), tf.float32) - ref))
+                loss = rec + locality * drift
+            opt.apply_gradients(zip(tape.gradient(loss, g_vars), g_vars))
+            return loss, rec, pix, drift
+
+        return step
+
     def _proj_step_fn(self, lr: float):
         """One "projection" step: G's new row only, minimising for each of the writer's glyphs x
         of character c the best-of-`samples` reconstruction min_j |x - G(z_j, c, w)| +
@@ -459,12 +554,8 @@ class Adapter:
         import keras
         import tensorflow as tf
 
-        from hw_gan.training.trainer import FEATURES_LAYER
-
-        t = self.trainer
         opt = keras.optimizers.Adam(lr, beta_1=0.9, beta_2=0.999)
-        feats = keras.Model(t.discriminator.inputs,
-                            t.discriminator.get_layer(FEATURES_LAYER).output)
+        features = self._feature_fn()
         start = tf.constant(self.g_embed.numpy()[self.new_id])
         scale = tf.maximum(tf.reduce_sum(tf.square(start)), 1e-8)
         blend = self.acfg.space == "writers"
@@ -476,30 +567,12 @@ class Adapter:
                 weights = np.full(len(self.trained_ids), 1.0 / len(self.trained_ids))
             logits = tf.Variable(np.log(np.maximum(weights, 1e-5)).astype(np.float32))
             self.blend_logits = logits
-        m, latent = self.acfg.samples, self.cfg.model.latent_dim
-        fw, anchor = self.acfg.feature_weight, self.acfg.anchor
-
-        def features(images, chars, writers):
-            inputs = t._d_inputs(images, chars, writers)
-            return tf.cast(feats(inputs, training=False), tf.float32)
+        m, anchor = self.acfg.samples, self.acfg.anchor
 
         @tf.function
         def step(images, chars, seed):
-            n = tf.shape(chars)[0]
-            writers = tf.fill([m * n], tf.constant(self.new_id, tf.int32))
-            mchars = tf.tile(chars, [m])
-            z = tf.random.stateless_normal([m * n, latent], seed=tf.stack([seed, 4]))
-            target = tf.tile(images, [m, 1, 1, 1])
-            f_real = tf.tile(features(images, chars, writers[:n]), [m, 1]) if fw else None
             with tf.GradientTape() as tape:
-                fake = t.generator({"z": z, "char": mchars, "writer": writers}, training=False)
-                fake = tf.cast(fake, tf.float32)
-                pix = tf.reduce_mean(tf.abs(tf.reshape(fake - target, [m * n, -1])), axis=-1)
-                d = pix
-                if fw:
-                    d = pix + fw * tf.reduce_mean(
-                        tf.abs(features(fake, mchars, writers) - f_real), axis=-1)
-                rec = tf.reduce_mean(tf.reduce_min(tf.reshape(d, [m, n]), axis=0))
+                rec, pix = self._reconstruction(features, images, chars, m, tf.stack([seed, 4]))
                 row = self.g_embed[self.new_id]
                 loss = rec + anchor * tf.reduce_sum(tf.square(row - start)) / scale
             grad = tf.convert_to_tensor(tape.gradient(loss, self.g_embed)) * self.g_mask
@@ -513,8 +586,7 @@ class Adapter:
                     tf.convert_to_tensor(self.g_embed), [[self.new_id]], new_row[None]))
             else:
                 opt.apply_gradients([(grad, self.g_embed)])
-            return loss, rec, tf.reduce_mean(tf.reduce_min(tf.reshape(pix, [m, n]), axis=0)), \
-                tf.norm(row - start)
+            return loss, rec, pix, tf.norm(row - start)
 
         return step
 
@@ -525,13 +597,16 @@ class Adapter:
         if steps == 0:
             return {"steps": 0}
         projection = not finetune and self.acfg.objective == "projection"
-        step = self._proj_step_fn(lr) if projection else self._step_fn(finetune, lr)
+        pivotal = finetune and self.acfg.finetune_objective == "pivotal"
+        step = (self._proj_step_fn(lr) if projection else self._pivotal_step_fn(lr) if pivotal
+                else self._step_fn(finetune, lr))
         images, chars = data["images"], data["chars"]
         batch = min(self.acfg.batch_size, len(chars))
         t0 = time.perf_counter()
         history = []
         every = 0 if finetune else self.acfg.select_every
         keys = (("loss", "reconstruction", "pixel", "row_moved") if projection else
+                ("loss", "reconstruction", "pixel", "base_drift") if pivotal else
                 ("d_loss", "g_loss", "real_logit", "fake_logit"))  # what step returns
         selection = []
         best = None
@@ -566,6 +641,9 @@ class Adapter:
                 top = np.argsort(-w)[:8]
                 out["blend"] = {self.writer_names[self.trained_ids[i]]: round(float(w[i]), 4)
                                 for i in top}
+        if pivotal:
+            out.update(objective="pivotal", feature_weight=self.acfg.feature_weight,
+                       samples=self.acfg.finetune_samples, locality=self.acfg.locality)
         if every:
             self._set_rows(best[2])
             out["selection"] = {"kept_step": best[1], "distance": round(float(best[0]), 5),

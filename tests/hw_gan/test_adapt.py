@@ -279,10 +279,54 @@ def test_projection_blend_stays_a_mix_of_the_trained_writers(base, tmp_path):
     np.testing.assert_array_equal(adapter.ema_embed.numpy()[4], rows[4])
 
 
+def test_pivotal_finetune_tunes_the_generator_around_the_fixed_row(base, tmp_path):
+    """finetune_objective=pivotal: with a fixed seed the reconstruction it reports falls, every
+    embedding row (the new writer's pivot included) stays bit for bit while the other generator
+    weights move, D is untouched, and a strong locality term changes the base writers' glyphs
+    less than none."""
+    acfg = _acfg(base, tmp_path / "pv", steps=0, finetune_steps=0, finetune_objective="pivotal",
+                 finetune_samples=2, feature_weight=1.0, locality=0.0)
+    adapter, data, _ = adapt_lib.prepare(acfg)
+    adapter.start_rows(data)
+    g0 = adapter.g_embed.numpy().copy()
+    d0 = [w.numpy().copy() for w in adapter.trainer.discriminator.weights]
+    other0 = [v.numpy().copy() for v in adapter.trainer.generator.trainable_variables
+              if v is not adapter.g_embed]
+    step = adapter._pivotal_step_fn(0.003)
+    x, c, seed = tf.constant(data["images"]), tf.constant(data["chars"]), tf.constant(3, tf.int64)
+    out = [[float(v) for v in step(x, c, seed)] for _ in range(5)]
+    assert out[-1][1] < out[0][1], out  # reconstruction
+    assert out[0][3] == pytest.approx(0.0, abs=1e-6)  # base writers unchanged before the update
+    np.testing.assert_array_equal(adapter.g_embed.numpy(), g0)
+    for w, w0 in zip(adapter.trainer.discriminator.weights, d0):
+        np.testing.assert_array_equal(w.numpy(), w0)
+    after = [v.numpy() for v in adapter.trainer.generator.trainable_variables
+             if v is not adapter.g_embed]
+    assert any(not np.array_equal(a, b) for a, b in zip(after, other0))
+
+    drift = {}
+    for locality in (0.0, 50.0):
+        acfg = _acfg(base, tmp_path / f"l{locality}", steps=0, finetune_steps=6,
+                     finetune_lr=0.003, finetune_objective="pivotal", locality=locality)
+        adapter, data, _ = adapt_lib.prepare(acfg)
+        report = adapter.run(data, log=lambda m: None)
+        phase = report["phases"]["finetune"]
+        assert (phase["objective"], phase["locality"], phase["samples"]) == (
+            "pivotal", locality, 1)
+        assert set(phase["history"][0]) == {"step", "loss", "reconstruction", "pixel",
+                                            "base_drift"}
+        assert report["base_rows_unchanged"] and report["new_row_moved"] == 0.0
+        drift[locality] = report["base_writer_drift"]
+    assert 0 < drift[50.0] < drift[0.0], drift
+
+
 @pytest.mark.parametrize("kw,flag", [({"objective": "clip"}, "adapt_objective"),
                                      ({"feature_weight": -1.0}, "adapt_feature_weight"),
                                      ({"anchor": -0.5}, "adapt_anchor"),
-                                     ({"space": "pixels"}, "adapt_space")])
+                                     ({"space": "pixels"}, "adapt_space"),
+                                     ({"finetune_objective": "l2"}, "adapt_finetune_objective"),
+                                     ({"finetune_samples": 0}, "adapt_finetune_samples"),
+                                     ({"locality": -1.0}, "adapt_locality")])
 def test_bad_projection_settings_name_the_flag(base, tmp_path, kw, flag):
     with pytest.raises(adapt_lib.AdaptError, match=f"--{flag}"):
         _acfg(base, tmp_path / "x", **kw).validate()
@@ -347,18 +391,23 @@ def test_train_main_dispatches_adaptation(base, tmp_path):
     assert proc.returncode == 2 and "not empty" in proc.stderr
 
 
-def test_train_main_passes_projection_flags(base, tmp_path):
+def test_train_main_passes_projection_and_finetune_flags(base, tmp_path):
     out = tmp_path / "proj"
     cmd = [sys.executable, str(ROOT / "train_main.py"),
            f"--flagfile={ROOT / 'configs' / 'adapt_writer.cfg'}",
            f"--writer_data={base['alice']}", f"--init={base['dir']}", "--writer_name=dora",
            f"--model_dir={out}", "--export_dir=", "--adapt_steps=2", "--adapt_batch_size=4",
            "--adapt_objective=projection", "--adapt_space=writers", "--adapt_feature_weight=0.5",
-           "--adapt_anchor=0.1"]
+           "--adapt_anchor=0.1", "--adapt_finetune_steps=1", "--adapt_finetune_objective=pivotal",
+           "--adapt_finetune_samples=2", "--adapt_locality=0.25"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     phase = json.loads((out / "adapt.json").read_text())["phases"]["embedding"]
     assert (phase["objective"], phase["space"], phase["feature_weight"], phase["anchor"]) == (
         "projection", "writers", 0.5, 0.1)
+    finetune = json.loads((out / "adapt.json").read_text())["phases"]["finetune"]
+    assert (finetune["objective"], finetune["samples"], finetune["locality"]) == (
+        "pivotal", 2, 0.25)
     settings = json.loads((out / "adaptation.json").read_text())
     assert settings["objective"] == "projection" and settings["space"] == "writers"
+    assert settings["finetune_objective"] == "pivotal" and settings["locality"] == 0.25
