@@ -226,6 +226,46 @@ def test_judge_cache_is_rebuilt_for_another_dataset_or_setting(data_dir, tmp_pat
         judge_lib.get_judge(tmp_path / "cache", "style", other, **kw)
 
 
+def test_texture_augment_redraws_strokes_but_keeps_their_shape():
+    img = np.full((1, SIZE, SIZE, 1), -1.0, np.float32)
+    img[0, 8:24, 15:17] = 1.0  # a 2 px vertical bar
+    img[0, 22:24, 8:24] = 1.0  # and a foot
+    batch = np.repeat(img, 64, axis=0)
+    out = judge_lib._texture_batch(batch, np.random.default_rng(0))
+    again = judge_lib._texture_batch(batch, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, again)  # seeded
+    assert out.shape == batch.shape and out.dtype == np.float32
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    changed = np.abs(out - batch).reshape(64, -1).max(axis=1) > 0.05
+    assert changed.mean() > 0.7, changed.mean()  # most glyphs are re-rendered
+    ink = (out[..., 0] + 1) / 2
+    ys, xs = np.mgrid[:SIZE, :SIZE]
+    cy = (ink * ys).sum((1, 2)) / ink.sum((1, 2))
+    cx = (ink * xs).sum((1, 2)) / ink.sum((1, 2))
+    ref = (img[0, ..., 0] + 1) / 2
+    assert np.abs(cy - (ref * ys).sum() / ref.sum()).max() < 1.0  # strokes stay where they were
+    assert np.abs(cx - (ref * xs).sum() / ref.sum()).max() < 1.0
+    assert (ink[:, 0:4, :].max() < 0.05)  # no ink appears far from the strokes
+
+
+def test_texture_judge_is_cached_apart_from_the_plain_one(data_dir, tmp_path, train_calls):
+    kw = dict(image_size=SIZE, steps=5, batch=16, seed=0)
+    cache = tmp_path / "cache"
+    judge_lib.get_judge(cache, "writer", data_dir, **kw)
+    plain_meta = (cache / "judge_writer" / judge_lib.META_FILE).read_text()
+    judge = judge_lib.get_judge(cache, "writer", data_dir, augment="texture", **kw)
+    assert len(train_calls) == 2 and judge.features(np.zeros((2, SIZE, SIZE, 1))).shape == (2, 128)
+    meta = json.loads((cache / "judge_writer_texture" / judge_lib.META_FILE).read_text())
+    assert meta["augment"] == "texture"
+    assert "augment" not in json.loads(plain_meta)  # plain caches made before stay valid
+    judge_lib.get_judge(cache, "writer", data_dir, augment="texture", **kw)
+    judge_lib.get_judge(cache, "writer", data_dir, **kw)
+    assert len(train_calls) == 2  # both reused
+    assert (cache / "judge_writer" / judge_lib.META_FILE).read_text() == plain_meta
+    with pytest.raises(ValueError, match="augment 'blur'"):
+        judge_lib.get_judge(cache, "writer", data_dir, augment="blur", **kw)
+
+
 def test_balanced_requests():
     chars, writers = evaluate_lib.balanced_requests([0, 1, 2, 3], [5, 7, 9], 26, seed=0)
     assert chars.dtype == np.int32 and len(chars) == len(writers) == 26
