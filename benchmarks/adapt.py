@@ -122,6 +122,22 @@ def load_cached_judge(path: Path):
                            meta.get("real_accuracy"), meta)
 
 
+def augmented_judge(base_dir: Path, spec: str):
+    """--judges "KIND:AUGMENT" (e.g. writer:texture): the base's KIND judge retrained with that
+    augmentation (hw_gan.evaluation.judge), with the plain cached judge's settings and data;
+    cached beside it (judge_KIND_AUGMENT/) after the first time."""
+    from hw_gan import config as config_lib
+    from hw_gan.evaluation import judge as judge_lib
+
+    kind, augment = spec.split(":")
+    meta = json.loads((base_dir / f"judge_{kind}" / judge_lib.META_FILE).read_text())
+    data_dir = config_lib.load_json(str(base_dir / "config.json")).data.data_dir
+    return judge_lib.get_judge(base_dir, kind, data_dir, image_size=meta["image_size"],
+                               steps=meta["steps"], batch=meta["batch"], seed=meta["seed"],
+                               split=meta["split"], heldout_fraction=meta["heldout_fraction"],
+                               max_real=meta["max_real"], augment=augment)
+
+
 def to_float(records):
     imgs = np.stack([r.image for r in records]).astype(np.float32)[..., None]
     return imgs / 127.5 - 1.0
@@ -184,11 +200,34 @@ def rank_report(dists: dict, target: int, names, chosen: dict = None) -> dict:
     return out
 
 
+def base_generate(adapter):
+    """generate(char_ids, writer_ids, seed) for the scores after a generator fine-tune: the new
+    writer from the tuned generator, every existing writer as the BASE generator draws it (what a
+    user picking an existing writer gets), with the same noise as adapter.generate."""
+    import tensorflow as tf
+
+    t = adapter.trainer
+
+    def generate(char_ids, writer_ids, seed, batch: int = 256):
+        tuned = adapter.generate(char_ids, writer_ids, seed)
+        new = np.asarray(writer_ids) == adapter.new_id
+        out = []
+        for i in range(0, len(char_ids), batch):
+            c = tf.constant(char_ids[i:i + batch], tf.int32)
+            w = tf.constant(np.where(new[i:i + batch], 0, writer_ids[i:i + batch]), tf.int32)
+            z = tf.random.stateless_normal([len(c), t.cfg.model.latent_dim], seed=[seed, i])
+            out.append(adapter.base_generator(t._inputs(z, c, w), training=False).numpy())
+        return np.where(new[:, None, None, None], tuned, np.concatenate(out)).astype(np.float32)
+
+    return generate
+
+
 def score(adapter, judges, real_imgs, real_chars, per_char: int, seed: int = 11,
-          chosen: dict = None) -> dict:
+          chosen: dict = None, generate=None) -> dict:
     """The new writer against the base writers it was trained on (see the top)."""
     ids = list(adapter.trained_ids) + [adapter.new_id]
-    dists = writer_distances(adapter.generate, ids, judges, real_imgs, real_chars, per_char, seed)
+    dists = writer_distances(generate or adapter.generate, ids, judges, real_imgs, real_chars,
+                             per_char, seed)
     return rank_report(dists, len(ids) - 1, [adapter.writer_names[i] for i in ids[:-1]] + ["<new>"],
                        chosen)
 
@@ -254,9 +293,17 @@ def main(argv=None):
     p.add_argument("--feature_weight", type=float, default=3.0)
     p.add_argument("--anchor", type=float, default=0.0)
     p.add_argument("--space", default="row", choices=["row", "writers"])
+    p.add_argument("--finetune_objective", default="gan", choices=["gan", "pivotal"])
+    p.add_argument("--finetune_samples", type=int, default=1)
+    p.add_argument("--locality", type=float, default=1.0)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--per_char", type=int, default=3)
-    p.add_argument("--judges", default="char,writer")
+    p.add_argument("--unseen_chars", type=float, default=0.0,
+                   help="fraction of the characters (seeded) left out of the adaptation glyphs; "
+                        "their held-out glyphs are also scored alone (\"*_unseen\")")
+    p.add_argument("--judges", default="char,writer",
+                   help="cached judges of --init; KIND:texture (e.g. writer:texture) trains, "
+                        "once, a judge blind to stroke rendering (hw_gan.evaluation.judge)")
     p.add_argument("--source_seed", type=int, default=0)
     p.add_argument("--heldout_data", help="dataset whose held-out split gives real new writers")
     p.add_argument("--heldout_split", default="test")
@@ -273,12 +320,15 @@ def main(argv=None):
     base_dir = Path(args.init)
     info = json.loads((base_dir / "dataset.json").read_text())
     charset = info["charset"]
-    judges = {k: load_cached_judge(base_dir / f"judge_{k}") for k in args.judges.split(",") if k}
+    judges = {k: augmented_judge(base_dir, k) if ":" in k else
+              load_cached_judge(base_dir / f"judge_{k}") for k in args.judges.split(",") if k}
     results = {"init": str(base_dir), "steps": args.steps, "finetune_steps": args.finetune_steps,
                "lr": args.lr, "d_lr": args.d_lr, "finetune_lr": args.finetune_lr,
                "start": args.start, "start_top": args.start_top, "samples": args.samples,
                "select_every": args.select_every, "objective": args.objective,
                "feature_weight": args.feature_weight, "anchor": args.anchor, "space": args.space,
+               "finetune_objective": args.finetune_objective,
+               "finetune_samples": args.finetune_samples, "locality": args.locality,
                "batch_size": args.batch_size,
                "held_out_variants": list(HELD_OUT), "per_char": args.per_char,
                "judges": {k: j.real_accuracy for k, j in judges.items()}, "writers": {}}
@@ -307,6 +357,15 @@ def main(argv=None):
                 held = [r for v in HELD_OUT for r in by_variant[v]]
             held_imgs = to_float(held)
             held_chars = np.array([charset.index(r.char) for r in held], np.int32)
+            left_out = set()
+            if args.unseen_chars:
+                chars = sorted({r.char for r in held})
+                order = np.random.default_rng(np.random.SeedSequence([7, len(chars)])).permutation(
+                    len(chars))
+                left_out = {chars[i] for i in order[:round(args.unseen_chars * len(chars))]}
+                by_variant = {v: [r for r in rs if r.char not in left_out]
+                              for v, rs in by_variant.items()}
+            unseen = np.isin(held_chars, [charset.index(c) for c in left_out])
             per_writer = {}
             for k in [int(x) for x in args.variants.split(",")]:
                 records = [r for v in range(k) for r in by_variant.get(v, [])]
@@ -318,7 +377,8 @@ def main(argv=None):
                     start=args.start, start_top=args.start_top, samples=args.samples,
                     select_every=args.select_every, objective=args.objective,
                     feature_weight=args.feature_weight, anchor=args.anchor, space=args.space,
-                    seed=0,
+                    finetune_objective=args.finetune_objective,
+                    finetune_samples=args.finetune_samples, locality=args.locality, seed=0,
                     log_every=max(1, args.steps))
                 adapter, data, _ = adapt_lib.prepare(acfg)
                 row = {"num_glyphs": int(len(data["chars"]))}
@@ -326,6 +386,14 @@ def main(argv=None):
                 row["start"] = adapter.start_rows(data)
                 row["start_score"] = score(adapter, judges, held_imgs, held_chars, args.per_char,
                                            chosen=chosen)
+
+                def score_unseen(key):
+                    if unseen.any():
+                        row["unseen_chars"] = sorted(left_out)
+                        row[f"{key}_unseen"] = score(adapter, judges, held_imgs[unseen],
+                                                     held_chars[unseen], args.per_char)
+
+                score_unseen("start")
                 t0 = time.perf_counter()
                 report = adapter.run(data, log=lambda m: None, start=row["start"])
                 row["embedding_seconds"] = round(time.perf_counter() - t0, 1)
@@ -335,6 +403,8 @@ def main(argv=None):
                 # With no embedding steps the row is the start: its score is already known.
                 row["embedding"] = row["start_score"] if not args.steps else score(
                     adapter, judges, held_imgs, held_chars, args.per_char, chosen=chosen)
+                if args.steps:
+                    score_unseen("embedding")
                 row["base_rows_unchanged"] = report["base_rows_unchanged"]
                 if args.finetune_steps:
                     t0 = time.perf_counter()
@@ -347,6 +417,9 @@ def main(argv=None):
                     row["finetune"] = score(adapter, judges, held_imgs, held_chars,
                                             args.per_char, chosen=chosen)
                     row["finetune_base_writer_drift"] = round(adapter.base_drift(), 4)
+                    row["finetune_vs_base"] = score(adapter, judges, held_imgs, held_chars,
+                                                    args.per_char, generate=base_generate(adapter))
+                    score_unseen("finetune")
                 per_writer[f"variants_{k}"] = row
                 print(json.dumps({name: {f"variants_{k}": row}}), file=sys.stderr, flush=True)
             results["writers"][name] = per_writer
