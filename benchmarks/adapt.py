@@ -33,8 +33,17 @@ generated glyphs best reproduce the given glyphs, or the mean of the trained bas
 the embedding phase alone (the best row by that pixel distance kept every --select_every steps;
 --objective projection fits the row to the glyphs instead of the GAN loss, as a free row or, with
 --space writers, a blend of the trained rows: see hw_gan.style.adapt) and after a further
-generator fine-tune (--finetune_steps). --known_writers N instead scores N of the base's own
-writers against their own held-out glyphs: the ceiling for a base. Every
+generator fine-tune (--finetune_steps: the GAN loss, or --finetune_objective pivotal: pivotal
+tuning with --locality, see hw_gan.style.adapt). A fine-tune also moves the existing writers'
+glyphs, so it is scored twice: "finetune" against the existing writers as the tuned generator
+draws them, "finetune_vs_base" against them as the BASE generator draws them (what a user picking
+an existing writer gets). --judges KIND:texture (e.g. writer:texture) adds a judge trained once,
+on the base's data, to ignore stroke rendering (blur, thickness, tone): the plain writer judge
+keys on it, so only the texture judge can compare glyphs of a tuned generator with the base's.
+--unseen_chars F leaves a seeded fraction F of the characters out of the adaptation glyphs and
+also scores the held-out glyphs of those characters alone ("*_unseen"). --known_writers N
+instead scores N of the base's own writers against their own held-out glyphs: the ceiling for a
+base. Every
 comparison is among the writers the base was trained on: a base trained on a writer split also
 has rows for its held-out writers, never trained, that draw no one's style
 (hw_gan.style.adapt.trained_writers). Prints JSON.
