@@ -147,6 +147,13 @@ def augmented_judge(base_dir: Path, spec: str):
                                max_real=meta["max_real"], augment=augment)
 
 
+def load_judges(base_dir: Path, spec: str) -> dict:
+    """{name: Judge} for --judges ("char,writer,writer:texture"): cached plain judges as they are,
+    KIND:AUGMENT judges through augmented_judge."""
+    return {k: augmented_judge(base_dir, k) if ":" in k else
+            load_cached_judge(base_dir / f"judge_{k}") for k in spec.split(",") if k}
+
+
 def to_float(records):
     imgs = np.stack([r.image for r in records]).astype(np.float32)[..., None]
     return imgs / 127.5 - 1.0
@@ -218,15 +225,21 @@ def base_generate(adapter):
     t = adapter.trainer
 
     def generate(char_ids, writer_ids, seed, batch: int = 256):
-        tuned = adapter.generate(char_ids, writer_ids, seed)
-        new = np.asarray(writer_ids) == adapter.new_id
+        writer_ids = np.asarray(writer_ids)
+        new = writer_ids == adapter.new_id
         out = []
-        for i in range(0, len(char_ids), batch):
+        for i in range(0, len(char_ids), batch):  # batches and noise as trainer.generate
             c = tf.constant(char_ids[i:i + batch], tf.int32)
-            w = tf.constant(np.where(new[i:i + batch], 0, writer_ids[i:i + batch]), tf.int32)
             z = tf.random.stateless_normal([len(c), t.cfg.model.latent_dim], seed=[seed, i])
-            out.append(adapter.base_generator(t._inputs(z, c, w), training=False).numpy())
-        return np.where(new[:, None, None, None], tuned, np.concatenate(out)).astype(np.float32)
+            part = new[i:i + batch]
+            w = tf.constant(np.where(part, 0, writer_ids[i:i + batch]), tf.int32)
+            images = adapter.base_generator(t._inputs(z, c, w), training=False).numpy()
+            if part.any():  # the new writer only from the tuned generator
+                tuned = t.ema_generator(t._inputs(z, c, tf.constant(writer_ids[i:i + batch],
+                                                                    tf.int32)), training=False)
+                images = np.where(part[:, None, None, None], tuned.numpy(), images)
+            out.append(images)
+        return np.concatenate(out).astype(np.float32)
 
     return generate
 
@@ -329,8 +342,7 @@ def main(argv=None):
     base_dir = Path(args.init)
     info = json.loads((base_dir / "dataset.json").read_text())
     charset = info["charset"]
-    judges = {k: augmented_judge(base_dir, k) if ":" in k else
-              load_cached_judge(base_dir / f"judge_{k}") for k in args.judges.split(",") if k}
+    judges = load_judges(base_dir, args.judges)
     results = {"init": str(base_dir), "steps": args.steps, "finetune_steps": args.finetune_steps,
                "lr": args.lr, "d_lr": args.d_lr, "finetune_lr": args.finetune_lr,
                "start": args.start, "start_top": args.start_top, "samples": args.samples,

@@ -83,9 +83,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     base_dir = Path(args.init)
     charset = json.loads((base_dir / "dataset.json").read_text())["charset"]
-    judges = {k: adapt_bench.augmented_judge(base_dir, k) if ":" in k else
-              adapt_bench.load_cached_judge(base_dir / f"judge_{k}")
-              for k in args.judges.split(",") if k}
+    judges = adapt_bench.load_judges(base_dir, args.judges)
     names = list(tfrecords.load_manifest(args.heldout_data)["splits"][args.heldout_split]
                  ["per_writer"])[:args.writers]
     halves = {n: adapt_bench.real_writer(args.heldout_data, args.heldout_split, n) for n in names}

@@ -12,17 +12,17 @@ the other 10% ("real held-out accuracy", the ceiling a generator is compared aga
 is also randomly blurred (Gaussian, sigma up to 1.2 px), thickened (a 2x2 grey dilation) and
 re-toned (gamma 0.5-2). A plain judge keys on stroke texture: a Gaussian blur of sigma 0.5 px,
 invisible at this size, moves a real writer's OWN glyphs from a writer-judge distance of 3.9 to
-10.6 of their held-out glyphs (another real writer: 6.2-7.5; docs/results.md), so a plain writer
+10.6 of their held-out glyphs (another real writer: 6.1-7.7; benchmarks/judge_texture.py), so a plain writer
 judge cannot compare glyphs from generators that render strokes differently (a fine-tuned
 generator against its base).
 
 Labels and predictions are always the dataset's own ids (indices into the manifest's `charset`
 or `writers`); `Judge.class_ids` maps the softmax units to them.
 
-`get_judge` trains a judge once and caches it in `cache_dir/judge_<kind>/` (with
-`augment="texture"`: `judge_<kind>_texture/`) (`judge.weights.h5`
-+ `judge.json`). The json records what the judge was trained on (the manifest's sha256, charset,
-writers, resolution, image size, steps, batch, seed, split); a cache made for another dataset or
+`get_judge` trains a judge once and caches it in `cache_dir/judge_<kind>/`
+(`judge_<kind>_texture/` with `augment="texture"`) as `judge.weights.h5` + `judge.json`. The
+json records what the judge was trained on (the manifest's sha256, charset, writers, resolution,
+image size, steps, batch, seed, split, augment when used); a cache made for another dataset or
 setting is rebuilt, never reused silently. The directory is replaced in one rename.
 
 Judges are always float32 (whatever the global mixed-precision policy) and should be built and
