@@ -137,6 +137,9 @@ flags.DEFINE_integer("adapt_finetune_samples", 1,
                      "Adapt: pivotal fine-tune: draws per glyph (the closest is pulled to it).")
 flags.DEFINE_float("adapt_locality", 1.0,
                    "Adapt: pivotal fine-tune: weight of the base writers' glyph change.")
+flags.DEFINE_float("adapt_finetune_min_variants", 0.0,
+                   "Adapt: fine-tune only when --writer_data holds at least this many glyphs per "
+                   "character it covers (else only the embedding is adapted; 0 = always).")
 
 
 def config_from_flags() -> config_lib.ExperimentConfig:
@@ -329,6 +332,7 @@ def adapt_config_from_flags():
         feature_weight=FLAGS.adapt_feature_weight, anchor=FLAGS.adapt_anchor,
         space=FLAGS.adapt_space, finetune_objective=FLAGS.adapt_finetune_objective,
         finetune_samples=FLAGS.adapt_finetune_samples, locality=FLAGS.adapt_locality,
+        finetune_min_variants=FLAGS.adapt_finetune_min_variants,
         seed=FLAGS.seed, export_dir=FLAGS.export_dir,
         export_name=FLAGS.export_name,
         export_version=FLAGS.export_version, overwrite_export=FLAGS.overwrite_export,

@@ -215,6 +215,11 @@ def test_adaptation_adds_alice_and_exports_her(adapted, cgan_base, template):
     assert report["base_model_dir"] == str(cgan_base) and report["base_step"] == 2
     assert report["seen_chars"] == len(CHARSET) and report["unseen_chars"] == []
     assert report["num_glyphs"] == template["layout"]["cell_count"]
+    # The default config tunes the generator when the sheet gives >= 1.5 glyphs per character.
+    per_char = template["layout"]["cell_count"] / len(CHARSET)
+    assert per_char >= 1.5 and report["variants_per_char"] == round(per_char, 3)
+    assert report["finetuned"] and report["phases"]["finetune"]["objective"] == "pivotal"
+    assert report["phases"]["finetune"]["steps"] == 400 and report["base_writer_drift"] > 0
     assert report["base_rows_unchanged"] and report["writer_geometry_chars"] == len(CHARSET)
     assert Path(report["export"]).is_dir()
     exported = load_export(adapted["export"])

@@ -38,7 +38,11 @@
    tuned so that the pivot reproduces the writer's glyphs (best-of-`finetune_samples` pixel L1 +
    `feature_weight` x L1 of D's features), while `locality` x |G - G_base| on random glyphs of
    the base writers keeps their styles; D is frozen. Both change the base writers' glyphs a
-   little; adapt.json reports by how much ("base_writer_drift").
+   little; adapt.json reports by how much ("base_writer_drift"). The fine-tune is skipped (said
+   in adapt.json) when the writer's data give fewer than `finetune_min_variants` glyphs per
+   character: configs/adapt_writer.cfg runs pivotal tuning from 1.5 up (a filled-in default
+   template gives 3), where it brought real held-out writers closer than any base writer; on one
+   glyph per character it fitted the glyphs rather than the hand (docs/results.md).
 Characters absent from the writer's data are still drawn in their style (the char embedding is
 shared); adapt.json lists them under "unseen_chars".
 
@@ -93,6 +97,9 @@ class AdaptConfig:
     finetune_objective: str = "gan"  # fine-tune loss: the base's "gan" loss or "pivotal" tuning
     finetune_samples: int = 1  # pivotal: draws per glyph (the closest one is pulled to it)
     locality: float = 1.0  # pivotal: weight of |G(base writer) - G_base(base writer)|
+    # Fine-tune only when the writer's data hold at least this many glyphs per character they
+    # cover (a template filled in with 3 variants: 3.0); below it only the embedding is adapted.
+    finetune_min_variants: float = 0.0
     start: str = "nearest"  # the "nearest" base writers' rows (see start_rows) or the "mean" row
     start_top: int = 4  # "nearest": the mean of this many nearest base writers' rows
     samples: int = 8  # draws per glyph in the pixel distance (start and selection)
@@ -134,6 +141,7 @@ class AdaptConfig:
               f"must be one of {FINETUNE_OBJECTIVES}, got {self.finetune_objective!r}")
         check(self.finetune_samples >= 1, "adapt_finetune_samples", "must be >= 1")
         check(self.locality >= 0, "adapt_locality", "must be >= 0")
+        check(self.finetune_min_variants >= 0, "adapt_finetune_min_variants", "must be >= 0")
         check(self.lr > 0 and self.d_lr > 0 and self.finetune_lr > 0, "adapt_lr",
               "learning rates must be > 0")
         check(self.export_version >= 1, "export_version", "must be >= 1")
@@ -183,6 +191,12 @@ def load_base(init: str) -> tuple[config_lib.ExperimentConfig, dict, Path, str]:
         raise AdaptError(f"--init={init}: {DATASET_FILE} lists {len(info['writers'])} writers, "
                          f"config.json says {cfg.model.num_writers}")
     return cfg, info, model_dir, prefix
+
+
+def variants_per_char(chars) -> float:
+    """Glyphs per distinct character: how many variants a sheet gives on average."""
+    chars = np.asarray(chars)
+    return float(len(chars) / max(1, len(np.unique(chars))))
 
 
 def load_writer_data(writer_data: str, split: str, base_info: dict, image_size: int,
@@ -663,7 +677,16 @@ class Adapter:
         start_row = self.g_embed.numpy()[self.new_id].copy()
         report["phases"]["embedding"] = self._phase("embedding", acfg.steps, False, acfg.lr,
                                                     data, rng, log)
-        if acfg.finetune_steps:
+        per_char = variants_per_char(data["chars"])
+        report["variants_per_char"] = round(per_char, 3)
+        if acfg.finetune_steps and per_char < acfg.finetune_min_variants:
+            why = (f"the writer's data give {per_char:.2f} glyphs per character, fewer than "
+                   f"--adapt_finetune_min_variants={acfg.finetune_min_variants:g}: only the "
+                   f"embedding was adapted (a fine-tune on so few glyphs copies them rather than "
+                   f"the hand; docs/results.md)")
+            log(f"adapt finetune: skipped: {why}")
+            report["phases"]["finetune"] = {"steps": 0, "skipped": why}
+        elif acfg.finetune_steps:
             report["phases"]["finetune"] = self._phase("finetune", acfg.finetune_steps, True,
                                                        acfg.finetune_lr, data, rng, log)
         for ema_v, v in zip(t.ema_generator.weights, t.generator.weights):
@@ -772,7 +795,8 @@ def adapt(acfg: AdaptConfig, log=print) -> dict:
             "base_model_dir": str(base_dir), "base_step": adapter.base_step,
             "writer_data": acfg.writer_data, "num_glyphs": int(len(data["chars"])),
             "seen_chars": len(data["seen_chars"]), "unseen_chars": data["unseen_chars"],
-            "checkpoint": checkpoint, "finetuned": acfg.finetune_steps > 0,
+            "checkpoint": checkpoint,
+            "finetuned": report["phases"].get("finetune", {}).get("steps", 0) > 0,
         })
         if acfg.export_dir:
             name = acfg.export_name or out.name
@@ -782,7 +806,10 @@ def adapt(acfg: AdaptConfig, log=print) -> dict:
             # places that writer's characters by it instead of the charset's defaults.
             geometry = writer_geometry(acfg.writer_data, acfg.split)
             table = {data["name"]: geometry} if geometry else None
-            metadata = {"adapted_writer": data["name"], "base_model_dir": str(base_dir)}
+            # A fine-tuned generator draws the base writers a little differently too: say how much.
+            metadata = {"adapted_writer": data["name"], "base_model_dir": str(base_dir),
+                        "finetuned": report["finetuned"],
+                        "base_writer_drift": report["base_writer_drift"]}
             trained = set(adapter.trained_ids)
             untrained = [w for i, w in enumerate(adapter.writer_names) if i not in trained]
             if untrained:  # the renderer and server refuse them (hw_gan.export)

@@ -102,6 +102,8 @@ def test_adapt_grows_writer_keeps_base_rows_and_exports(base, tmp_path):
 
     exported = load_export(tmp_path / "export" / "alice")
     assert exported.writers == (*BASE_WRITERS, "alice")
+    assert exported.info["adapted_writer"] == "alice" and exported.info["finetuned"] is False
+    assert exported.info["base_writer_drift"] == 0.0
     images = exported.glyphs(["a", "d"], ["alice"], 0)  # "d" was never seen: still drawn
     assert images.shape == (2, 32, 32, 1) and images.dtype == np.uint8
     # The sheets' geometry travels with the export (make_records: top 1 + 0.1 * char index,
@@ -117,6 +119,29 @@ def test_finetune_trains_the_generator_but_not_base_rows(base, tmp_path):
     assert report["finetuned"] and report["phases"]["finetune"]["steps"] == 2
     assert report["base_rows_unchanged"] and report["base_writer_drift"] > 0
     assert "export" not in report
+
+
+def test_finetune_needs_enough_variants_per_character(base, tmp_path):
+    """alice wrote 2 glyphs of each of 3 characters: a threshold above 2 skips the fine-tune
+    (said in the report and the log, the generator untouched); 2 or below runs it."""
+    logs = []
+    report = adapt_lib.adapt(_acfg(base, tmp_path / "few", steps=1, finetune_steps=2,
+                                   finetune_lr=1e-3, finetune_objective="pivotal",
+                                   finetune_min_variants=2.5), log=logs.append)
+    assert report["variants_per_char"] == 2.0 and not report["finetuned"]
+    skipped = report["phases"]["finetune"]
+    assert skipped["steps"] == 0
+    assert "2.00 glyphs per character" in skipped["skipped"]
+    assert "--adapt_finetune_min_variants=2.5" in skipped["skipped"]
+    assert any("finetune: skipped" in m for m in logs)
+    assert report["base_writer_drift"] == 0.0  # only the new rows were trained
+    report = adapt_lib.adapt(_acfg(base, tmp_path / "enough", steps=1, finetune_steps=2,
+                                   finetune_lr=1e-3, finetune_objective="pivotal",
+                                   finetune_min_variants=2.0), log=lambda m: None)
+    assert report["finetuned"] and report["phases"]["finetune"]["steps"] == 2
+    assert report["base_writer_drift"] > 0
+    assert adapt_lib.variants_per_char([3, 3, 3, 1, 2, 2]) == 2.0
+    assert adapt_lib.variants_per_char([]) == 0.0
 
 
 def test_auxiliary_heads_grow_too(base, tmp_path):
@@ -326,6 +351,8 @@ def test_pivotal_finetune_tunes_the_generator_around_the_fixed_row(base, tmp_pat
                                      ({"space": "pixels"}, "adapt_space"),
                                      ({"finetune_objective": "l2"}, "adapt_finetune_objective"),
                                      ({"finetune_samples": 0}, "adapt_finetune_samples"),
+                                     ({"finetune_min_variants": -1.0},
+                                      "adapt_finetune_min_variants"),
                                      ({"locality": -1.0}, "adapt_locality")])
 def test_bad_projection_settings_name_the_flag(base, tmp_path, kw, flag):
     with pytest.raises(adapt_lib.AdaptError, match=f"--{flag}"):
@@ -399,7 +426,8 @@ def test_train_main_passes_projection_and_finetune_flags(base, tmp_path):
            f"--model_dir={out}", "--export_dir=", "--adapt_steps=2", "--adapt_batch_size=4",
            "--adapt_objective=projection", "--adapt_space=writers", "--adapt_feature_weight=0.5",
            "--adapt_anchor=0.1", "--adapt_finetune_steps=1", "--adapt_finetune_objective=pivotal",
-           "--adapt_finetune_samples=2", "--adapt_locality=0.25"]
+           "--adapt_finetune_samples=2", "--adapt_locality=0.25",
+           "--adapt_finetune_min_variants=1.5"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     phase = json.loads((out / "adapt.json").read_text())["phases"]["embedding"]
@@ -411,3 +439,4 @@ def test_train_main_passes_projection_and_finetune_flags(base, tmp_path):
     settings = json.loads((out / "adaptation.json").read_text())
     assert settings["objective"] == "projection" and settings["space"] == "writers"
     assert settings["finetune_objective"] == "pivotal" and settings["locality"] == 0.25
+    assert settings["finetune_min_variants"] == 1.5
