@@ -1,7 +1,7 @@
 """Adding a new writer to a trained style_cgan: how close does the adapted style get?
 
   python benchmarks/adapt.py [--init runs/quickstart] [--writers 24,25,26] [--variants 1,2,3]
-                             [--steps 300] [--finetune_steps 100]
+                             [--steps 300] [--finetune_steps 400]
   python benchmarks/adapt.py --init runs/unipen_writers_base --heldout_data data/unipen32_writers \
                              [--writers 3] [--variants 1,2]
 
@@ -33,13 +33,16 @@ generated glyphs best reproduce the given glyphs, or the mean of the trained bas
 the embedding phase alone (the best row by that pixel distance kept every --select_every steps;
 --objective projection fits the row to the glyphs instead of the GAN loss, as a free row or, with
 --space writers, a blend of the trained rows: see hw_gan.style.adapt) and after a further
-generator fine-tune (--finetune_steps: the GAN loss, or --finetune_objective pivotal: pivotal
-tuning with --locality, see hw_gan.style.adapt). A fine-tune also moves the existing writers'
-glyphs, so it is scored twice: "finetune" against the existing writers as the tuned generator
-draws them, "finetune_vs_base" against them as the BASE generator draws them (what a user picking
-an existing writer gets). --judges KIND:texture (e.g. writer:texture) adds a judge trained once,
-on the base's data, to ignore stroke rendering (blur, thickness, tone): the plain writer judge
-keys on it, so only the texture judge can compare glyphs of a tuned generator with the base's.
+generator fine-tune (--finetune_steps; the defaults are those of configs/adapt_writer.cfg:
+--finetune_objective pivotal, pivotal tuning with --locality, see hw_gan.style.adapt; "gan" is
+the base's loss, used with --finetune_lr 2e-5), skipped as adaptation skips it when the sheet
+gives fewer than --finetune_min_variants glyphs per character (0: always). A fine-tune also
+moves the existing writers' glyphs, so it is scored twice: "finetune" against the existing
+writers as the tuned generator draws them, "finetune_vs_base" against them as the BASE generator
+draws them (what a user picking an existing writer gets). --judges KIND:texture (e.g.
+writer:texture) adds a judge trained once, on the base's data, to ignore stroke rendering (blur,
+thickness, tone): the plain writer judge keys on it, so only the texture judge can compare glyphs
+of a tuned generator with the base's.
 --unseen_chars F leaves a seeded fraction F of the characters out of the adaptation glyphs and
 also scores the held-out glyphs of those characters alone ("*_unseen"). --known_writers N
 instead scores N of the base's own writers against their own held-out glyphs: the ceiling for a
@@ -303,10 +306,10 @@ def main(argv=None):
     p.add_argument("--writers", default="24,25,26")
     p.add_argument("--variants", default="1,2,3")
     p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--finetune_steps", type=int, default=100)
+    p.add_argument("--finetune_steps", type=int, default=400)
     p.add_argument("--lr", type=float, default=0.001)
     p.add_argument("--d_lr", type=float, default=0.002)
-    p.add_argument("--finetune_lr", type=float, default=2e-5)
+    p.add_argument("--finetune_lr", type=float, default=1e-3)
     p.add_argument("--start", default="nearest", choices=["nearest", "mean"])
     p.add_argument("--start_top", type=int, default=4)
     p.add_argument("--samples", type=int, default=8)
@@ -315,9 +318,10 @@ def main(argv=None):
     p.add_argument("--feature_weight", type=float, default=3.0)
     p.add_argument("--anchor", type=float, default=0.0)
     p.add_argument("--space", default="row", choices=["row", "writers"])
-    p.add_argument("--finetune_objective", default="gan", choices=["gan", "pivotal"])
-    p.add_argument("--finetune_samples", type=int, default=1)
-    p.add_argument("--locality", type=float, default=1.0)
+    p.add_argument("--finetune_objective", default="pivotal", choices=["gan", "pivotal"])
+    p.add_argument("--finetune_samples", type=int, default=8)
+    p.add_argument("--locality", type=float, default=10.0)
+    p.add_argument("--finetune_min_variants", type=float, default=1.5)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--per_char", type=int, default=3)
     p.add_argument("--unseen_chars", type=float, default=0.0,
@@ -350,7 +354,7 @@ def main(argv=None):
                "feature_weight": args.feature_weight, "anchor": args.anchor, "space": args.space,
                "finetune_objective": args.finetune_objective,
                "finetune_samples": args.finetune_samples, "locality": args.locality,
-               "batch_size": args.batch_size,
+               "finetune_min_variants": args.finetune_min_variants, "batch_size": args.batch_size,
                "held_out_variants": list(HELD_OUT), "per_char": args.per_char,
                "judges": {k: j.real_accuracy for k, j in judges.items()}, "writers": {}}
     t_all = time.perf_counter()
@@ -427,7 +431,13 @@ def main(argv=None):
                 if args.steps:
                     score_unseen("embedding")
                 row["base_rows_unchanged"] = report["base_rows_unchanged"]
-                if args.finetune_steps:
+                row["variants_per_char"] = round(adapt_lib.variants_per_char(data["chars"]), 3)
+                if args.finetune_steps and (row["variants_per_char"]
+                                            < args.finetune_min_variants):
+                    row["finetune_skipped"] = (f"{row['variants_per_char']} glyphs per character "
+                                               f"< --finetune_min_variants "
+                                               f"{args.finetune_min_variants:g}")
+                elif args.finetune_steps:
                     t0 = time.perf_counter()
                     adapter._phase("finetune", args.finetune_steps, True, args.finetune_lr, data,
                                    np.random.default_rng(1), lambda m: None)
