@@ -431,7 +431,7 @@ def main(argv=None):
                 if args.steps:
                     score_unseen("embedding")
                 row["base_rows_unchanged"] = report["base_rows_unchanged"]
-                row["variants_per_char"] = round(adapt_lib.variants_per_char(data["chars"]), 3)
+                row["variants_per_char"] = report["variants_per_char"]
                 if args.finetune_steps and (row["variants_per_char"]
                                             < args.finetune_min_variants):
                     row["finetune_skipped"] = (f"{row['variants_per_char']} glyphs per character "

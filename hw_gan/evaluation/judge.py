@@ -12,9 +12,9 @@ the other 10% ("real held-out accuracy", the ceiling a generator is compared aga
 is also randomly blurred (Gaussian, sigma up to 1.2 px), thickened (a 2x2 grey dilation) and
 re-toned (gamma 0.5-2). A plain judge keys on stroke texture: a Gaussian blur of sigma 0.5 px,
 invisible at this size, moves a real writer's OWN glyphs from a writer-judge distance of 3.9 to
-10.6 of their held-out glyphs (another real writer: 6.1-7.7; benchmarks/judge_texture.py), so a plain writer
-judge cannot compare glyphs from generators that render strokes differently (a fine-tuned
-generator against its base).
+10.6 of their held-out glyphs (another real writer: 6.1-7.7; benchmarks/judge_texture.py), so
+a plain writer judge cannot compare glyphs from generators that render strokes differently (a
+fine-tuned generator against its base).
 
 Labels and predictions are always the dataset's own ids (indices into the manifest's `charset`
 or `writers`); `Judge.class_ids` maps the softmax units to them.
