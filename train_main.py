@@ -96,7 +96,7 @@ flags.DEFINE_string("sample_chars", _r.sample_chars, "--mode=sample: characters 
 flags.DEFINE_boolean("dry_run", False, "Print the resolved config and exit.")
 flags.DEFINE_boolean("deterministic", False, "Enable TensorFlow op determinism (slower).")
 flags.DEFINE_boolean("overwrite_export", False, "Replace an existing export version.")
-# Adding a writer to a trained style_cgan (hw_gan.style.adapt); --writer_data selects this.
+# Adding a writer to a trained style_cgan (hw_gan.adaptation); --writer_data selects this.
 flags.DEFINE_string("writer_data", "", "Adapt: dataset directory of ONE new writer's glyphs "
                     "(e.g. extracted from scanned templates); adds that writer to --init.")
 flags.DEFINE_string("init", "", "Adapt: base style_cgan model directory (its latest checkpoint) "
@@ -280,12 +280,12 @@ def export(cfg, trainer, manifest, overwrite: bool = False) -> str:
     if not cfg.runtime.export_dir:
         raise ValueError("--mode=export needs --export_dir")
     name = cfg.runtime.export_name or Path(cfg.runtime.model_dir).name
-    from hw_gan.render.graph import default_signatures
+    from hw_gan.export.signatures.write import default_signatures
 
     extra = default_signatures()
     if cfg.model.family == "stylegan":
         from hw_gan.models import stylegan
-        from hw_gan.style.signatures import stylegan_signatures
+        from hw_gan.export.signatures.style import stylegan_signatures
 
         w_avg, spread = stylegan.w_statistics(trainer.ema_generator, cfg.model.latent_dim)
         extra.update(stylegan_signatures(trainer.ema_generator, trainer.ema_encoder, w_avg,
@@ -320,7 +320,7 @@ def sample(cfg) -> dict:
 
 
 def adapt_config_from_flags():
-    from hw_gan.style import adapt as adapt_lib
+    from hw_gan import adaptation as adapt_lib
 
     return adapt_lib.AdaptConfig(
         writer_data=FLAGS.writer_data, init=FLAGS.init, model_dir=FLAGS.model_dir,
@@ -340,8 +340,8 @@ def adapt_config_from_flags():
 
 
 def adapt_main() -> int:
-    """--writer_data / --init: add one writer to a trained style_cgan (hw_gan.style.adapt)."""
-    from hw_gan.style import adapt as adapt_lib
+    """--writer_data / --init: add one writer to a trained style_cgan (hw_gan.adaptation)."""
+    from hw_gan import adaptation as adapt_lib
 
     try:
         acfg = adapt_config_from_flags()

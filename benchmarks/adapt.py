@@ -32,9 +32,9 @@ and for the new writer's starting point (--start: the mean of the --start_top ba
 generated glyphs best reproduce the given glyphs, or the mean of the trained base rows); after
 the embedding phase alone (the best row by that pixel distance kept every --select_every steps;
 --objective projection fits the row to the glyphs instead of the GAN loss, as a free row or, with
---space writers, a blend of the trained rows: see hw_gan.style.adapt) and after a further
+--space writers, a blend of the trained rows: see hw_gan.adaptation) and after a further
 generator fine-tune (--finetune_steps; the defaults are those of configs/adapt_writer.cfg:
---finetune_objective pivotal, pivotal tuning with --locality, see hw_gan.style.adapt; "gan" is
+--finetune_objective pivotal, pivotal tuning with --locality, see hw_gan.adaptation; "gan" is
 the base's loss, used with --finetune_lr 2e-5), skipped as adaptation skips it when the sheet
 gives fewer than --finetune_min_variants glyphs per character (0: always). A fine-tune also
 moves the existing writers' glyphs, so it is scored twice: "finetune" against the existing
@@ -49,7 +49,7 @@ instead scores N of the base's own writers against their own held-out glyphs: th
 base. Every
 comparison is among the writers the base was trained on: a base trained on a writer split also
 has rows for its held-out writers, never trained, that draw no one's style
-(hw_gan.style.adapt.trained_writers). Prints JSON.
+(hw_gan.adaptation.trained_writers). Prints JSON.
 """
 
 import argparse
@@ -274,7 +274,7 @@ def known_writers(base_dir: Path, judges, count: int, split: str, per_char: int)
 
     from data_pipeline import tfrecords
     from hw_gan import config as config_lib
-    from hw_gan.style.adapt import trained_writers
+    from hw_gan.adaptation import trained_writers
     from hw_gan.training import trainer as trainer_lib
 
     cfg = config_lib.load_json(str(base_dir / "config.json"))
@@ -340,7 +340,7 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    from hw_gan.style import adapt as adapt_lib
+    from hw_gan import adaptation as adapt_lib
 
     tf.get_logger().setLevel("ERROR")
     base_dir = Path(args.init)

@@ -1,4 +1,4 @@
-"""Style extraction on writers the model never saw (hw_gan.style.evaluate), and its speed.
+"""Style extraction on writers the model never saw (hw_gan.inversion.evaluate), and its speed.
 
   python benchmarks/style_eval.py --model_dir runs/unipen_stylegan_cpu \
       [--data_dir data/unipen32_writers] [--ks 5,10,20] [--steps 150] \
@@ -37,8 +37,8 @@ def main() -> int:
     args = p.parse_args()
 
     from data_pipeline import atomic
-    from hw_gan.style import evaluate as style_eval
-    from hw_gan.style.extract import ProjectionConfig, StyleModel
+    from hw_gan.inversion import evaluate as style_eval
+    from hw_gan.inversion import ProjectionConfig, StyleModel
 
     model = StyleModel(args.model_dir)
     data_dir = args.data_dir or model.cfg.data.data_dir

@@ -19,6 +19,7 @@ import numpy as np
 
 from data_pipeline import atomic, schema
 from data_pipeline import charset as charset_lib
+from data_pipeline.glyph import tile
 from data_pipeline.progress import Progress
 
 MANIFEST = "manifest.json"
@@ -79,18 +80,20 @@ def _contact_sheet(samples: dict[tuple[str, str], np.ndarray], writers: Sequence
     for j, label in enumerate(labels):
         cv2.putText(sheet, label[:2], (name_w + j * cell + cell // 4, 17),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0, 1, cv2.LINE_AA)
+    cells = np.zeros((len(shown) * len(labels), cell, cell), np.uint8)
+    blank = []
     for i, writer in enumerate(shown):
         y = top + i * cell
         cv2.putText(sheet, writer[:18], (4, y + cell // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 0, 1,
                     cv2.LINE_AA)
         for j, label in enumerate(labels):
             img = samples.get((writer, label))
-            if img is None:
-                continue
-            if img.shape[0] != cell:
+            blank.append(img is None)
+            if img is not None and img.shape[0] != cell:
                 img = cv2.resize(img, (cell, cell), interpolation=cv2.INTER_NEAREST)
-            x = name_w + j * cell
-            sheet[y:y + cell, x:x + cell] = 255 - img
+            if img is not None:
+                cells[i * len(labels) + j] = img
+    sheet[top:, name_w:] = tile(cells, len(labels), rows=len(shown), invert=True, blank=blank)
     ok, png = cv2.imencode(".png", sheet)
     if not ok:
         raise RuntimeError("could not encode the contact sheet")

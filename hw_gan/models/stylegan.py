@@ -4,7 +4,7 @@ Content and style are separate: the character enters the SYNTHESIS network (it s
 starting tensor and joins w in every layer's style affine), never the mapping network, so one w
 is one way of writing, applied to any character. The writer is not an input: styles come from
 z through the mapping network, or from real glyphs through the style encoder
-(`hw_gan.style.encoder`), so a new writer needs no new embedding.
+(`hw_gan.models.stylegan_encoder`), so a new writer needs no new embedding.
 
 Sub-models (each a functional keras.Model, found with `generator.get_layer(name)`):
 

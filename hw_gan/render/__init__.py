@@ -27,9 +27,9 @@ from typing import Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from hw_gan.render import layout as layout_lib
-from hw_gan.render.layout import (LayoutParams, PageLayout, Placement, TextPlan, layout_pages,
-                                  page_params, plan_text)
+from hw_gan import layout as layout_lib
+from hw_gan.layout import (CHUNK, INK_THRESHOLD, LayoutParams, PageLayout, Placement, TextPlan,
+                           chunk_seed, layout_pages, page_params, plan_text)
 from hw_gan.render.output import FORMATS, format_for, parse_color, write_pages
 
 __all__ = [
@@ -38,20 +38,11 @@ __all__ = [
     "render_text", "resolve_writer",
 ]
 
-CHUNK = 512
-INK_THRESHOLD = 96  # uint8 ink level that counts as ink when cropping
-
 STYLE_SIGNATURE = "extract_style"
 STYLED_SIGNATURE = "glyphs_with_style"
 MEAN_STYLE_SIGNATURE = "mean_style"
 
 PathLike = Union[str, os.PathLike]
-
-
-def chunk_seed(seed: int, chunk: int) -> int:
-    """The `.glyphs` seed of block `chunk` (a non-negative int64) for document seed `seed`."""
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, 0x7772, int(chunk)])
-    return int(state.generate_state(1, np.uint64)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
 
 
 class GlyphSource:
@@ -175,7 +166,7 @@ def apply_style(model, style, variation: float = STYLE_VARIATION, truncation: fl
         raise ValueError(f"style truncation {truncation} must be in [0, 1]")
     mean = sigs[MEAN_STYLE_SIGNATURE]()["style"].numpy()
     if isinstance(style, (str, os.PathLike)):
-        from hw_gan.style.extract import StyleError, load_style
+        from hw_gan.inversion import StyleError, load_style
 
         info = {"family": "stylegan", "resolution": int(model.resolution),
                 "w_dim": int(mean.shape[1]), "num_ws": int(mean.shape[0]),

@@ -31,7 +31,7 @@ from typing import BinaryIO, Iterable, Mapping, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from hw_gan.render.layout import BOX, PageLayout, Placement, box_bitmap
+from hw_gan.layout import BOX, PageLayout, Placement, box_bitmap
 
 FORMATS = ("png", "svg", "pdf")
 Color = tuple[int, int, int]

@@ -28,8 +28,8 @@ import tensorflow as tf
 
 from data_pipeline.schema import to_uint8
 from hw_gan.models import stylegan
-from hw_gan.style.encoder import StyleEncoder
-from hw_gan.training.trainer import FEATURES_LAYER, GANTrainer
+from hw_gan.models.stylegan_encoder import StyleEncoder
+from hw_gan.training.trainer import FEATURES_LAYER, GANTrainer, summary_grid
 
 
 class StyleGANTrainer(GANTrainer):
@@ -147,4 +147,4 @@ class StyleGANTrainer(GANTrainer):
         mapping, _ = stylegan.parts(self.ema_generator)
         w = tf.repeat(mapping(z, training=False), cols, axis=0)
         c = tf.constant(np.tile(chars, rows).astype(np.int32))
-        return self._grid(to_uint8(stylegan.synthesize(self.ema_generator, w, c)), rows, cols)
+        return summary_grid(to_uint8(stylegan.synthesize(self.ema_generator, w, c)), rows, cols)

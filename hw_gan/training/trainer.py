@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipeline import atomic, tfrecords
+from data_pipeline.glyph import tile
 from data_pipeline.progress import Progress, format_seconds
 from data_pipeline.schema import to_uint8
 from hw_gan import losses as losses_lib
@@ -297,13 +298,7 @@ class GANTrainer:
         w = np.repeat(writers, cols).astype(np.int32)
         z = tf.random.stateless_normal([rows * cols, self.cfg.model.latent_dim], seed=[seed, 0])
         imgs = self.ema_generator(self._inputs(z, tf.constant(c), tf.constant(w)), training=False)
-        return self._grid(to_uint8(imgs), rows, cols)
-
-    def _grid(self, imgs, rows: int, cols: int):
-        """[rows * cols, R, R, 1] row-major -> one image [1, rows * R, cols * R, 1]."""
-        r = self.cfg.model.resolution
-        grid = tf.transpose(tf.reshape(imgs, [rows, cols, r, r, 1]), [0, 2, 1, 3, 4])
-        return tf.reshape(grid, [1, rows * r, cols * r, 1])
+        return summary_grid(to_uint8(imgs), rows, cols)
 
     def generate(self, char_ids: np.ndarray, writer_ids: np.ndarray, seed: int,
                  batch: int = 256) -> np.ndarray:
@@ -399,6 +394,11 @@ class GANTrainer:
         return {"step": int(self.step.numpy()), "resumed": start > 0, "trained_steps": step - start,
                 "seconds": round(seconds, 1), "images_per_s": round(images_done / seconds, 1),
                 "time": format_seconds(seconds)}
+
+
+def summary_grid(images, rows: int, cols: int) -> np.ndarray:
+    """uint8 [rows * cols, R, R, 1] row-major -> one image [1, rows * R, cols * R, 1]."""
+    return tile(np.asarray(images), cols, rows=rows)[None, :, :, None]
 
 
 def dataset_info(manifest: dict) -> dict:

@@ -1,4 +1,4 @@
-"""Adding a writer to a trained style_cgan (hw_gan.style.adapt) and its train_main entry."""
+"""Adding a writer to a trained style_cgan (hw_gan.adaptation) and its train_main entry."""
 
 import dataclasses
 import json
@@ -14,7 +14,7 @@ import tensorflow as tf
 from data_pipeline import tfrecords
 from hw_gan import config as config_lib
 from hw_gan.export import load_export
-from hw_gan.style import adapt as adapt_lib
+from hw_gan import adaptation as adapt_lib
 from hw_gan.training import trainer as trainer_lib
 from tests.conftest import ListSource, make_records
 

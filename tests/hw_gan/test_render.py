@@ -17,9 +17,10 @@ from PIL import Image
 
 from hw_gan import export
 from hw_gan import render
-from hw_gan.render import layout, output
-from hw_gan.render.cli import write_main
-from hw_gan.render.layout import BOX, GAP, GLYPH, Spaces, Word, layout_pages, plan_text
+from hw_gan import layout
+from hw_gan.render import output
+from hw_gan.cli.write import write_main
+from hw_gan.layout import BOX, GAP, GLYPH, Spaces, Word, layout_pages, plan_text
 from tests.conftest import tiny_export
 
 CHARSET = tuple("abdegpxyTH1.,-'") + ("Oo",)

@@ -198,14 +198,14 @@ def test_stylegan_two_replicas_and_path_length(data_dir, tmp_path):
 
 
 def _writer_glyphs(data_dir, writer="w0"):
-    from hw_gan.style import extract
+    from hw_gan import inversion as extract
 
     manifest = tfrecords.load_manifest(data_dir)
     return extract.samples_from_dataset(data_dir, manifest["charset"], 32, writer=writer)
 
 
 def test_extraction_methods_and_projection_lowers_its_loss(run):
-    from hw_gan.style import extract
+    from hw_gan import inversion as extract
 
     model = extract.StyleModel(run["model_dir"])
     images, ids, writer = _writer_glyphs(run["data_dir"])
@@ -237,7 +237,7 @@ def test_extraction_methods_and_projection_lowers_its_loss(run):
 
 
 def test_style_file_round_trip_and_errors(run, tmp_path):
-    from hw_gan.style import extract
+    from hw_gan import inversion as extract
 
     model = extract.StyleModel(run["model_dir"])
     info = model.model_info()
@@ -262,7 +262,7 @@ def test_style_file_round_trip_and_errors(run, tmp_path):
 
 def test_export_style_signatures(run):
     from hw_gan.export import load_export
-    from hw_gan.style import extract
+    from hw_gan import inversion as extract
 
     loaded = load_export(run["export"])
     sigs = loaded.signatures
@@ -336,7 +336,7 @@ def test_style_cli_extract_mix_and_write(run, tmp_path):
     # Truncation 0 is the mean hand whatever the style; 1 keeps the style.
     from hw_gan.export import load_export
     from hw_gan.render import apply_style
-    from hw_gan.style import extract as extract_lib
+    from hw_gan import inversion as extract_lib
 
     loaded = load_export(run["export"])
     mean = loaded.signatures["mean_style"]()["style"].numpy()
@@ -377,8 +377,8 @@ def test_style_cli_errors(run, tmp_path, capsys):
 
 
 def test_heldout_style_evaluation_protocol(run):
-    from hw_gan.style import evaluate as style_eval
-    from hw_gan.style.extract import ProjectionConfig, StyleModel
+    from hw_gan.inversion import evaluate as style_eval
+    from hw_gan.inversion import ProjectionConfig, StyleModel
 
     model = StyleModel(run["model_dir"])
     result = style_eval.evaluate_styles(

@@ -1,4 +1,4 @@
-"""hw_gan.render.graph: the `write` signature (text -> image of written lines, in the graph).
+"""hw_gan.export.signatures.write: the `write` signature (text -> image of written lines, in the graph).
 
 A tiny untrained style_cgan export (width 0.125) with the signature, loaded in-process and run by
 saved_model_cli (a subprocess started with the first test, as in test_export); the image is
@@ -20,10 +20,9 @@ from tests.conftest import tiny_export
 import tensorflow as tf
 
 from hw_gan import export
-from hw_gan.render import chunk_seed
-from hw_gan.render.graph import (WriteParams, chunk_seed_tf, render_lines_python,
-                                 write_signature_builder)
-from hw_gan.render.layout import DESCENDER_ROOM, FIRST_BASELINE
+from hw_gan.export.signatures.write import WriteParams, chunk_seed_tf, write_signature_builder
+from hw_gan.layout import DESCENDER_ROOM, FIRST_BASELINE, chunk_seed
+from hw_gan.render.lines import render_lines_python
 
 REPO = Path(__file__).resolve().parents[2]
 CHARSET = tuple("abcdegpxyTH1.,-'") + ("Oo",)

@@ -68,6 +68,7 @@ import tensorflow as tf
 
 from data_pipeline import atomic
 from data_pipeline.charset import Charset, validate_charset
+from data_pipeline.glyph import tile
 from data_pipeline.schema import to_uint8
 from hw_gan.config import ModelConfig
 
@@ -657,27 +658,10 @@ def load_export(path: PathLike) -> LoadedExport:
 # ------------------------------------------------------------------------------------------------
 # Sample grid.
 
-_GAP = 2
-_GAP_VALUE = 200
-_SCALE = 2
-
-
 def sample_grid(images: np.ndarray, rows: int, cols: int, blank: Sequence[bool] = ()) -> np.ndarray:
     """uint8 ink-high [rows*cols, R, R, 1] -> uint8 grey [H, W]: dark ink on white paper, each
     glyph scaled up 2x, cells separated by light grey lines. `blank[i]` leaves cell i empty."""
-    r = images.shape[1]
-    cell = r * _SCALE
-    grid = np.full((rows * (cell + _GAP) + _GAP, cols * (cell + _GAP) + _GAP), _GAP_VALUE,
-                   np.uint8)
-    for i in range(rows * cols):
-        y, x = divmod(i, cols)
-        glyph = 255 - images[i, :, :, 0]
-        if blank and blank[i]:
-            glyph = np.full_like(glyph, 255)
-        glyph = np.repeat(np.repeat(glyph, _SCALE, axis=0), _SCALE, axis=1)
-        top, left = _GAP + y * (cell + _GAP), _GAP + x * (cell + _GAP)
-        grid[top:top + cell, left:left + cell] = glyph
-    return grid
+    return tile(images, cols, rows=rows, gap=2, gap_value=200, scale=2, invert=True, blank=blank)
 
 
 def write_sample_grid(export_path: Union[PathLike, LoadedExport], out_png: PathLike, chars: str,

@@ -4,7 +4,7 @@
       images uint8 [K, R, R, 1] ink-high (the project's polarity), chars string [K],
       steps int32 [] (0: the encoder alone; N: then N projection steps with the default
       ProjectionConfig, the discriminator's features included in the export for this,
-      hw_gan.style.extract.project_styles)
+      hw_gan.inversion.project_styles)
     -> style float32 [L, w_dim] (W+), char_ids int32 [K]
   glyphs_with_style
       chars string [N], style float32 [L, w_dim], seed int64 [], variation float32 []
@@ -25,7 +25,7 @@ import dataclasses
 import tensorflow as tf
 
 from data_pipeline.schema import to_float, to_uint8
-from hw_gan.style.extract import ProjectionConfig, project_styles
+from hw_gan.inversion import ProjectionConfig, project_styles
 
 EXTRACT_STYLE = "extract_style"
 GLYPHS_WITH_STYLE = "glyphs_with_style"

@@ -28,7 +28,7 @@ import numpy as np
 
 from hw_gan.evaluation import judge as judge_lib
 from hw_gan.evaluation import metrics
-from hw_gan.style.extract import ProjectionConfig, StyleModel, pick_samples
+from hw_gan.inversion import ProjectionConfig, StyleModel, pick_samples
 
 
 @dataclasses.dataclass

@@ -88,6 +88,16 @@ DESCENDER_ROOM = 0.8  # xh above the bottom margin
 UNKNOWN_CHARS_MESSAGE = "not in the model's charset"
 
 
+CHUNK = 512  # glyphs are generated in blocks of this many requests, in text order
+INK_THRESHOLD = 96  # uint8 ink level that counts as ink when cropping
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The `.glyphs` seed of block `chunk` (a non-negative int64) for document seed `seed`."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, 0x7772, int(chunk)])
+    return int(state.generate_state(1, np.uint64)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
+
+
 def box_bitmap() -> np.ndarray:
     """uint8 ink-high [BOX_SIZE]: the empty rectangle drawn for a missing character."""
     img = np.zeros(BOX_SIZE, np.uint8)

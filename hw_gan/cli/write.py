@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Sequence
 
-from hw_gan.render.layout import MISSING_MODES
+from hw_gan.layout import MISSING_MODES
 
 
 def _parser() -> argparse.ArgumentParser:

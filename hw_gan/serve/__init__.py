@@ -464,7 +464,7 @@ class App:
 
     def write(self, body: Any) -> tuple[bytes, str, dict]:
         from hw_gan.render import render_pages
-        from hw_gan.render.layout import MISSING_MODES, page_params, plan_text
+        from hw_gan.layout import MISSING_MODES, page_params, plan_text
         from hw_gan.render import output
 
         if not isinstance(body, dict):

@@ -22,8 +22,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from hw_gan.style import extract as extract_lib
-from hw_gan.style.extract import StyleError
+from hw_gan import inversion as extract_lib
+from hw_gan.inversion import StyleError
 
 
 class _ExportStyles:
@@ -33,7 +33,7 @@ class _ExportStyles:
         import tensorflow as tf
 
         from hw_gan.export import load_export
-        from hw_gan.style import signatures as sig
+        from hw_gan.export.signatures import style as sig
 
         self.tf = tf
         self.loaded = load_export(path)

@@ -1,7 +1,7 @@
 """`write` computed inside the SavedModel graph, so TF Serving can write text without Python.
 
     from hw_gan.export import export_generator
-    from hw_gan.render.graph import write_signature_builder
+    from hw_gan.export.signatures.write import write_signature_builder
 
     export_generator(gen, cfg, charset, writers, root, name,
                      extra_signatures={"write": write_signature_builder(x_height_px=24.0)})
@@ -24,7 +24,7 @@ not known to the model"; an empty text with "the text is empty"; a line_width be
 (or above `max_line_width`) with "line_width"; more than `max_glyphs` non-space characters with
 "the text has more characters than max_glyphs".
 
-It follows `hw_gan.render.layout` (hwgan write) exactly, in its variation-free mode
+It follows `hw_gan.layout` (hwgan write) exactly, in its variation-free mode
 (baseline_drift = size_variation = spacing_variation = 0; `WriteParams.layout_params`):
 
   * the same glyphs: the glyph requests of the text in order, generated in blocks of 512 with
@@ -60,10 +60,10 @@ from typing import Mapping, Optional, Union
 import numpy as np
 import tensorflow as tf
 
-from hw_gan.render import CHUNK, INK_THRESHOLD
-from hw_gan.render import layout as layout_lib
+from hw_gan import layout as layout_lib
+from hw_gan.layout import CHUNK, INK_THRESHOLD
 
-__all__ = ["WriteParams", "write_signature_builder", "render_lines_python", "chunk_seed_tf",
+__all__ = ["WriteParams", "write_signature_builder", "chunk_seed_tf",
            "WRITE_SIGNATURE", "EMPTY_TEXT_MESSAGE", "LINE_WIDTH_MESSAGE", "TOO_LONG_MESSAGE"]
 
 WRITE_SIGNATURE = "write"
@@ -509,44 +509,3 @@ def _build_write(module, params: WriteParams):
         return {"image": tf.cast(canvas, tf.uint8), "num_lines": n_lines}
 
     return write
-
-
-# ------------------------------------------------------------------------------------------------
-# The Python renderer's version of the same image.
-
-
-def render_lines_python(model_path, text: str, writer: Optional[str], seed: int, line_width: int,
-                        params: Union[WriteParams, None] = None, **kwargs) -> np.ndarray:
-    """uint8 ink-high [H, W] (W = line_width): `text` rendered by hw_gan.render's Python layout
-    and rasterizer with the parameters the `write` signature uses (`params`, or WriteParams
-    fields as kwargs): no margins, no seeded variation, one page of unlimited height cut 0.8
-    x-heights below the last baseline. `model_path`: an export path or a LoadedExport."""
-    from hw_gan.render import render_pages
-    from hw_gan.render.output import rasterize
-
-    if params is None:
-        params = WriteParams(**kwargs)
-    elif kwargs:
-        params = dataclasses.replace(params, **kwargs)
-    if isinstance(model_path, (str, os.PathLike)):
-        from hw_gan.export import load_export
-
-        model = load_export(model_path)
-    else:
-        model = model_path
-    geometry = None
-    if params.writer_geometry is not None:
-        key = (writer or "") if getattr(model, "uses_writer", True) else ""
-        geometry = params.writer_geometry.get(key) or {}
-    lp = params.layout_params(line_width)
-    pages = list(render_pages(model, text, writer=writer, seed=seed, params=lp,
-                              geometry=geometry))
-    if len(pages) != 1:
-        raise RuntimeError(f"expected one page of unlimited height, got {len(pages)}")
-    page, crops = pages[0]
-    if page.lines:
-        height = int(math.ceil(page.lines[-1].baseline
-                               + layout_lib.DESCENDER_ROOM * params.x_height_px))
-    else:
-        height = 0
-    return rasterize(dataclasses.replace(page, height=height), crops)

@@ -30,9 +30,9 @@ COMMANDS = {
     "sample": "hw_gan.cli:_sample",
     "template": "data_pipeline.template:template_main",
     "extract": "data_pipeline.extract:extract_main",
-    "write": "hw_gan.render.cli:write_main",
+    "write": "hw_gan.cli.write:write_main",
     "serve": "hw_gan.serve:serve_main",
-    "style": "hw_gan.style.cli:style_main",
+    "style": "hw_gan.cli.style:style_main",
 }
 
 

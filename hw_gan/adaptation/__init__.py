@@ -564,7 +564,7 @@ class Adapter:
         of character c the best-of-`samples` reconstruction min_j |x - G(z_j, c, w)| +
         feature_weight x |F(x) - F(G(z_j, c, w))| (F: the discriminator's image features, before
         any condition), plus `anchor` x |w - start|^2 / |start|^2. The same loss as the StyleGAN
-        route's projection (hw_gan/style/extract.py), on the writer row instead of W+."""
+        route's projection (hw_gan/inversion/__init__.py), on the writer row instead of W+."""
         import keras
         import tensorflow as tf
 
@@ -800,7 +800,7 @@ def adapt(acfg: AdaptConfig, log=print) -> dict:
         })
         if acfg.export_dir:
             name = acfg.export_name or out.name
-            from hw_gan.render.graph import default_signatures
+            from hw_gan.export.signatures.write import default_signatures
 
             # Where the writer's glyphs carry geometry (scanned sheets), the renderer sizes and
             # places that writer's characters by it instead of the charset's defaults.
