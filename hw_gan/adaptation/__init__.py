@@ -490,7 +490,7 @@ class Adapter:
                             t.discriminator.get_layer(FEATURES_LAYER).output)
 
         def features(images, chars, writers):
-            return tf.cast(model(t._d_inputs(images, chars, writers), training=False), tf.float32)
+            return tf.cast(model(t.d_inputs(images, chars, writers), training=False), tf.float32)
 
         return features
 

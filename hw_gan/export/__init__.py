@@ -118,7 +118,7 @@ class _GeneratorCall:
         return self.generator(inputs, training=False)
 
 
-def _tf_variable(variable) -> tf.Variable:
+def tf_variable(variable) -> tf.Variable:
     """The tf.Variable behind a Keras variable. The module tracks these, not the Keras wrappers:
     a Keras 3 Variable exports as a *copy* of its tf.Variable, so a TF1-style loader (TF Serving,
     saved_model_cli run) would restore the copy while the functions read the uninitialised
@@ -163,7 +163,7 @@ class GeneratorModule(tf.Module):
         self.latent_dim = int(model_cfg.latent_dim)
         self.uses_writer = bool(uses_writer)
         # Saved: the generator's variables (each once), the lookup tables, the asset files.
-        self.generator_variables = [_tf_variable(v) for v in generator.variables]
+        self.generator_variables = [tf_variable(v) for v in generator.variables]
         self._call_generator = _GeneratorCall(generator, self.uses_writer)
         keys, values = [], []
         for i, label in enumerate(self.charset_labels):
@@ -594,12 +594,12 @@ class LoadedExport:
         return tuple(w for w in self.writers if w not in held)
 
     def _check(self, chars: list[str], writers: list[str]) -> None:
-        self._check_known(chars, writers)
+        self.check_known(chars, writers)
         if self.uses_writer and len(writers) not in (1, len(chars)):
             raise ValueError(f"{WRITER_COUNT_MESSAGE}: {len(writers)} writers for "
                              f"{len(chars)} chars")
 
-    def _check_known(self, chars: Sequence[str], writers: Sequence[str]) -> None:
+    def check_known(self, chars: Sequence[str], writers: Sequence[str]) -> None:
         """ValueError listing the chars / writers this export does not know."""
         bad = self.unknown_chars(chars)
         if bad:
@@ -681,7 +681,7 @@ def write_sample_grid(export_path: Union[PathLike, LoadedExport], out_png: PathL
         writers = [""]
     blank = [c == " " for c in chars]
     known_chars = [c for c in chars if c != " "]
-    loaded._check_known(known_chars, writers)
+    loaded.check_known(known_chars, writers)
     fill = known_chars[0] if known_chars else loaded.charset[0][0]
     flat_chars = [fill if c == " " else c for _ in writers for c in chars]
     flat_writers = [w for w in writers for _ in chars]

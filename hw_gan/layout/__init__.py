@@ -309,7 +309,7 @@ def nearest_char(char: str, known: Callable[[str], bool]) -> Optional[str]:
     return None
 
 
-def _normalise_text(text: str) -> str:
+def normalise_text(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
     return "".join(" " if (c.isspace() and c != "\n") else c for c in text)
 
@@ -324,7 +324,7 @@ def plan_text(text: str, charset: Union[Charset, Sequence[str]],
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     cs = charset if isinstance(charset, Charset) else Charset(charset)
-    text = _normalise_text(text)
+    text = normalise_text(text)
     if not text.strip():
         raise ValueError("the text is empty: nothing to write")
     missing_chars = cs.missing(text, ignore=" \n")
@@ -533,7 +533,7 @@ class _Metric:
     ink_right: float
 
 
-def _extent(char: str, geometry: Optional[Mapping[str, object]]) -> tuple[float, float, float]:
+def char_extent(char: str, geometry: Optional[Mapping[str, object]]) -> tuple[float, float, float]:
     """(top, bottom, typical width) in x-heights."""
     try:
         info = char_info(char)
@@ -569,13 +569,13 @@ class _Layouter:
         rise = 0.35 * p.baseline_drift * float(np.clip(n[1], -2.5, 2.5)) * xh
         size = line_size * word_size * math.exp(p.size_variation * float(np.clip(n[0], -3, 3)))
         if tok.kind == GAP:
-            _, _, width = _extent(tok.char, None)
+            _, _, width = char_extent(tok.char, None)
             return _Metric(tok, GAP, 0, 0, width * xh * size, 0.0, 0.0, gap, 0.0, 0.0, 0.0)
         if tok.kind == BOX:
             top, bottom, typical = BOX_TOP, BOX_BOTTOM, BOX_WIDTH
             h, w = BOX_SIZE
         else:  # a substitute ("nearest") sits as the character it is
-            top, bottom, typical = _extent(tok.request, p.geometry)
+            top, bottom, typical = char_extent(tok.request, p.geometry)
             h, w = (int(v) for v in self.ink_size(tok.index))
         if h <= 0 or w <= 0:  # a blank glyph: keep its place
             return _Metric(tok, GAP, 0, 0, typical * xh * size, 0.0, 0.0, gap, 0.0, 0.0, 0.0)

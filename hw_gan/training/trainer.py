@@ -143,7 +143,7 @@ class GANTrainer:
 
     def _discriminate(self, images, chars, writers, training: bool = True):
         """Logits [B] and the per-example auxiliary classification loss (zeros when off)."""
-        inputs = self._d_inputs(images, chars, writers)
+        inputs = self.d_inputs(images, chars, writers)
         if not self.aux_heads:
             return self.discriminator(inputs, training=training), tf.zeros_like(
                 tf.cast(chars, tf.float32))
@@ -162,7 +162,7 @@ class GANTrainer:
             inputs["writer"] = writers
         return inputs
 
-    def _d_inputs(self, images, chars, writers) -> dict:
+    def d_inputs(self, images, chars, writers) -> dict:
         inputs = {"image": images, "char": chars}
         if self.uses_writer:
             inputs["writer"] = writers

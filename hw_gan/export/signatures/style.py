@@ -47,7 +47,7 @@ def stylegan_signatures(generator, encoder, w_avg, spread: float, feature_net=No
     feature_net: the discriminator's feature model ({"image", "char"} -> features), used by the
     projection when projection.feature == "discriminator" (its weights join the export); else
     the encoder's glyph features are used."""
-    from hw_gan.export import _tf_variable
+    from hw_gan.export import tf_variable
     from hw_gan.models import stylegan
 
     mapping, synthesis = stylegan.parts(generator)
@@ -67,9 +67,9 @@ def stylegan_signatures(generator, encoder, w_avg, spread: float, feature_net=No
 
     def _track(module):
         if not hasattr(module, "style_encoder_variables"):
-            module.style_encoder_variables = [_tf_variable(v) for v in encoder.weights]
+            module.style_encoder_variables = [tf_variable(v) for v in encoder.weights]
             if projection.feature == "discriminator":
-                module.style_feature_variables = [_tf_variable(v) for v in feature_net.weights]
+                module.style_feature_variables = [tf_variable(v) for v in feature_net.weights]
             module.mean_w = tf.Variable(w_avg, trainable=False, name="mean_w")
 
     def extract_style(module):

@@ -32,7 +32,7 @@ It follows `hw_gan.layout` (hwgan write) exactly, in its variation-free mode
     from uint32 ops), i.e. the same latents `render_pages` uses; all blocks go through the
     generator as one batch;
   * the same ink crop (threshold `INK_THRESHOLD`), the same typographic extents
-    (`layout._extent`, from `data_pipeline.charset.char_info`, or the writer geometry given),
+    (`layout.char_extent`, from `data_pipeline.charset.char_info`, or the writer geometry given),
     scaling (band height, `max_width` cap, flat marks), letter/word spacing, slant, greedy wrap at
     spaces with over-long words split, hard line breaks, paragraphs, indent;
   * the same raster rule as `output.rasterize`: each crop resized to its rounded size (area when
@@ -43,7 +43,7 @@ and OpenCV's fixed-point bilinear weights, so pixels differ by a few levels at g
 positions agree to float rounding. Seeded variation (baseline drift, size and spacing jitter) is
 not done here: it uses numpy's PCG64 normals, which the graph cannot reproduce. Missing
 characters are an error (no "skip" / "box" / "nearest"). Unicode whitespace other than space,
-tab and line breaks is read as a space (as `layout._normalise_text`) for the characters RE2's
+tab and line breaks is read as a space (as `layout.normalise_text`) for the characters RE2's
 \\pZ and the ASCII controls \\x0b \\x0c \\x1c-\\x1f \\x85 cover.
 
 `render_lines_python(model, text, writer, seed, line_width)` renders the same image with the
@@ -179,7 +179,7 @@ def chunk_seed_tf(seed, chunk):
 
 def _extent_tables(module, params: WriteParams):
     """Keys (single characters the charset serves), their label ids, and per geometry row
-    (writer) their (top, bottom) plus the typical width, from layout._extent."""
+    (writer) their (top, bottom) plus the typical width, from layout.char_extent."""
     keys, ids = [], []
     for i, label in enumerate(module.charset_labels):
         for ch in label:
@@ -197,7 +197,7 @@ def _extent_tables(module, params: WriteParams):
     for r, name in enumerate(rows):
         geometry = table.get(name) or None
         for j, ch in enumerate(keys):
-            top, bottom, width = layout_lib._extent(ch, geometry)
+            top, bottom, width = layout_lib.char_extent(ch, geometry)
             tops[r, j], bottoms[r, j], widths[j] = top, bottom, width
     return keys, ids, tops, bottoms, widths
 
