@@ -1,6 +1,6 @@
 """Frozen configuration tree: data, model, train, eval, runtime.
 
-`train_main.py` is the only place that defines flags; it turns them into an `ExperimentConfig`,
+`hw_gan.cli.train` is the only place that defines flags; it turns them into an `ExperimentConfig`,
 validates it here, and writes it to the model directory before the first step. Library code
 receives these dataclasses and never reads flags.
 """
@@ -16,7 +16,7 @@ RESOLUTIONS = (32, 64)
 LOSSES = ("nonsaturating", "hinge")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
-MODES = ("train", "evaluate", "export", "sample")
+MODES = ("train", "evaluate", "export", "sample", "adapt")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -168,15 +168,15 @@ def cgan_base(root):
     """A tiny style_cgan (4 writers x the template's charset, 2 steps), laid out by train_main
     and exported. Its dataset is split by writer: one writer is held out, so the model has a
     row for it that is never trained."""
-    import train_main
+    from hw_gan import experiment
 
     data = _base_dataset(root / "cgan-data", BASE_WRITERS, per=2, split="writer",
                          test_fraction=0.25)
     cfg = _base_cfg(data, root / "cgan-base", "style_cgan", steps=2, r1_interval=1)
     cfg = cfg.replace(runtime=dataclasses.replace(cfg.runtime, export_dir=str(root / "export"),
                                                   export_name="cgan-base"))
-    train_main.run(cfg)
-    train_main.run(cfg.replace(runtime=dataclasses.replace(cfg.runtime, mode="export")))
+    experiment.run(cfg)
+    experiment.run(cfg.replace(runtime=dataclasses.replace(cfg.runtime, mode="export")))
     return root / "cgan-base"
 
 
@@ -257,15 +257,15 @@ def test_write_in_alices_hand(adapted, root):
 @pytest.fixture(scope="module")
 def stylegan_run(root):
     """A tiny stylegan (6 writers x the template's charset, 4 steps) trained and exported
-    through train_main.run."""
-    import train_main
+    through hw_gan.experiment.run."""
+    from hw_gan import experiment
 
     data = _base_dataset(root / "sg-data", tuple(f"s{i}" for i in range(6)), per=4)
     cfg = _base_cfg(data, root / "sg-run", "stylegan", steps=4, style_group_size=4)
     cfg = cfg.replace(runtime=dataclasses.replace(cfg.runtime, export_dir=str(root / "export"),
                                                   export_name="sg"))
-    train_main.run(cfg)
-    train_main.run(cfg.replace(runtime=dataclasses.replace(cfg.runtime, mode="export")))
+    experiment.run(cfg)
+    experiment.run(cfg.replace(runtime=dataclasses.replace(cfg.runtime, mode="export")))
     return {"run": root / "sg-run", "export": root / "export" / "sg"}
 
 

@@ -16,7 +16,6 @@ Each feature adds its command to COMMANDS as "module:function" taking the argume
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
@@ -25,59 +24,15 @@ from typing import Optional, Sequence
 # command -> "module:function(argv) -> exit code"; modules are imported only when used.
 COMMANDS = {
     "build": "data_pipeline.build:main",
-    "verify": "hw_gan.cli:_verify",
-    "train": "hw_gan.cli:_train",
-    "sample": "hw_gan.cli:_sample",
+    "verify": "hw_gan.cli.data:verify_main",
+    "train": "hw_gan.cli.train:train_main",
+    "sample": "hw_gan.cli.sample:sample_main",
     "template": "data_pipeline.template:template_main",
     "extract": "data_pipeline.extract:extract_main",
     "write": "hw_gan.cli.write:write_main",
     "serve": "hw_gan.serve:serve_main",
     "style": "hw_gan.cli.style:style_main",
 }
-
-
-def _verify(argv: Sequence[str]) -> int:
-    from data_pipeline import build
-
-    return build.main(["verify", *argv])
-
-
-def _train(argv: Sequence[str]) -> int:
-    from absl import app
-
-    import train_main
-
-    saved, sys.argv = sys.argv, ["hwgan train", *argv]
-    try:
-        app.run(train_main.main)  # always ends in sys.exit
-    except SystemExit as e:  # an exit code like every other command, also when called in-process
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        sys.argv = saved
-    return 0
-
-
-def _sample(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="hwgan sample", description="Draw a grid of glyphs "
-                                "(rows: writers, columns: characters) from an exported model.")
-    p.add_argument("--model", required=True, help="export directory (NAME or NAME/VERSION)")
-    p.add_argument("--out", required=True, help="PNG to write")
-    p.add_argument("--chars", default="", help="characters (default: the whole charset)")
-    p.add_argument("--writers", default="", help="comma-separated writer names (default: 8)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    from hw_gan import export
-
-    try:
-        loaded = export.load_export(args.model)
-        writers = [w for w in args.writers.split(",") if w] or list(loaded.trained_writers()[:8])
-        chars = args.chars or "".join(label[0] for label in loaded.charset)
-        export.write_sample_grid(loaded, args.out, chars, writers, args.seed)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(args.out)
-    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from data_pipeline import atomic, tfrecords
+from data_pipeline.progress import Progress
 from hw_gan.evaluation import judge as judge_lib
 from hw_gan.evaluation import metrics
 
@@ -88,7 +89,7 @@ def _generate(generate: GenerateFn, chars: np.ndarray, writers: np.ndarray, seed
 def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_generated: int,
              uses_writer: bool, judge_steps: int, judge_batch: int, seed: int = 0,
              split: str = tfrecords.TRAIN, max_real: Optional[int] = judge_lib.MAX_REAL,
-             judge_seed: int = 0) -> dict:
+             judge_seed: int = 0, progress: bool = True) -> dict:
     """Scores `generate(char_ids int32 [N], writer_ids int32 [N], seed) -> float32
     [N, image_size, image_size, 1] in [-1, 1]` (ids index the manifest's charset / writers).
 
@@ -99,41 +100,31 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
     judges, 10% are the held-out reference. `seed` drives the requests, the generator and the KID
     subsets; `judge_seed` the judges and the held-out split, and is fixed by default so that runs
     with different seeds are scored by the same (cached) judges. Call outside any tf.distribute
-    strategy scope.
+    strategy scope. `progress`: each phase (and judge training) on stderr with the time taken.
     """
     if num_generated < 2:
         raise ValueError(f"num_generated={num_generated}: need at least 2 for FID / KID")
+    phases = Progress("evaluate", 4 + int(uses_writer), "phases", enabled=progress)
+    phases.update(0, extra="reading real glyphs", force=True)
     manifest = tfrecords.load_manifest(data_dir)
     real = judge_lib.load_real(data_dir, split, image_size, max_real)
     images, chars, writers = real
     train_idx, held = judge_lib.holdout_split(len(chars), judge_seed)  # as get_judge splits
     kw = dict(image_size=image_size, steps=judge_steps, batch=judge_batch, seed=judge_seed,
               split=split, max_real=max_real, real=real)
+    phases.update(1, extra="char judge", force=True)
     char_judge = judge_lib.get_judge(cache_dir, "char", data_dir, **kw)
 
+    phases.update(1, extra=f"generating {num_generated} glyphs", force=True)
     req_chars, req_writers = balanced_requests(char_judge.class_ids, np.unique(writers[train_idx]),
                                                num_generated, seed)
     fake = _generate(generate, req_chars, req_writers, seed, image_size)
 
-    # Legibility.
+    phases.update(1, extra="legibility, FID, KID", force=True)
     fake_feats, fake_probs = char_judge.outputs(fake)
-    fake_pred = char_judge.class_ids[np.argmax(fake_probs, -1)]
     real_feats, real_probs = char_judge.outputs(images[held])
-    real_pred = char_judge.class_ids[np.argmax(real_probs, -1)]
-    gen_acc = metrics.accuracy(fake_pred, req_chars)
-    real_acc = metrics.accuracy(real_pred, chars[held])
-    gen_per = metrics.per_class_accuracy(fake_pred, req_chars, char_judge.class_ids)
-    real_per = metrics.per_class_accuracy(real_pred, chars[held], char_judge.class_ids)
-    labels = manifest["charset"]
-    legibility = {
-        "ratio": _ratio(gen_acc, real_acc),
-        "generated_accuracy": gen_acc,
-        "real_accuracy": real_acc,
-        "per_char": {labels[c]: _ratio(gen_per[c], real_per[c]) for c in gen_per},
-        "per_char_generated_accuracy": {labels[c]: gen_per[c] for c in gen_per},
-        "per_char_real_accuracy": {labels[c]: real_per[c] for c in real_per},
-    }
-
+    legibility = _legibility(char_judge, fake_probs, req_chars, real_probs, chars[held],
+                             manifest["charset"])
     # FID / KID against the real held-out glyphs, reweighted to equal characters.
     _, inverse, counts = np.unique(chars[held], return_inverse=True, return_counts=True)
     weights = 1.0 / counts[inverse]
@@ -158,23 +149,51 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
         "max_real": max_real,
         "dataset_manifest_sha256": judge_lib.manifest_sha256(data_dir),
     }
-
     if uses_writer:
+        phases.update(1, extra="writer judge and writer match", force=True)
         writer_judge = judge_lib.get_judge(cache_dir, "writer", data_dir, **kw)
-        gen_match = metrics.accuracy(writer_judge.predict(fake), req_writers)
-        real_match = metrics.accuracy(writer_judge.predict(images[held]), writers[held])
-        chance = 1.0 / writer_judge.num_classes
-        result["writer_match"] = {
-            "generated": gen_match,
-            "real": real_match,
-            "chance": chance,
-            "vs_chance": _ratio(gen_match, chance),
-            "ratio": _ratio(gen_match, real_match),
-            "num_writers": int(writer_judge.num_classes),
-        }
+        result["writer_match"] = _writer_match(writer_judge, fake, req_writers, images[held],
+                                               writers[held])
+    phases.update(1, extra="done", force=True)
+    phases.close()
     log.info("evaluate: legibility %s, FID %.3f, KID %.5f%s", legibility["ratio"], fid, kid,
              f", writer match {result['writer_match']['generated']:.3f}" if uses_writer else "")
     return _jsonable(result)
+
+
+def _legibility(char_judge, fake_probs, req_chars, real_probs, real_chars, labels) -> dict:
+    """How often the char judge reads generated glyphs as the requested character, overall and
+    per character, as a ratio to how often it reads real held-out glyphs right."""
+    fake_pred = char_judge.class_ids[np.argmax(fake_probs, -1)]
+    real_pred = char_judge.class_ids[np.argmax(real_probs, -1)]
+    gen_acc = metrics.accuracy(fake_pred, req_chars)
+    real_acc = metrics.accuracy(real_pred, real_chars)
+    gen_per = metrics.per_class_accuracy(fake_pred, req_chars, char_judge.class_ids)
+    real_per = metrics.per_class_accuracy(real_pred, real_chars, char_judge.class_ids)
+    return {
+        "ratio": _ratio(gen_acc, real_acc),
+        "generated_accuracy": gen_acc,
+        "real_accuracy": real_acc,
+        "per_char": {labels[c]: _ratio(gen_per[c], real_per[c]) for c in gen_per},
+        "per_char_generated_accuracy": {labels[c]: gen_per[c] for c in gen_per},
+        "per_char_real_accuracy": {labels[c]: real_per[c] for c in real_per},
+    }
+
+
+def _writer_match(writer_judge, fake, req_writers, real_images, real_writers) -> dict:
+    """How often the writer judge names the requested writer for generated glyphs, against
+    chance and against real held-out glyphs."""
+    gen_match = metrics.accuracy(writer_judge.predict(fake), req_writers)
+    real_match = metrics.accuracy(writer_judge.predict(real_images), real_writers)
+    chance = 1.0 / writer_judge.num_classes
+    return {
+        "generated": gen_match,
+        "real": real_match,
+        "chance": chance,
+        "vs_chance": _ratio(gen_match, chance),
+        "ratio": _ratio(gen_match, real_match),
+        "num_writers": int(writer_judge.num_classes),
+    }
 
 
 def write_eval_json(path, result: dict) -> None:

@@ -41,6 +41,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from data_pipeline import atomic, tfrecords
+from data_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -230,11 +231,13 @@ def _texture_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def train_judge(images, labels, num_classes: int, steps: int, batch: int, seed: int, *,
                 class_ids: Optional[Sequence[int]] = None, kind: str = "",
-                learning_rate: float = 2e-3, augment: str = "none") -> Judge:
+                learning_rate: float = 2e-3, augment: str = "none",
+                progress: bool = True) -> Judge:
     """Trains a judge on `images` [N, S, S, 1] with `labels` in [0, num_classes) for `steps`
     minibatches of `batch` (seeded epoch shuffles, random shifts of up to S/16 px, Adam with
     cosine decay; `augment="texture"`: every glyph also re-rendered by `_texture_batch`).
-    `class_ids` are the dataset ids of the classes (default range(num_classes)).
+    `class_ids` are the dataset ids of the classes (default range(num_classes)). `progress`:
+    a progress bar with the time left on stderr.
     """
     import keras
 
@@ -259,6 +262,7 @@ def train_judge(images, labels, num_classes: int, steps: int, batch: int, seed: 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 31337]))
     batch = min(batch, len(images))
     order, pos = rng.permutation(len(images)), 0
+    bar = Progress(f"judge {kind or 'classes'}", steps, "steps", enabled=progress)
     for _ in range(steps):
         if pos + batch > len(order):
             order, pos = rng.permutation(len(images)), 0
@@ -268,6 +272,8 @@ def train_judge(images, labels, num_classes: int, steps: int, batch: int, seed: 
         if augment == "texture":
             x = _texture_batch(x, rng)
         model.train_on_batch(x, labels[idx])
+        bar.update()
+    bar.close()
     return Judge(model, range(num_classes) if class_ids is None else class_ids, size, kind)
 
 

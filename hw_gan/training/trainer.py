@@ -10,9 +10,7 @@ average of the generator (`ema_generator`) is what gets evaluated and exported.
 
 from __future__ import annotations
 
-import json
 import math
-import signal
 import time
 from pathlib import Path
 from typing import Optional
@@ -32,11 +30,21 @@ from hw_gan.training import strategy as strategy_lib
 
 CHECKPOINT_DIR = "checkpoints"
 FEATURES_LAYER = "d_features_act"  # the discriminator's image features, before any condition
-DATASET_FILE = "dataset.json"
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss, an incompatible checkpoint); the message says why."""
+
+
+class StopRequest:
+    """Asks a running `GANTrainer.train` to save and stop after the current step. Whoever owns
+    the process's signals (an entry point) calls `request`; the loop reads `reason`."""
+
+    def __init__(self):
+        self.reason: Optional[str] = None
+
+    def request(self, reason: str = "stop requested") -> None:
+        self.reason = reason
 
 
 class GANTrainer:
@@ -56,9 +64,8 @@ class GANTrainer:
                              f"{self.replicas} replicas")
         self.g_loss_fn, self.d_loss_fn = losses_lib.get_losses(cfg.train.loss)
         t = cfg.train
-        # Seeded here, not by the caller: the same config builds the same initial weights in any
-        # process, which a resumed or compared run relies on.
-        keras.utils.set_random_seed(t.seed)
+        # Initial weights come from the global seeds, which the caller sets (the entry point:
+        # hw_gan.experiment seeds with cfg.train.seed right before building a trainer).
         with strategy.scope():
             self.generator = self.family.build_generator(cfg.model)
             self.discriminator = self.family.build_discriminator(cfg.model)
@@ -312,9 +319,11 @@ class GANTrainer:
         return np.concatenate(out).astype(np.float32)
 
     # ---------------------------------------------------------------------------------------
-    def train(self) -> dict:
+    def train(self, stop: Optional["StopRequest"] = None) -> dict:
         """Trains up to cfg.train.steps; checkpoints every checkpoint_every steps, at the end, and
-        on SIGTERM/SIGINT (then raises KeyboardInterrupt after saving)."""
+        when `stop` is requested (then raises KeyboardInterrupt after saving). The entry point
+        owns the signal handlers and requests the stop (hw_gan.cli.train)."""
+        stop = stop or StopRequest()
         t = self.cfg.train
         start = self.restore()
         if start >= t.steps:
@@ -328,17 +337,6 @@ class GANTrainer:
                          for w in self.manifest["splits"][self.cfg.data.train_split]["per_writer"]]
         grid_writers = np.array(train_writers[:8] if self.uses_writer else [0], np.int32)
 
-        stop = {"signal": None}
-        previous = {}
-
-        def handler(signum, frame):
-            stop["signal"] = signum
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                previous[sig] = signal.signal(sig, handler)
-            except ValueError:  # not the main thread: signals stay with the caller
-                pass
         bar = Progress("train", t.steps * self.global_batch, "img",
                        start=start * self.global_batch, enabled=self.chief)
         if start == 0 and self.chief:
@@ -354,7 +352,7 @@ class GANTrainer:
                 step += 1
                 images_done += self.global_batch
                 log_now = step % t.log_every == 0 or step == t.steps
-                stopping = stop["signal"]  # read once: a signal may arrive while this step logs
+                stopping = stop.reason  # read once: a signal may arrive while this step logs
                 save_now = step % t.checkpoint_every == 0 or step == t.steps or bool(stopping)
                 # Losses are checked before every save, so a NaN never reaches a checkpoint.
                 if log_now or save_now or step % 10 == 0:
@@ -383,11 +381,9 @@ class GANTrainer:
                     self.save()
                     last_saved = step
                 if stopping:
-                    raise KeyboardInterrupt(f"signal {stopping}: checkpoint saved at step {step}")
+                    raise KeyboardInterrupt(f"{stopping}: checkpoint saved at step {step}")
         finally:
             writer.flush()
-            for sig, old in previous.items():
-                signal.signal(sig, old)
             bar.count = int(self.step.numpy()) * self.global_batch
             bar.close()
         seconds = time.perf_counter() - t0
@@ -399,39 +395,3 @@ class GANTrainer:
 def summary_grid(images, rows: int, cols: int) -> np.ndarray:
     """uint8 [rows * cols, R, R, 1] row-major -> one image [1, rows * R, cols * R, 1]."""
     return tile(np.asarray(images), cols, rows=rows)[None, :, :, None]
-
-
-def dataset_info(manifest: dict) -> dict:
-    """What a checkpoint depends on in its dataset: labels and writers (their order = ids)."""
-    return {"charset": manifest["charset"], "writers": manifest["writers"],
-            "resolution": manifest["resolution"]}
-
-
-def check_dataset_matches(model_dir: Path, manifest: dict, data_dir: str) -> None:
-    """A checkpoint trained on one charset/writer list must not resume on another."""
-    from data_pipeline.charset import check_same_charset
-
-    path = Path(model_dir) / DATASET_FILE
-    if not path.exists():
-        return
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    check_same_charset(saved["charset"], manifest["charset"], f"the checkpoint in {model_dir}",
-                       f"dataset {data_dir}")
-    if saved["writers"] != manifest["writers"]:
-        raise ValueError(f"the checkpoint in {model_dir} was trained on {len(saved['writers'])} "
-                         f"writers, dataset {data_dir} has a different writer list "
-                         f"({len(manifest['writers'])}); use another --model_dir")
-
-
-def write_dataset_info(model_dir: Path, manifest: dict) -> None:
-    atomic.write_text(Path(model_dir) / DATASET_FILE, json.dumps(dataset_info(manifest), indent=1))
-
-
-
-def make_trainer(cfg: ExperimentConfig, strategy: tf.distribute.Strategy, manifest: dict):
-    """The trainer for cfg's model family (stylegan has its own, with the style encoder)."""
-    if cfg.model.family == "stylegan":
-        from hw_gan.training.stylegan_trainer import StyleGANTrainer
-
-        return StyleGANTrainer(cfg, strategy, manifest)
-    return GANTrainer(cfg, strategy, manifest)

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -44,6 +45,7 @@ def _cfg(data_dir, model_dir, family="style_cgan", steps=4, **train):
 
 
 def _trainer(cfg, strategy=None):
+    keras.utils.set_random_seed(cfg.train.seed)  # as hw_gan.experiment does before each build
     return trainer_lib.GANTrainer(cfg, strategy or tf.distribute.get_strategy(),
                                   tfrecords.load_manifest(cfg.data.data_dir))
 

@@ -1,0 +1,173 @@
+"""What each `--mode` of `python train_main.py` / `hwgan train` does.
+
+    run(cfg)           train | evaluate | export | sample   (an ExperimentConfig)
+    run_adapt(acfg)    adapt: add one writer to a trained char+writer model (an AdaptConfig)
+
+This is the application floor: it joins the data pipeline, a trainer, the evaluation and the
+export, and it is the one place below the entry points that sets process-wide TensorFlow state
+(the CPU device split, the dtype policy, op determinism and the global seeds that Keras weight
+initialisation reads), because every mode needs it before its first TensorFlow op. Signal
+handling is the entry point's: it passes a `training.StopRequest` in. Flags live in
+`hw_gan.cli.train`; nothing here parses a command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import keras
+import tensorflow as tf
+
+from data_pipeline import build, tfrecords
+from hw_gan import adaptation
+from hw_gan import config as config_lib
+from hw_gan import export as export_lib
+from hw_gan.evaluation import evaluate as evaluate_lib
+from hw_gan.render.grid import write_sample_grid
+from hw_gan.training import StopRequest, make_trainer
+from hw_gan.training import run_dir as run_dir_lib
+from hw_gan.training import strategy as strategy_lib
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
+        overwrite_export: bool = False, stop: Optional[StopRequest] = None,
+        log: Log = _stderr) -> dict:
+    """Runs one mode of an experiment; returns a JSON-able summary."""
+    if cfg.runtime.mode == "adapt":
+        raise ValueError("--mode=adapt takes an AdaptConfig: use run_adapt")
+    # Device layout and policies first: they must precede any TensorFlow op.
+    strategy_lib.split_cpu(cfg.runtime.num_cpu_devices)
+    if cfg.runtime.mode == "sample":
+        return sample(cfg)
+    strategy = strategy_lib.make_strategy(cfg.runtime.strategy)
+    strategy_lib.set_precision(cfg.runtime.precision)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(cfg.train.seed)
+    chief = strategy_lib.is_chief(strategy)
+
+    manifest = ensure_dataset(cfg, log)
+    cfg = cfg.replace(model=dataclasses.replace(
+        cfg.model, num_chars=len(manifest["charset"]), num_writers=len(manifest["writers"])))
+    check_run_dir(cfg, manifest)
+    if chief and cfg.runtime.mode == "train":  # other modes read a run, they do not redefine it
+        run_dir_lib.write_run(cfg, manifest)
+
+    # The same seed before every build gives the same initial weights in any process, which a
+    # resumed or compared run relies on.
+    keras.utils.set_random_seed(cfg.train.seed)
+    trainer = make_trainer(cfg, strategy, manifest)
+    summary: dict = {"model_dir": str(cfg.runtime.model_dir)}
+    if cfg.runtime.mode == "train":
+        summary["train"] = trainer.train(stop=stop)
+    elif trainer.restore() == 0:
+        raise ValueError(f"--mode={cfg.runtime.mode}: no checkpoint in {cfg.runtime.model_dir}")
+    if not chief:
+        return summary
+    at_end = cfg.runtime.mode == "train" and cfg.eval.eval_at_end
+    if cfg.runtime.mode == "evaluate" or at_end:
+        summary["eval"] = evaluate(cfg, trainer, manifest)
+    if cfg.runtime.mode == "export" or (at_end and cfg.runtime.export_dir):
+        summary["export"] = export(cfg, trainer, manifest, overwrite_export, log)
+    return summary
+
+
+def ensure_dataset(cfg: config_lib.ExperimentConfig, log: Log = _stderr) -> dict:
+    """The manifest of cfg's dataset, built first from --build_source when it is missing."""
+    data_dir = Path(cfg.data.data_dir)
+    if not (data_dir / tfrecords.MANIFEST).exists() and cfg.data.build_source:
+        params = {k: build.parse_value(v) for k, v in cfg.data.build_params}
+        split_args = {k: params.pop(k) for k in ("split", "test_fraction", "seed") if k in params}
+        log(f"building dataset {data_dir} from source {cfg.data.build_source}")
+        build.build(cfg.data.build_source, str(data_dir), params, **split_args)
+    return tfrecords.load_manifest(data_dir)
+
+
+def check_run_dir(cfg: config_lib.ExperimentConfig, manifest: dict) -> None:
+    """ValueError when --model_dir holds a run this config cannot continue or read."""
+    model_dir = Path(cfg.runtime.model_dir)
+    config_path = model_dir / run_dir_lib.CONFIG_FILE
+    # The dataset check comes first: a different charset is the clearer explanation.
+    run_dir_lib.check_dataset_matches(model_dir, manifest, str(cfg.data.data_dir))
+    saved = config_lib.load_json(str(config_path))
+    if saved is not None:
+        changes = config_lib.incompatible_changes(saved, cfg)
+        if changes:
+            raise ValueError(f"{config_path} holds a run this config cannot resume: "
+                             + "; ".join(changes) + ". Use another --model_dir.")
+    if cfg.runtime.mode != "train" and saved is None:
+        raise ValueError(f"--mode={cfg.runtime.mode}: {model_dir} holds no trained model "
+                         f"(no config.json); train first")
+
+
+def evaluate(cfg: config_lib.ExperimentConfig, trainer, manifest: dict) -> dict:
+    """Scores the trainer's EMA generator; writes eval.json and the eval summaries."""
+    result = evaluate_lib.evaluate(
+        trainer.generate, cfg.data.data_dir, cfg.runtime.model_dir,
+        image_size=cfg.model.resolution, num_generated=cfg.eval.num_generated,
+        uses_writer=trainer.uses_writer, judge_steps=cfg.eval.judge_steps,
+        judge_batch=cfg.eval.judge_batch, seed=cfg.train.seed, split=cfg.data.train_split)
+    result["step"] = int(trainer.step.numpy())
+    evaluate_lib.write_eval_json(Path(cfg.runtime.model_dir) / "eval.json", result)
+    writer = tf.summary.create_file_writer(str(Path(cfg.runtime.model_dir) / "eval"))
+    with writer.as_default(step=result["step"]):
+        tf.summary.scalar("legibility_ratio", result["legibility"]["ratio"])
+        tf.summary.scalar("fid", result["fid"])
+        tf.summary.scalar("kid", result["kid"])
+        if "writer_match" in result:
+            tf.summary.scalar("writer_match", result["writer_match"]["generated"])
+    writer.flush()
+    return result
+
+
+def export(cfg: config_lib.ExperimentConfig, trainer, manifest: dict, overwrite: bool = False,
+           log: Log = _stderr) -> str:
+    """Exports the trainer's EMA generator (and the family's extra signatures) as a SavedModel."""
+    if not cfg.runtime.export_dir:
+        raise ValueError("--mode=export needs --export_dir")
+    name = cfg.runtime.export_name or Path(cfg.runtime.model_dir).name
+    metadata = {}
+    if trainer.uses_writer:
+        # Writers held out of the training split (a writer split) have rows never trained.
+        untrained = tfrecords.writers_without_glyphs(manifest, cfg.data.train_split)
+        if untrained:
+            metadata["untrained_writers"] = untrained
+    t0 = time.perf_counter()
+    log(f"export: writing {Path(cfg.runtime.export_dir) / name} ...")
+    path = export_lib.export_trained(
+        trainer, cfg.model, manifest["charset"], manifest["writers"], cfg.runtime.export_dir,
+        name, cfg.runtime.export_version, overwrite=overwrite, metadata=metadata)
+    log(f"export: {path} in {time.perf_counter() - t0:.0f} s")
+    return str(path)
+
+
+def sample(cfg: config_lib.ExperimentConfig) -> dict:
+    """--mode=sample: a grid of writers x characters from the run's export."""
+    if not cfg.runtime.sample_out:
+        raise ValueError("--mode=sample needs --sample_out=FILE.png")
+    name = cfg.runtime.export_name or Path(cfg.runtime.model_dir).name
+    path = Path(cfg.runtime.export_dir) / name
+    exported = export_lib.load_export(path)
+    writers = list(cfg.runtime.sample_writers) or list(exported.trained_writers()[:8])
+    chars = cfg.runtime.sample_chars or "".join(label[0] for label in exported.charset)
+    write_sample_grid(exported, cfg.runtime.sample_out, chars, writers, cfg.train.seed)
+    return {"sample": cfg.runtime.sample_out}
+
+
+def run_adapt(acfg: config_lib.AdaptConfig, log: Log = _stderr) -> dict:
+    """--mode=adapt: adds one writer to a trained style_cgan (hw_gan.adaptation)."""
+    keras.utils.set_random_seed(acfg.seed)
+    return adaptation.adapt(acfg, log=log)
+
+
+__all__ = ["run", "run_adapt", "ensure_dataset", "check_run_dir", "evaluate", "export", "sample"]
