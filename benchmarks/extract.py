@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from data_pipeline import extract as ex  # noqa: E402
+from data_pipeline import build, scan  # noqa: E402
 from data_pipeline import template as tpl  # noqa: E402
 from data_pipeline.sources import simulated as sim  # noqa: E402
 from tests.data_pipeline import test_extract as harness  # noqa: E402
@@ -52,14 +52,14 @@ def speed(layout, tmp: Path, repeats: int) -> dict:
     times, parts = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
-        gray = ex.read_gray(path)
+        gray = scan.read_gray(path)
         t1 = time.perf_counter()
-        markers = ex.detect_markers(gray)
+        markers = scan.detect_markers(gray)
         t2 = time.perf_counter()
-        match = ex.match_page(markers, None, gray)
+        match = scan.match_page(markers, None, gray)
         t3 = time.perf_counter()
-        ex.extract_page(gray, match, 32)
-        ex.estimate_blur(gray, match)
+        scan.extract_page(gray, match, 32)
+        scan.estimate_blur(gray, match)
         t4 = time.perf_counter()
         times.append(t4 - t0)
         if parts is None or t4 - t0 <= min(times):
@@ -83,8 +83,8 @@ def accuracy(layout, tmp: Path, writers, image_size: int) -> dict:
             paths.append(path)
             truth_pages[i + 1] = truth
         t0 = time.perf_counter()
-        report = ex.extract(paths, f"sim-{w}", tmp / f"out-w{w}", image_size=image_size,
-                            quiet=True)
+        report = build.extract(paths, f"sim-{w}", tmp / f"out-w{w}", image_size=image_size,
+                               quiet=True)
         extract_s += time.perf_counter() - t0
         n_pages += len(paths)
         figures = harness.score(truth_pages, report,

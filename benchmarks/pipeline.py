@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from data_pipeline import sources, tfrecords  # noqa: E402
+from data_pipeline import dataset, sources, tfrecords  # noqa: E402
 
 DEFAULT_INK = Path(__file__).resolve().parents[2] / "shared/data/unipen/unipen_train_strokes.npz"
 
@@ -55,7 +55,7 @@ def build_rate(name: str, params: dict, out: Path) -> dict:
 
 
 def read_rate(data_dir: Path, batches: int, cache: bool) -> float:
-    ds = tfrecords.make_dataset(data_dir, "train", 256, image_size=32, cache=cache)
+    ds = dataset.make_dataset(data_dir, "train", 256, image_size=32, cache=cache)
     it = iter(ds)
     for _ in range(batches if cache else 20):  # warm up (fills the cache when there is one)
         next(it)

@@ -1,5 +1,9 @@
 """Build and verify glyph datasets.
 
+`build` writes any source as a dataset; `extract` writes the glyphs of filled-in template scans
+(data_pipeline.scan through the `scans` source) as a dataset with a review sheet and a report
+(`hwgan extract`, hw_gan/cli/extract.py). On the command line:
+
   python -m data_pipeline.build --source=simulated --out=data/simulated
   python -m data_pipeline.build --source=ink --source_param path=unipen.npz --out=data/unipen
   python -m data_pipeline.build --source=emnist --source_param config=balanced --out=data/emnist
@@ -16,11 +20,15 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
-from data_pipeline import sources, tfrecords
+from data_pipeline import atomic, sources, tfrecords
+from data_pipeline.scan import DEFAULT_MAX_PIXELS, WORK_DPI, review_sheet
+from data_pipeline.sources.scans import open_scans
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this module is a command-line entry point
+REVIEW_NAME = "review.png"  # written by `extract` beside the dataset
+REPORT_NAME = "extract_report.json"
 
 
 def parse_value(text: str):
@@ -55,6 +63,33 @@ def build(source: str, out: str, params: dict, split: str = "writer", test_fract
     return tfrecords.write_dataset(src, out, split=split, test_fraction=test_fraction, seed=seed,
                                    shard_mb=shard_mb, num_shards=num_shards, overwrite=overwrite,
                                    progress=progress)
+
+
+def extract(images, writer: str, out_dir, layout=None, image_size: int = 32,
+            report_path=None, split: str = "none", keep_suspicious: bool = True,
+            max_pixels: int = DEFAULT_MAX_PIXELS, work_dpi: int = WORK_DPI,
+            overwrite: bool = False, quiet: bool = False) -> dict:
+    """Extracts glyphs from template images into a dataset directory; returns the report.
+
+    out_dir receives the TFRecord dataset (split `split`, all in "train" by default), the review
+    sheet review.png and the report extract_report.json; `report_path` gets a copy of the
+    report. The directory appears only when complete. ValueError (and nothing written) if no
+    glyph was extracted from any image.
+    """
+    out_dir = Path(out_dir)
+    with atomic.atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        source = open_scans(images, writer, image_size=image_size, layout=layout,
+                            keep_suspicious=keep_suspicious, max_pixels=max_pixels,
+                            work_dpi=work_dpi, quiet=quiet)
+        manifest = tfrecords.write_dataset(source, tmp, split=split, progress=False)
+        report = dict(source.report)
+        report["dataset"] = {"dir": os.fspath(out_dir), **tfrecords.summarize(manifest)}
+        atomic.write_bytes(tmp / REVIEW_NAME, review_sheet(source.pages))
+        text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+        atomic.write_text(tmp / REPORT_NAME, text)
+    if report_path is not None:
+        atomic.write_text(report_path, text)
+    return report
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -112,4 +147,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before tensorflow loads
     sys.exit(main())

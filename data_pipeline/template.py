@@ -1,8 +1,9 @@
 """Printable handwriting templates and their layout file.
 
-`hwgan template --out sheets.pdf` writes pages of labelled cells for a writer to fill in by hand,
-and `sheets.pdf.layout.json` beside them: where every cell, guide and marker lies on each page.
-`data_pipeline.extract` reads photos or scans of the filled pages back with that layout.
+`hwgan template --out sheets.pdf` (hw_gan/cli/template.py) writes pages of labelled cells for a
+writer to fill in by hand, and `sheets.pdf.layout.json` beside them: where every cell, guide and
+marker lies on each page. `data_pipeline.scan` reads photos or scans of the filled pages back
+with that layout.
 
 Everything is laid out in millimetres and drawn at the template's dpi; the layout file gives
 page pixel coordinates at that dpi (x right, y down, origin at the page's top-left corner) and
@@ -29,12 +30,9 @@ for families 0 and 1, so a photo of a default sheet needs no layout file.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
-import os
-import sys
 import zlib
 from pathlib import Path
 from typing import Optional, Sequence
@@ -476,38 +474,6 @@ def make_template(out_path, charset="default", repeats: int = DEFAULT_REPEATS, p
             atomic.write_bytes(path, _png_bytes(img, layout["dpi"]))
     atomic.write_text(layout_path(out_path), json.dumps(layout, indent=1) + "\n")
     return layout
-
-
-def template_main(argv: Optional[Sequence[str]] = None) -> int:
-    """`hwgan template --out sheets.pdf [--charset ...] [--repeats 3] [--paper a4|letter]
-    [--dpi 300] [--png]`."""
-    p = argparse.ArgumentParser(
-        prog="hwgan template",
-        description="Write printable handwriting template sheets (PDF and/or PNG pages) and "
-                    "their layout file <out>.layout.json.")
-    p.add_argument("--out", required=True, help="sheets.pdf, or sheets.png for PNG pages only")
-    p.add_argument("--charset", default="default",
-                   help="default, digits, upper, lower, letters, alnum, punct (joined with +), "
-                        "or literal characters")
-    p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="cells per character")
-    p.add_argument("--paper", default="a4", choices=sorted(PAPERS))
-    p.add_argument("--dpi", type=int, default=300)
-    p.add_argument("--columns", type=int, default=DEFAULT_COLUMNS)
-    p.add_argument("--x_height_mm", type=float, default=DEFAULT_X_HEIGHT_MM)
-    p.add_argument("--png", action="store_true", help="also write <stem>-page-N.png")
-    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        layout = make_template(args.out, args.charset, args.repeats, args.paper, args.dpi,
-                               args.columns, args.x_height_mm, args.png)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({"out": os.fspath(args.out), "layout": os.fspath(layout_path(args.out)),
-                      "pages": layout["page_count"], "cells": layout["cell_count"],
-                      "family": layout["family"],
-                      "note": "" if layout["family"] != FAMILY_CUSTOM else
-                      "custom template: pass the layout file to `hwgan extract --layout`"}))
-    return 0
 
 
 def with_marker_ids(layout: dict, ids_by_page: dict[int, Sequence[int]]) -> dict:

@@ -1,4 +1,5 @@
-"""Sharded TFRecord datasets of glyphs: the one writer, the one reader, and verification.
+"""Sharded TFRecord datasets of glyphs on disk: the one writer, the manifest, reading records
+back as GlyphRecords, and verification. Models read datasets through data_pipeline.dataset.
 
 A dataset directory holds `<split>-NNNNN-of-MMMMM.tfrecord` shards, `manifest.json` and
 `contact_sheet.png`. The manifest is the dataset's contract: charset and writers (their order
@@ -8,6 +9,7 @@ writer, the source and its parameters, and every shard's record count, size and 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -122,73 +124,102 @@ def write_dataset(source, out_dir, *, split: str = "writer", test_fraction: floa
         raise ValueError(f"--num_shards={num_shards} must be >= 1")
     out_dir = Path(out_dir)
     with atomic.atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        serialized: list[bytes] = []
-        chars: list[str] = []
-        writers: list[str] = []
-        thumbs: dict[tuple[str, str], np.ndarray] = {}
-        shape = None
-        has_geometry = False
-        total = len(source) if hasattr(source, "__len__") else None
-        bar = Progress(f"build {source.name}", total, "glyphs", enabled=progress)
-        for record in source:
-            if shape is None:
-                shape = record.image.shape
-            elif record.image.shape != shape:
-                raise ValueError(f"record {record.key}: image shape {record.image.shape} differs "
-                                 f"from the dataset's {shape}")
-            serialized.append(schema.encode(record))
-            chars.append(record.char)
-            writers.append(record.writer)
-            has_geometry |= record.geometry is not None
-            thumbs.setdefault((record.writer, record.char), record.image)
-            bar.update()
-        bar.close()
-        if not serialized:
-            raise ValueError(f"source {source.name} {getattr(source, 'params', '')} produced no records")
-        labels = tuple(charset) if charset is not None else (
-            tuple(source.charset) if getattr(source, "charset", None) else _default_charset_order(chars))
-        labels = charset_lib.validate_charset(labels)
-        label_set = set(labels)
-        for c, rec_key in zip(chars, range(len(chars))):
-            if c not in label_set:
-                raise ValueError(f"record {rec_key} of source {source.name}: label {c!r} is not in "
-                                 f"the charset {''.join(labels)!r}")
-        writer_list = sorted(set(writers))
-        is_test, held_out = _assign_splits(writers, split, test_fraction, seed, len(serialized))
+        got = _collect(source, progress)
+        labels = _dataset_labels(source, got.chars, charset)
+        writer_list = sorted(set(got.writers))
+        is_test, held_out = _assign_splits(got.writers, split, test_fraction, seed,
+                                           len(got.serialized))
         manifest = {
             "format_version": schema.FORMAT_VERSION,
             "image_convention": "uint8, ink-high (0 paper, 255 ink); readers give float [-1, 1]",
-            "resolution": [int(shape[0]), int(shape[1])],
+            "resolution": [int(got.shape[0]), int(got.shape[1])],
             "charset": list(labels),
             "writers": writer_list,
-            "has_geometry": bool(has_geometry),
+            "has_geometry": bool(got.has_geometry),
             "source": {"name": source.name, "params": getattr(source, "params", {})},
             "split": {"method": split, "test_fraction": test_fraction, "seed": seed,
                       "test_writers": held_out},
-            "splits": {},
+            "splits": _write_splits(tmp, got, is_test, seed, shard_mb, num_shards),
         }
-        order_rng = np.random.default_rng(np.random.SeedSequence([seed, 104729]))
-        for split_name, mask in ((TRAIN, ~is_test), (TEST, is_test)):
-            idx = np.flatnonzero(mask)
-            if len(idx) == 0:
-                continue
-            idx = idx[order_rng.permutation(len(idx))]  # mix writers across shards
-            size = sum(len(serialized[i]) for i in idx)
-            n_shards = num_shards or max(1, math.ceil(size / (shard_mb * 2**20)))
-            n_shards = min(n_shards, len(idx))
-            shards = []
-            for s, part in enumerate(np.array_split(idx, n_shards)):
-                name = _shard_name(split_name, s, n_shards)
-                shards.append(_write_shard(tmp / name, (serialized[i] for i in part), len(part)))
-            manifest["splits"][split_name] = {
-                "count": int(len(idx)),
-                "per_char": dict(sorted(Counter(chars[i] for i in idx).items())),
-                "per_writer": dict(sorted(Counter(writers[i] for i in idx).items())),
-                "shards": shards,
-            }
-        atomic.write_bytes(tmp / CONTACT_SHEET, _contact_sheet(thumbs, writer_list, labels))
+        atomic.write_bytes(tmp / CONTACT_SHEET, _contact_sheet(got.thumbs, writer_list, labels))
         atomic.write_text(tmp / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
+
+
+@dataclasses.dataclass
+class _Collected:
+    """Every record of a source, serialized, with what the manifest and contact sheet need."""
+    serialized: list[bytes]
+    chars: list[str]
+    writers: list[str]
+    thumbs: dict[tuple[str, str], np.ndarray]  # the first image of each (writer, char)
+    shape: Optional[tuple[int, ...]] = None
+    has_geometry: bool = False
+
+
+def _collect(source, progress: bool) -> _Collected:
+    """Reads and serializes the whole source (one image shape for all); ValueError if empty."""
+    got = _Collected([], [], [], {})
+    total = len(source) if hasattr(source, "__len__") else None
+    bar = Progress(f"build {source.name}", total, "glyphs", enabled=progress)
+    for record in source:
+        if got.shape is None:
+            got.shape = record.image.shape
+        elif record.image.shape != got.shape:
+            raise ValueError(f"record {record.key}: image shape {record.image.shape} differs "
+                             f"from the dataset's {got.shape}")
+        got.serialized.append(schema.encode(record))
+        got.chars.append(record.char)
+        got.writers.append(record.writer)
+        got.has_geometry |= record.geometry is not None
+        got.thumbs.setdefault((record.writer, record.char), record.image)
+        bar.update()
+    bar.close()
+    if not got.serialized:
+        raise ValueError(f"source {source.name} {getattr(source, 'params', '')} produced no records")
+    return got
+
+
+def _dataset_labels(source, chars: Sequence[str], charset: Optional[Sequence[str]]
+                    ) -> tuple[str, ...]:
+    """The dataset's charset (given, the source's, or the labels present); every record's label
+    must be in it."""
+    labels = tuple(charset) if charset is not None else (
+        tuple(source.charset) if getattr(source, "charset", None) else _default_charset_order(chars))
+    labels = charset_lib.validate_charset(labels)
+    label_set = set(labels)
+    for rec_key, c in enumerate(chars):
+        if c not in label_set:
+            raise ValueError(f"record {rec_key} of source {source.name}: label {c!r} is not in "
+                             f"the charset {''.join(labels)!r}")
+    return labels
+
+
+def _write_splits(tmp: Path, got: _Collected, is_test: np.ndarray, seed: int, shard_mb: float,
+                  num_shards: Optional[int]) -> dict:
+    """Writes each split's shards (records in a seeded order that mixes writers); returns the
+    manifest's "splits"."""
+    splits = {}
+    order_rng = np.random.default_rng(np.random.SeedSequence([seed, 104729]))
+    for split_name, mask in ((TRAIN, ~is_test), (TEST, is_test)):
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            continue
+        idx = idx[order_rng.permutation(len(idx))]  # mix writers across shards
+        size = sum(len(got.serialized[i]) for i in idx)
+        n_shards = num_shards or max(1, math.ceil(size / (shard_mb * 2**20)))
+        n_shards = min(n_shards, len(idx))
+        shards = []
+        for s, part in enumerate(np.array_split(idx, n_shards)):
+            name = _shard_name(split_name, s, n_shards)
+            shards.append(_write_shard(tmp / name, (got.serialized[i] for i in part), len(part)))
+        splits[split_name] = {
+            "count": int(len(idx)),
+            "per_char": dict(sorted(Counter(got.chars[i] for i in idx).items())),
+            "per_writer": dict(sorted(Counter(got.writers[i] for i in idx).items())),
+            "shards": shards,
+        }
+    return splits
 
 
 def _write_shard(path: Path, records: Iterable[bytes], count: int) -> dict:
@@ -255,136 +286,6 @@ def shard_paths(data_dir, split: str, manifest: Optional[dict] = None,
     return paths
 
 
-def make_lookup(keys: Sequence[str]):
-    """String -> index table; unknown strings give -1."""
-    import tensorflow as tf
-
-    return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(list(keys), tf.string),
-                                            tf.range(len(keys), dtype=tf.int32)), -1)
-
-
-def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[int] = None,
-                 resize: str = "auto", shuffle: bool = True, seed: int = 0, repeat: bool = True,
-                 cache: bool = False, shuffle_buffer: int = 10000, drop_remainder: bool = True,
-                 input_context=None, expected_charset: Optional[Sequence[str]] = None,
-                 with_geometry: bool = False, verify: bool = False, skip_batches: int = 0,
-                 group_size: int = 1):
-    """A tf.data pipeline over one split of a dataset directory.
-
-    Elements: {"image": float32 [B, H, W, 1] in [-1, 1] (ink +1), "char": int32 [B] (index into
-    the manifest's charset), "writer": int32 [B] (index into the manifest's writers)} plus
-    "geometry": float32 [B, 4] if with_geometry (NaN where unknown).
-
-    batch_size is the GLOBAL batch; with a tf.distribute.InputContext the per-replica batch is
-    returned and input is sharded per worker (by file when there are enough shards, else by
-    record). image_size resizes to the model's resolution: "auto" pads when the target is at most
-    1/4 larger (EMNIST 28 -> 32 keeps its strokes crisp) and resizes with area/bilinear otherwise;
-    "pad" / "resize" force one. `verify` checks every shard's sha256 first. `skip_batches` skips
-    that many batches' records before batching, cheaply (no parsing): a resumed run sees exactly
-    the batches an uninterrupted one would have.
-
-    group_size > 1 (stylegan training) makes every run of `group_size` consecutive examples of a
-    batch come from one writer (grouped within the shuffle buffer); the per-replica batch must be
-    a multiple of it. Skipping then happens after grouping (parsing the skipped records).
-    """
-    import tensorflow as tf
-
-    manifest = load_manifest(data_dir)
-    if expected_charset is not None:
-        charset_lib.check_same_charset(expected_charset, manifest["charset"], "the model",
-                                       f"dataset {data_dir}")
-    if verify:
-        problems = verify_dataset(data_dir, deep=False)
-        if problems:
-            raise DatasetError("; ".join(problems))
-    files = shard_paths(data_dir, split, manifest)
-    height, width = manifest["resolution"]
-    if batch_size < 1:
-        raise ValueError(f"batch_size {batch_size} must be >= 1")
-    per_replica = batch_size
-    options = tf.data.Options()
-    options.experimental_deterministic = True
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if input_context is not None:
-        per_replica = input_context.get_per_replica_batch_size(batch_size)
-        if input_context.num_input_pipelines > 1 and len(files) >= input_context.num_input_pipelines:
-            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if (input_context is not None and input_context.num_input_pipelines > 1
-            and len(files) < input_context.num_input_pipelines):
-        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    if cache:
-        ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    if group_size < 1 or per_replica % group_size:
-        raise ValueError(f"group_size {group_size} must be >= 1 and divide the per-replica batch "
-                         f"{per_replica}")
-    if group_size > 1:
-        # Parse in blocks, then regroup single examples by writer.
-        ds = ds.batch(256)
-    else:
-        if skip_batches:
-            ds = ds.skip(int(skip_batches) * per_replica)
-        ds = ds.batch(per_replica, drop_remainder=drop_remainder)
-
-    char_table = make_lookup(manifest["charset"])
-    writer_table = make_lookup(manifest["writers"])
-    spec = schema.feature_spec(height, width)
-    target = image_size or height
-    mode = resize
-    if mode == "auto":
-        mode = "pad" if target >= height and target <= height * 1.25 else "resize"
-    if mode not in ("pad", "resize"):
-        raise ValueError(f"resize={resize!r} is not one of auto, pad, resize")
-
-    def parse(serialized):
-        f = tf.io.parse_example(serialized, spec)
-        img = tf.io.decode_raw(f[schema.IMAGE], tf.uint8)
-        img = tf.reshape(img, [per_replica if drop_remainder and group_size == 1 else -1,
-                               height, width, 1])
-        img = schema.to_float(img)
-        if target != height or target != width:
-            if mode == "pad" and target >= height and target >= width:
-                top, left = (target - height) // 2, (target - width) // 2
-                img = tf.pad(img, [[0, 0], [top, target - height - top],
-                                   [left, target - width - left], [0, 0]], constant_values=-1.0)
-            else:
-                method = "area" if target < height else "bilinear"
-                img = tf.image.resize(img, [target, target], method=method)
-        chars = char_table.lookup(f[schema.CHAR])
-        writers = writer_table.lookup(f[schema.WRITER])
-        with tf.control_dependencies([
-                tf.debugging.assert_non_negative(
-                    chars, message=f"a record's character is not in the charset of {data_dir}"),
-                tf.debugging.assert_non_negative(
-                    writers, message=f"a record's writer is not in the writers of {data_dir}")]):
-            out = {"image": tf.identity(img), "char": chars, "writer": writers}
-        if with_geometry:
-            out["geometry"] = f[schema.GEOMETRY]
-        return out
-
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if group_size > 1:
-        ds = ds.unbatch().group_by_window(
-            key_func=lambda e: tf.cast(e["writer"], tf.int64),
-            reduce_func=lambda key, window: window.batch(group_size, drop_remainder=True),
-            window_size=group_size)
-        ds = ds.batch(per_replica // group_size, drop_remainder=True)
-        ds = ds.map(lambda e: {k: tf.reshape(v, tf.concat([[per_replica], tf.shape(v)[2:]], 0))
-                               for k, v in e.items()})
-        if skip_batches:
-            ds = ds.skip(int(skip_batches))
-    ds = ds.prefetch(tf.data.AUTOTUNE)
-    return ds.with_options(options)
-
-
 def read_records(data_dir, split: str) -> Iterable[schema.GlyphRecord]:
     """Every record of a split as GlyphRecords, in shard order (for tools and tests)."""
     import tensorflow as tf
@@ -406,14 +307,10 @@ def verify_dataset(data_dir, deep: bool = True) -> list[str]:
     writer are in the manifest, its image has the manifest's resolution; a corrupted record is
     reported with its file and record index.
     """
-    import tensorflow as tf
-
     manifest = load_manifest(data_dir)
     data_dir = Path(data_dir)
     problems: list[str] = []
     listed = set()
-    labels, writers = set(manifest["charset"]), set(manifest["writers"])
-    height, width = manifest["resolution"]
     for split, info in manifest["splits"].items():
         total = 0
         for shard in info["shards"]:
@@ -428,36 +325,47 @@ def verify_dataset(data_dir, deep: bool = True) -> list[str]:
             elif hashlib.sha256(data).hexdigest() != shard["sha256"]:
                 problems.append(f"{path}: sha256 differs from the manifest (corrupted or changed)")
             total += shard["count"]
-            if not deep:
-                continue
-            n = 0
-            try:
-                for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-                    try:
-                        rec = schema.decode(raw)
-                    except Exception as e:  # a malformed proto can raise several error types
-                        problems.append(f"{path}: record {n} does not parse: {e}")
-                        n += 1
-                        continue
-                    if rec.char not in labels:
-                        problems.append(f"{path}: record {n} ({rec.key}) has label {rec.char!r} "
-                                        f"outside the charset")
-                    if rec.writer not in writers:
-                        problems.append(f"{path}: record {n} ({rec.key}) has unknown writer {rec.writer!r}")
-                    if rec.image.shape != (height, width):
-                        problems.append(f"{path}: record {n} ({rec.key}) image {rec.image.shape} "
-                                        f"is not {height}x{width}")
-                    n += 1
-            except tf.errors.DataLossError as e:
-                problems.append(f"{path}: corrupted at record {n} ({e.message.splitlines()[0]})")
-                continue
-            if n != shard["count"]:
-                problems.append(f"{path}: {n} records, manifest says {shard['count']}")
+            if deep:
+                problems.extend(_record_problems(path, shard["count"], manifest))
         if total != info["count"]:
             problems.append(f"split {split}: shards list {total} records, manifest count is {info['count']}")
     for path in sorted(data_dir.glob("*.tfrecord")):
         if path.name not in listed:
             problems.append(f"{path}: shard not listed in the manifest")
+    return problems
+
+
+def _record_problems(path: Path, count: int, manifest: dict) -> list[str]:
+    """Reads every record of one shard: each must parse and fit the manifest (label, writer,
+    resolution), and there must be `count` of them."""
+    import tensorflow as tf
+
+    labels, writers = set(manifest["charset"]), set(manifest["writers"])
+    height, width = manifest["resolution"]
+    problems: list[str] = []
+    n = 0
+    try:
+        for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+            try:
+                rec = schema.decode(raw)
+            except Exception as e:  # a malformed proto can raise several error types
+                problems.append(f"{path}: record {n} does not parse: {e}")
+                n += 1
+                continue
+            if rec.char not in labels:
+                problems.append(f"{path}: record {n} ({rec.key}) has label {rec.char!r} "
+                                f"outside the charset")
+            if rec.writer not in writers:
+                problems.append(f"{path}: record {n} ({rec.key}) has unknown writer {rec.writer!r}")
+            if rec.image.shape != (height, width):
+                problems.append(f"{path}: record {n} ({rec.key}) image {rec.image.shape} "
+                                f"is not {height}x{width}")
+            n += 1
+    except tf.errors.DataLossError as e:
+        problems.append(f"{path}: corrupted at record {n} ({e.message.splitlines()[0]})")
+        return problems
+    if n != count:
+        problems.append(f"{path}: {n} records, manifest says {count}")
     return problems
 
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline import extract as ex
+from data_pipeline import build as ex
 from data_pipeline import tfrecords
 from hw_gan import cli
 from hw_gan import config as config_lib

@@ -206,7 +206,7 @@ def load_writer_data(writer_data: str, split: str, base_info: dict, image_size: 
     AdaptError when the directory is no dataset, holds several writers, has labels the base
     model does not know, or the writer's name is already one of the base writers."""
     from data_pipeline import tfrecords
-    from hw_gan.evaluation.judge import load_real
+    from data_pipeline.dataset import load_glyphs as load_real
 
     try:
         manifest = tfrecords.load_manifest(writer_data)

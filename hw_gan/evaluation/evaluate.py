@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from data_pipeline import atomic, tfrecords
+from data_pipeline.dataset import load_glyphs
 from data_pipeline.progress import Progress
 from hw_gan.evaluation import judge as judge_lib
 from hw_gan.evaluation import metrics
@@ -107,7 +108,7 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
     phases = Progress("evaluate", 4 + int(uses_writer), "phases", enabled=progress)
     phases.update(0, extra="reading real glyphs", force=True)
     manifest = tfrecords.load_manifest(data_dir)
-    real = judge_lib.load_real(data_dir, split, image_size, max_real)
+    real = load_glyphs(data_dir, split, image_size, max_real)
     images, chars, writers = real
     train_idx, held = judge_lib.holdout_split(len(chars), judge_seed)  # as get_judge splits
     kw = dict(image_size=image_size, steps=judge_steps, batch=judge_batch, seed=judge_seed,

@@ -41,6 +41,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from data_pipeline import atomic, tfrecords
+from data_pipeline.dataset import load_glyphs
 from data_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -59,32 +60,7 @@ FORMAT = 1
 # --------------------------------------------------------------------------------------------
 # Real data
 
-
-def load_real(data_dir, split: str, image_size: int, limit: Optional[int] = None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every glyph of `split` (or its first `limit`), in the dataset's deterministic order.
-
-    Returns (images float32 [N, image_size, image_size, 1] in [-1, 1] (ink +1), char ids int32
-    [N], writer ids int32 [N]); ids index the manifest's charset / writers. Images are brought to
-    `image_size` exactly as training sees them (`make_dataset`'s "auto" pad/resize).
-    """
-    ds = tfrecords.make_dataset(data_dir, split, batch_size=512, image_size=image_size,
-                                shuffle=False, repeat=False, drop_remainder=False)
-    images, chars, writers = [], [], []
-    n = 0
-    for batch in ds.as_numpy_iterator():
-        images.append(batch["image"])
-        chars.append(batch["char"])
-        writers.append(batch["writer"])
-        n += len(batch["char"])
-        if limit is not None and n >= limit:
-            break
-    if not images:
-        raise tfrecords.DatasetError(f"split {split!r} of {data_dir} has no glyphs")
-    stop = n if limit is None else min(n, limit)
-    return (np.concatenate(images)[:stop].astype(np.float32),
-            np.concatenate(chars)[:stop].astype(np.int32),
-            np.concatenate(writers)[:stop].astype(np.int32))
+load_real = load_glyphs  # the old name, still called by evaluate.py, inversion and benchmarks
 
 
 def holdout_split(n: int, seed: int, fraction: float = HELDOUT_FRACTION
@@ -329,7 +305,7 @@ def get_judge(cache_dir, kind: str, data_dir, *, image_size: int, steps: int, ba
 
     The judge sees the split's first `max_real` glyphs (None: all; shards are written in a
     seeded random order, so these are a random sample). `real`: optionally what
-    `load_real(data_dir, split, image_size, max_real)` returns, to avoid reading it again.
+    `load_glyphs(data_dir, split, image_size, max_real)` returns, to avoid reading it again.
     The judge's `real_accuracy` is its held-out accuracy; `meta` holds the cache's json.
     """
     if kind not in KINDS:
@@ -347,7 +323,7 @@ def get_judge(cache_dir, kind: str, data_dir, *, image_size: int, steps: int, ba
         return cached
 
     if real is None:
-        real = load_real(data_dir, split, image_size, max_real)
+        real = load_glyphs(data_dir, split, image_size, max_real)
     images, chars, writers = real
     ids = np.asarray(chars if kind == "char" else writers, np.int32)
     train_idx, held_idx = holdout_split(len(ids), seed, heldout_fraction)

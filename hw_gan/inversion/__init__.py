@@ -338,7 +338,7 @@ def samples_from_images(folder, charset: Sequence[str], image_size: int
     paper or the reverse (detected), cropped to the ink and normalised like extracted glyphs."""
     import cv2
 
-    from data_pipeline.extract import normalize_glyph
+    from data_pipeline.scan import normalize_glyph
 
     index = {label: i for i, label in enumerate(charset)}
     for label in charset:

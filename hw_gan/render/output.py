@@ -20,10 +20,8 @@ nothing is left under the output names.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterable, Mapping, Optional, Sequence, Union
@@ -31,6 +29,7 @@ from typing import BinaryIO, Iterable, Mapping, Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from data_pipeline import atomic
 from hw_gan.layout import BOX, PageLayout, Placement, box_bitmap
 
 FORMATS = ("png", "svg", "pdf")
@@ -38,8 +37,6 @@ Color = tuple[int, int, int]
 PathLike = Union[str, os.PathLike]
 
 _BOX = box_bitmap()
-_UMASK = os.umask(0o022)  # read once, at import (os.umask is process-wide, not thread-safe)
-os.umask(_UMASK)
 UPSCALE = 8  # outline tracing resolution, per source pixel
 PDF_COMPRESSION = 3  # zlib level of content streams (6 is ~7 % smaller and ~2x slower)
 OUTLINE_LEVEL = 140  # ink level of the traced edge (a little over half: the raster's weight)
@@ -320,37 +317,6 @@ class PdfWriter:
 # Atomic files.
 
 
-class _Staged:
-    """Temporary files beside their final names; `commit` renames them all, `abort` removes."""
-
-    def __init__(self):
-        self.items: list[tuple[Path, Path]] = []
-
-    def open(self, path: Path) -> BinaryIO:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
-        self.items.append((Path(tmp), path))
-        return os.fdopen(fd, "wb")
-
-    def write(self, path: Path, data: bytes) -> None:
-        with self.open(path) as f:
-            f.write(data)
-
-    def commit(self) -> list[Path]:
-        for tmp, _ in self.items:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        for tmp, final in self.items:
-            os.replace(tmp, final)
-        return [final for _, final in self.items]
-
-    def abort(self) -> None:
-        for tmp, _ in self.items:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-
-
 def page_path(out: Path, index: int) -> Path:
     """The file of page `index` (from 0) of a PNG/SVG document of several pages: out-1.png,
     out-2.png, ... (a one-page document is `out` itself)."""
@@ -367,7 +333,7 @@ def write_pages(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]], ou
     out = Path(out)
     fmt = format_for(out, format)
     ink_c, paper_c = parse_color(ink), parse_color(paper)
-    staged = _Staged()
+    staged = atomic.StagedFiles()
     try:
         if fmt == "pdf":
             with staged.open(out) as f:

@@ -19,7 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data_pipeline import atomic, tfrecords
+from data_pipeline import atomic
+from data_pipeline.dataset import make_dataset
 from data_pipeline.glyph import tile
 from data_pipeline.progress import Progress, format_seconds
 from data_pipeline.schema import to_uint8
@@ -288,7 +289,7 @@ class GANTrainer:
         cfg = self.cfg
 
         def dataset_fn(input_context):
-            return tfrecords.make_dataset(
+            return make_dataset(
                 cfg.data.data_dir, cfg.data.train_split, self.global_batch,
                 image_size=cfg.model.resolution, shuffle=True, seed=cfg.train.seed, repeat=True,
                 cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,

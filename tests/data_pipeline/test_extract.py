@@ -24,10 +24,11 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline import extract as ex
+from data_pipeline import build, scan
 from data_pipeline import template as tpl
 from data_pipeline import tfrecords
 from data_pipeline.sources import simulated as sim
+from hw_gan.cli.extract import extract_main
 
 INK_RGB = (25, 35, 110)  # dark blue ballpoint
 RENDER_SIZE = 128  # the simulated glyph is drawn this large, then scaled onto the page
@@ -142,9 +143,9 @@ def soft_iou(a: np.ndarray, b: np.ndarray, shift: float = 1.0, step: float = 0.2
 def reference_glyph(glyph: np.ndarray, size: int) -> np.ndarray:
     """extract's normalisation applied to the clean glyph as written."""
     ink = glyph.astype(np.float32) / 255.0
-    ys, xs = np.nonzero(ink >= ex.INK_EDGE)
-    return ex.normalize_glyph(ink, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), size,
-                              threshold=ex.INK_EDGE)
+    ys, xs = np.nonzero(ink >= scan.INK_EDGE)
+    return scan.normalize_glyph(ink, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), size,
+                                threshold=scan.INK_EDGE)
 
 
 def score(truth_pages: dict, report: dict, records: dict, size: int) -> dict:
@@ -161,7 +162,7 @@ def score(truth_pages: dict, report: dict, records: dict, size: int) -> dict:
             key = f"p{entry['page']}:r{cell['row']}c{cell['col']}"
             if not t["filled"]:
                 empty += 1
-                false_glyphs += cell["status"] != ex.EMPTY
+                false_glyphs += cell["status"] != scan.EMPTY
                 continue
             filled += 1
             rec = records.get(key)
@@ -229,7 +230,7 @@ def _accuracy(tmp_path, layout, filled_pages, seed: int) -> dict:
         paths.append(path)
         truth_pages[page_no] = truth
     t0 = time.perf_counter()
-    report = ex.extract(paths[::-1], "alice", tmp_path / "alice", quiet=True)
+    report = build.extract(paths[::-1], "alice", tmp_path / "alice", quiet=True)
     seconds = time.perf_counter() - t0
     assert all(e["status"] == "ok" for e in report["images"]), report["images"]
     assert sorted(e["page"] for e in report["images"]) == [1, 2, 3]
@@ -256,8 +257,8 @@ def test_accuracy_on_simulated_photos(tmp_path, layout, filled):
     assert manifest["has_geometry"] and list(manifest["splits"]) == ["train"]
     assert tuple(manifest["charset"]) == tuple(layout["charset"])
     assert tfrecords.verify_dataset(out) == []
-    assert cv2.imread(str(out / ex.REVIEW_NAME)) is not None
-    on_disk = json.loads((out / ex.REPORT_NAME).read_text())
+    assert cv2.imread(str(out / build.REVIEW_NAME)) is not None
+    on_disk = json.loads((out / build.REPORT_NAME).read_text())
     assert on_disk["counts"]["glyphs"] == manifest["splits"]["train"]["count"]
 
 
@@ -309,7 +310,7 @@ def test_bad_inputs_are_reported_and_the_rest_processed(tmp_path, layout, filled
     _png_header_only(huge, 20000, 12000)
     files = [text, good, blank, no_markers, again, other, huge, empty_template,
              tmp_path / "missing.jpg"]
-    report = ex.extract(files, "bob", tmp_path / "bob", report_path=tmp_path / "r.json")
+    report = build.extract(files, "bob", tmp_path / "bob", report_path=tmp_path / "r.json")
     err = capsys.readouterr().err
     by_name = {Path(e["file"]).name: e for e in report["images"]}
     print("\nbad-input report:", json.dumps({k: (v["status"], v.get("error", ""))
@@ -342,26 +343,24 @@ def test_no_glyph_at_all_writes_nothing(tmp_path, filled):
     q = tmp_path / "junk.txt"
     q.write_text("junk")
     with pytest.raises(ValueError, match="no glyph could be extracted"):
-        ex.extract([p, q], "carol", tmp_path / "carol", quiet=True)
+        build.extract([p, q], "carol", tmp_path / "carol", quiet=True)
     assert not (tmp_path / "carol").exists()
     assert [x.name for x in tmp_path.iterdir() if x.name.startswith(".")] == []
 
 
 def test_extract_cli_and_build_source(tmp_path, filled):
-    from data_pipeline import build
-
     p = tmp_path / "page3.jpg"
     p.write_bytes(photograph(filled[3][1], np.random.default_rng(5), quarter_turns=1))
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x00" * 100)
-    rc = ex.extract_main([str(p), str(junk), "--writer", "dora", "--out", str(tmp_path / "d"),
-                          "--image_size", "24", "--report", str(tmp_path / "rep.json"), "--quiet"])
+    rc = extract_main([str(p), str(junk), "--writer", "dora", "--out", str(tmp_path / "d"),
+                       "--image_size", "24", "--report", str(tmp_path / "rep.json"), "--quiet"])
     assert rc == 1  # dataset written, one file refused
     manifest = tfrecords.load_manifest(tmp_path / "d")
     assert manifest["resolution"] == [24, 24]
     assert json.loads((tmp_path / "rep.json").read_text())["counts"]["images_refused"] == 1
-    assert ex.extract_main([str(junk), "--writer", "dora", "--out", str(tmp_path / "e"),
-                            "--quiet"]) == 2
+    assert extract_main([str(junk), "--writer", "dora", "--out", str(tmp_path / "e"),
+                        "--quiet"]) == 2
     assert not (tmp_path / "e").exists()
     m = build.build("scans", str(tmp_path / "b"), {"images": str(p), "writer": "dora",
                                                     "quiet": True}, split="none", progress=False)
@@ -388,7 +387,7 @@ def test_suspicious_cells_are_flagged_and_can_be_left_out(tmp_path, layout, fill
     assert all(truth[(1, c)]["filled"] for c in (1, 2, 3)), "the fixture left these cells empty"
     path = tmp_path / "s.jpg"
     path.write_bytes(photograph(page, np.random.default_rng(2), quarter_turns=1))
-    report = ex.extract([path], "w", tmp_path / "all", quiet=True)
+    report = build.extract([path], "w", tmp_path / "all", quiet=True)
     by_cell = {(c["row"], c["col"]): c for c in report["images"][0]["cells"]}
     assert by_cell[(1, 1)]["status"] == "suspicious"
     assert "border" in " ".join(by_cell[(1, 1)]["reasons"])
@@ -398,7 +397,7 @@ def test_suspicious_cells_are_flagged_and_can_be_left_out(tmp_path, layout, fill
     assert "faint" in " ".join(by_cell[(1, 3)]["reasons"])
     n_sus = report["counts"]["cells_suspicious"]
     assert n_sus >= 3 and report["counts"]["glyphs"] == report["counts"]["cells_ok"] + n_sus
-    dropped = ex.extract([path], "w", tmp_path / "ok_only", keep_suspicious=False, quiet=True)
+    dropped = build.extract([path], "w", tmp_path / "ok_only", keep_suspicious=False, quiet=True)
     assert dropped["counts"]["glyphs"] == report["counts"]["cells_ok"]
 
 
@@ -409,8 +408,9 @@ def test_custom_template_needs_its_layout_file(tmp_path):
     path = tmp_path / "digits.jpg"
     path.write_bytes(photograph(page, np.random.default_rng(4), quarter_turns=2))
     with pytest.raises(ValueError, match="--layout"):
-        ex.extract([path], "eve", tmp_path / "no_layout", quiet=True)
-    report = ex.extract([path], "eve", tmp_path / "eve", layout=tmp_path / "digits.pdf.layout.json")
+        build.extract([path], "eve", tmp_path / "no_layout", quiet=True)
+    report = build.extract([path], "eve", tmp_path / "eve",
+                           layout=tmp_path / "digits.pdf.layout.json")
     assert report["counts"]["glyphs"] == 20 and report["missing_chars"] == []
     manifest = tfrecords.load_manifest(tmp_path / "eve")
     assert manifest["charset"] == list("0123456789")
@@ -418,7 +418,7 @@ def test_custom_template_needs_its_layout_file(tmp_path):
     other = tmp_path / "default.jpg"
     other.write_bytes(photograph(filled_page_of_default(), np.random.default_rng(5)))
     with pytest.raises(ValueError, match="not those of the given layout"):
-        ex.extract([other], "eve", tmp_path / "mixed", layout=layout, quiet=True)
+        build.extract([other], "eve", tmp_path / "mixed", layout=layout, quiet=True)
 
 
 def filled_page_of_default() -> np.ndarray:
@@ -438,7 +438,7 @@ def test_three_markers_and_a_cut_off_corner(tmp_path, layout, filled):
                               borderValue=(70, 80, 95))
     path = tmp_path / "cut.png"
     cv2.imwrite(str(path), img[:, :, ::-1])
-    report = ex.extract([path], "w", tmp_path / "cut", quiet=True)
+    report = build.extract([path], "w", tmp_path / "cut", quiet=True)
     entry = report["images"][0]
     assert entry["status"] == "ok" and entry["page"] == 2 and len(entry["markers_found"]) == 3
     assert any("3 of 4" in w for w in entry["warnings"])

@@ -6,9 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline import extract as ex
+from data_pipeline import scan
 from data_pipeline import template as tpl
 from data_pipeline.charset import DEFAULT_CHARSET
+from hw_gan.cli.template import template_main
 
 
 def _boxes_overlap(a, b) -> bool:
@@ -84,7 +85,7 @@ def test_rendered_page_markers_guides_and_labels():
     h, w = page.shape[:2]
     assert [w, h] == layout["pages"][1]["size_px"] and page.dtype == np.uint8
     gray = cv2.cvtColor(page, cv2.COLOR_RGB2GRAY)
-    found = dict(ex.detect_markers(gray))
+    found = dict(scan.detect_markers(gray))
     expected = {m["id"]: m["box"] for m in layout["pages"][1]["markers"]}
     assert sorted(found) == sorted(expected)
     for mid, (x0, y0, x1, y1) in expected.items():
@@ -144,11 +145,11 @@ def test_make_template_pdf_png_and_layout_file(tmp_path):
 
 def test_template_cli(tmp_path, capsys):
     out = tmp_path / "t.pdf"
-    assert tpl.template_main(["--out", str(out), "--charset", "abc", "--repeats", "1",
-                              "--dpi", "100"]) == 0
+    assert template_main(["--out", str(out), "--charset", "abc", "--repeats", "1",
+                         "--dpi", "100"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["pages"] == 1 and summary["cells"] == 3 and "custom" in summary["note"]
     assert out.exists() and (tmp_path / "t.pdf.layout.json").exists()
-    assert tpl.template_main(["--out", str(tmp_path / "u.pdf"), "--repeats", "40"]) == 2
+    assert template_main(["--out", str(tmp_path / "u.pdf"), "--repeats", "40"]) == 2
     assert "at most" in capsys.readouterr().err
     assert not (tmp_path / "u.pdf").exists()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipeline import build, tfrecords
+from data_pipeline import build, dataset, tfrecords
 from data_pipeline.schema import to_float
 from tests.conftest import ListSource, make_records
 
@@ -109,7 +109,7 @@ def test_verify_detects_corruption_truncation_and_strays(tmp_path):
     problems = tfrecords.verify_dataset(ds)
     assert any("truncated" in p and shard.name in p for p in problems)
     with pytest.raises(tfrecords.DatasetError, match=f"{shard.name}.*truncated"):
-        tfrecords.make_dataset(ds, "train", 4)
+        dataset.make_dataset(ds, "train", 4)
     (ds / "extra.tfrecord").write_bytes(b"")
     assert any("not listed" in p for p in tfrecords.verify_dataset(ds, deep=False))
     assert build.main(["verify", str(ds)]) == 1
@@ -120,10 +120,10 @@ def test_manifest_errors(tmp_path):
         tfrecords.load_manifest(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(tfrecords.DatasetError, match="has no manifest.json"):
-        tfrecords.make_dataset(tmp_path / "empty", "train", 4)
+        dataset.make_dataset(tmp_path / "empty", "train", 4)
     _write(tmp_path, split="none")
     with pytest.raises(tfrecords.DatasetError, match="no split 'test'"):
-        tfrecords.make_dataset(tmp_path / "ds", "test", 4)
+        dataset.make_dataset(tmp_path / "ds", "test", 4)
     m = json.loads((tmp_path / "ds/manifest.json").read_text())
     m["splits"]["train"]["count"] += 1
     (tmp_path / "ds/manifest.json").write_text(json.dumps(m))
@@ -133,14 +133,14 @@ def test_manifest_errors(tmp_path):
         tfrecords.load_manifest(tmp_path / "ds")
     with pytest.raises(ValueError, match="charset mismatch"):
         _write(tmp_path, "cs", split="none")
-        tfrecords.make_dataset(tmp_path / "cs", "train", 4, expected_charset=["a", "b", "x"])
+        dataset.make_dataset(tmp_path / "cs", "train", 4, expected_charset=["a", "b", "x"])
 
 
 def test_reader_spec_values_and_labels(tmp_path):
     records = make_records()
     _write(tmp_path, records=records, split="none", num_shards=2)
-    ds = tfrecords.make_dataset(tmp_path / "ds", "train", 8, shuffle=False, repeat=False,
-                                with_geometry=True)
+    ds = dataset.make_dataset(tmp_path / "ds", "train", 8, shuffle=False, repeat=False,
+                              with_geometry=True)
     spec = ds.element_spec
     assert spec["image"].shape.as_list() == [8, 16, 16, 1] and spec["image"].dtype == tf.float32
     assert spec["char"].dtype == tf.int32 and spec["writer"].dtype == tf.int32
@@ -163,10 +163,10 @@ def _order(ds, n=4):
 
 def test_reader_shuffle_is_seeded(tmp_path):
     _write(tmp_path, split="none", num_shards=3)
-    a = _order(tfrecords.make_dataset(tmp_path / "ds", "train", 6, seed=1))
-    b = _order(tfrecords.make_dataset(tmp_path / "ds", "train", 6, seed=1))
-    c = _order(tfrecords.make_dataset(tmp_path / "ds", "train", 6, seed=2))
-    plain = _order(tfrecords.make_dataset(tmp_path / "ds", "train", 6, shuffle=False))
+    a = _order(dataset.make_dataset(tmp_path / "ds", "train", 6, seed=1))
+    b = _order(dataset.make_dataset(tmp_path / "ds", "train", 6, seed=1))
+    c = _order(dataset.make_dataset(tmp_path / "ds", "train", 6, seed=2))
+    plain = _order(dataset.make_dataset(tmp_path / "ds", "train", 6, shuffle=False))
     assert a == b and a != c and a != plain
 
 
@@ -177,8 +177,8 @@ def test_reader_input_context_shards_between_workers(tmp_path, num_shards):
     for pid in range(2):
         ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid,
                                          num_replicas_in_sync=2)
-        ds = tfrecords.make_dataset(tmp_path / "ds", "train", 4, shuffle=False, repeat=False,
-                                    input_context=ctx, drop_remainder=False)
+        ds = dataset.make_dataset(tmp_path / "ds", "train", 4, shuffle=False, repeat=False,
+                                  input_context=ctx, drop_remainder=False)
         batches = list(ds.as_numpy_iterator())
         assert all(b["image"].shape[0] <= 2 for b in batches)  # per-replica batch = 4 / 2
         seen.append({tuple(img[0, :3, 0]) for b in batches for img in b["image"]})
@@ -187,13 +187,13 @@ def test_reader_input_context_shards_between_workers(tmp_path, num_shards):
 
 def test_reader_pads_or_resizes_to_model_resolution(tmp_path):
     _write(tmp_path, records=make_records(size=28), split="none")
-    padded = next(iter(tfrecords.make_dataset(tmp_path / "ds", "train", 4, image_size=32,
-                                              shuffle=False)))["image"].numpy()
+    padded = next(iter(dataset.make_dataset(tmp_path / "ds", "train", 4, image_size=32,
+                                            shuffle=False)))["image"].numpy()
     assert padded.shape == (4, 32, 32, 1)
     assert (padded[:, :2] == -1).all() and (padded[:, -2:] == -1).all()  # 2-pixel paper border
-    resized = next(iter(tfrecords.make_dataset(tmp_path / "ds", "train", 4, image_size=64)))
+    resized = next(iter(dataset.make_dataset(tmp_path / "ds", "train", 4, image_size=64)))
     assert resized["image"].shape == (4, 64, 64, 1)
-    small = next(iter(tfrecords.make_dataset(tmp_path / "ds", "train", 4, image_size=16)))
+    small = next(iter(dataset.make_dataset(tmp_path / "ds", "train", 4, image_size=16)))
     assert small["image"].shape == (4, 16, 16, 1)
     assert float(tf.reduce_min(small["image"])) >= -1.0 and float(tf.reduce_max(small["image"])) <= 1.0
 

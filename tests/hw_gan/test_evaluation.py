@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from data_pipeline import tfrecords
+from data_pipeline.dataset import load_glyphs
 from data_pipeline.schema import GlyphRecord
 from hw_gan.evaluation import evaluate as evaluate_lib
 from hw_gan.evaluation import judge as judge_lib
@@ -167,11 +168,11 @@ def train_calls(monkeypatch):
 
 
 def test_load_real_and_holdout_split(data_dir):
-    images, chars, writers = judge_lib.load_real(data_dir, "train", SIZE)
+    images, chars, writers = load_glyphs(data_dir, "train", SIZE)
     assert images.shape == (360, SIZE, SIZE, 1) and images.dtype == np.float32
     assert images.min() >= -1 and images.max() <= 1
     assert sorted(np.bincount(chars)) == [90] * 4 and sorted(np.bincount(writers)) == [120] * 3
-    few = judge_lib.load_real(data_dir, "train", SIZE, limit=7)
+    few = load_glyphs(data_dir, "train", SIZE, limit=7)
     assert len(few[0]) == 7 and np.array_equal(few[1], chars[:7])
     train, held = judge_lib.holdout_split(360, seed=0)
     assert len(held) == 36 and not set(train) & set(held) and len(train) + len(held) == 360
@@ -191,7 +192,7 @@ def test_char_judge_learns_and_its_cache_is_reused(data_dir, cache_dir, train_ca
     assert meta["charset"] == list(CHARS) and meta["steps"] == STEPS and meta["num_heldout"] == 36
     mtime = weights.stat().st_mtime_ns
 
-    images, chars, _ = judge_lib.load_real(data_dir, "train", SIZE, limit=64)
+    images, chars, _ = load_glyphs(data_dir, "train", SIZE, limit=64)
     again = judge_lib.get_judge(cache_dir, "char", data_dir, **kw)
     assert train_calls == ["char"], "a matching cache must not train again"
     assert weights.stat().st_mtime_ns == mtime
@@ -277,7 +278,7 @@ def test_balanced_requests():
 
 
 def _perfect_generator(data_dir):
-    images, chars, writers = judge_lib.load_real(data_dir, "train", SIZE)
+    images, chars, writers = load_glyphs(data_dir, "train", SIZE)
 
     def generate(char_ids, writer_ids, seed):
         rng = np.random.default_rng(seed)

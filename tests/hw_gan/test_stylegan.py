@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipeline import tfrecords
+from data_pipeline import dataset, tfrecords
 from hw_gan import config as config_lib
 from hw_gan.models import stylegan
 from hw_gan.training import strategy as strategy_lib
@@ -140,17 +140,17 @@ def test_style_mixing_and_truncation():
 
 
 def test_grouped_batches_come_from_one_writer(data_dir):
-    ds = tfrecords.make_dataset(data_dir, "train", 8, group_size=4, seed=1, shuffle_buffer=64)
+    ds = dataset.make_dataset(data_dir, "train", 8, group_size=4, seed=1, shuffle_buffer=64)
     batches = [b for _, b in zip(range(5), ds)]
     for b in batches:
         assert b["image"].shape == (8, 32, 32, 1)
         w = b["writer"].numpy().reshape(2, 4)
         assert (w == w[:, :1]).all()
-    skipped = tfrecords.make_dataset(data_dir, "train", 8, group_size=4, seed=1,
-                                     shuffle_buffer=64, skip_batches=3)
+    skipped = dataset.make_dataset(data_dir, "train", 8, group_size=4, seed=1,
+                                   shuffle_buffer=64, skip_batches=3)
     np.testing.assert_array_equal(next(iter(skipped))["image"], batches[3]["image"])
     with pytest.raises(ValueError, match="group_size 3 must be >= 1 and divide"):
-        tfrecords.make_dataset(data_dir, "train", 8, group_size=3)
+        dataset.make_dataset(data_dir, "train", 8, group_size=3)
 
 
 def test_group_size_flag_is_validated(data_dir, tmp_path):
