@@ -31,7 +31,7 @@ COMMANDS = {
     "template": "data_pipeline.template:template_main",
     "extract": "data_pipeline.extract:extract_main",
     "write": "hw_gan.cli.write:write_main",
-    "serve": "hw_gan.serve:serve_main",
+    "serve": "hw_gan.cli.serve:serve_main",
     "style": "hw_gan.cli.style:style_main",
 }
 

@@ -435,7 +435,7 @@ def test_pages_stream_with_bounded_memory(monkeypatch):
             super().__init__(*a, **k)
             held.append(self)
 
-    monkeypatch.setattr(render, "GlyphSource", Watched)
+    monkeypatch.setattr(render.pages, "GlyphSource", Watched)  # the module render_pages is in
     text = "\n".join(["bad dog pad egg"] * 600)
     params = layout.page_params("a5", dpi=60, margin_mm=5, x_height_mm=3)
     pages = render.render_pages(fake, text, writer="w0", seed=1, params=params)
