@@ -49,10 +49,11 @@ from hw_gan.serve.http import (DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX
                                DEFAULT_MAX_TEXT_CHARS, DEFAULT_PORT, App, ModelHTTPServer,
                                make_server)
 from hw_gan.serve.rest import HttpError, ServedModel, predict
-from hw_gan.serve.write import MAX_PAGE_PIXELS, MAX_X_HEIGHT_PX, WRITE_FORMATS, write
+from hw_gan.serve.write import MAX_PAGE_PIXELS, MAX_X_HEIGHT_PX, WRITE_FORMATS, write_response
 
 __all__ = [
     "App", "DEFAULT_HOST", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_CONCURRENT",
     "DEFAULT_MAX_TEXT_CHARS", "DEFAULT_PORT", "HttpError", "MAX_PAGE_PIXELS", "MAX_X_HEIGHT_PX",
-    "ModelHTTPServer", "ServedModel", "WRITE_FORMATS", "make_server", "predict", "write",
+    "ModelHTTPServer", "ServedModel", "WRITE_FORMATS", "make_server", "predict",
+    "write_response",
 ]

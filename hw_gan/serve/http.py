@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional, TextIO
 
 from hw_gan.serve.rest import HttpError, ServedModel, bad_request, encode_json, predict
-from hw_gan.serve.write import write
+from hw_gan.serve.write import write_response
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8501
@@ -34,6 +34,9 @@ _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+
 
 
 class App:
+    """The served model and this server's limits: routes a request (`route`), answers :predict
+    and :write, and writes the request log (one line each)."""
+
     def __init__(self, served: ServedModel, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                  max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
                  max_concurrent: int = DEFAULT_MAX_CONCURRENT, log: Optional[TextIO] = None):
@@ -79,7 +82,7 @@ class App:
         return predict(self.served, body)
 
     def write(self, body: Any) -> tuple[bytes, str, dict]:
-        return write(self.served, body, self.max_text_chars)
+        return write_response(self.served, body, self.max_text_chars)
 
     def log_line(self, line: str) -> None:
         with self._log_lock:

@@ -24,7 +24,8 @@ WRITE_FIELDS = {"text", "writer", "seed", "format", "page", "dpi", "missing", "x
 _NUMBERS = (("dpi", 150.0), ("x_height_mm", 3.0), ("margin_mm", 20.0), ("slant", 0.0))
 
 
-def write(served: ServedModel, body: Any, max_text_chars: int) -> tuple[bytes, str, dict]:
+def write_response(served: ServedModel, body: Any,
+                   max_text_chars: int) -> tuple[bytes, str, dict]:
     """A :write request body -> (document bytes, content type, response headers). HttpError 400
     for a bad request, 413 for a text over `max_text_chars`."""
     req = _request(body, max_text_chars)
