@@ -3,8 +3,8 @@
     python benchmarks/serve.py [--model export/quickstart] [--clients 4] [--write_requests 40]
                                [--predict_requests 120]
 
-Starts the server in a subprocess (`python -m hw_gan.serve`, 127.0.0.1, a free port, so that the
-clients do not share its GIL), then for each scenario runs a bounded number of requests from
+Starts the server in a subprocess (`python -m hw_gan.cli.serve`, 127.0.0.1, a free port, so that
+the clients do not share its GIL), then for each scenario runs a bounded number of requests from
 `--clients` threads, each with its own keep-alive connection:
 
   write_png_200:  POST :write, a 200-character paragraph, PNG (A4, 150 dpi)
@@ -37,7 +37,7 @@ PARAGRAPH = ("The quick brown fox jumps over the lazy dog, and then it writes a 
 def _start_server(model: str, clients: int):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hw_gan.serve", "--model", model, "--port", "0",
+        [sys.executable, "-m", "hw_gan.cli.serve", "--model", model, "--port", "0",
          "--max_concurrent", str(clients)],
         cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     deadline = time.time() + 300

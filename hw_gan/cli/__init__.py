@@ -30,7 +30,7 @@ COMMANDS = {
     "template": "hw_gan.cli.template:template_main",
     "extract": "hw_gan.cli.extract:extract_main",
     "write": "hw_gan.cli.write:write_main",
-    "serve": "hw_gan.serve:serve_main",
+    "serve": "hw_gan.cli.serve:serve_main",
     "style": "hw_gan.cli.style:style_main",
 }
 

@@ -12,7 +12,9 @@ import os
 import sys
 from typing import Sequence
 
+from hw_gan.export import load_export
 from hw_gan.layout import MISSING_MODES
+from hw_gan.render import format_for, render_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,10 +83,6 @@ def write_main(argv: Sequence[str]) -> int:
             raise ValueError("the text is empty: nothing to write")
         if not os.path.exists(args.model):
             raise FileNotFoundError(f"model directory {args.model} does not exist")
-        from hw_gan.export import load_export
-        from hw_gan.render import render_text
-        from hw_gan.render.output import format_for
-
         format_for(args.out, args.format)  # a bad suffix fails before the model loads
         model = load_export(args.model)
         result = render_text(

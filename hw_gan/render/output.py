@@ -15,7 +15,9 @@ A page to draw is a `layout.PageLayout` plus the ink crops of its generated glyp
 PNG and SVG hold one page a file: one page is written to `out` itself, several to
 `out-1.png`, `out-2.png`, .... Every output is written atomically: to a temporary name in the
 same directory, renamed when all pages are done; on any error the temporaries are removed and
-nothing is left under the output names.
+nothing is left under the output names. This module is the one page encoder: `write_pages`
+writes files, `encode_pages` gives the same bytes in memory (the server's :write), both through
+`write_pdf` and `page_files`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import io
 import os
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Iterable, Mapping, Optional, Sequence, Union
+from typing import BinaryIO, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -323,6 +325,71 @@ def page_path(out: Path, index: int) -> Path:
     return out.with_name(f"{out.stem}-{index + 1}{out.suffix}")
 
 
+def write_pdf(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]], f: BinaryIO,
+              dpi: float, ink: Color, paper: Color, on_page_done=None) -> int:
+    """Writes (page, crops) pairs, consumed one at a time, as one PDF to the binary file `f`
+    (streamed: a page's content is written before the next page is asked for) and returns the
+    number of pages. ValueError when there are none."""
+    writer = PdfWriter(f)
+    cache = OutlineCache()
+    n = 0
+    for page, crops in pages:
+        outlines = page_outlines(page, crops, cache)
+        s = 72.0 / dpi
+        writer.add_page(page.width * s, page.height * s,
+                        pdf_content(page, outlines, dpi, ink, paper))
+        n += 1
+        _release(cache, page)
+        if on_page_done:
+            on_page_done(page)
+    if n == 0:
+        raise ValueError("no pages to write")
+    writer.close()
+    return n
+
+
+def page_files(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]], format: str,
+               dpi: float, ink: Color, paper: Color) -> Iterator[tuple[PageLayout, bytes]]:
+    """PNG or SVG: yields (page, the bytes of its file) for each (page, crops) pair, one at a
+    time (the next page is asked for only when the next file is)."""
+    if format not in ("png", "svg"):
+        raise ValueError(f"one file a page is for png and svg, not {format!r}")
+    cache = OutlineCache()
+    for page, crops in pages:
+        if format == "png":
+            data = png_bytes(rasterize(page, crops), ink, paper, dpi)
+        else:
+            data = svg_document(page, page_outlines(page, crops, cache), dpi, ink, paper)
+            _release(cache, page)
+        yield page, data
+
+
+def encode_pages(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]], format: str,
+                 dpi: float, ink: Color, paper: Color) -> tuple[bytes, int]:
+    """The document in memory, as the files `write_pages` writes: (its bytes, its number of
+    pages). PDF holds all pages; PNG and SVG are one page, and a second page is refused
+    (ValueError, before it is drawn), as is a document of no pages."""
+    if format == "pdf":
+        buf = io.BytesIO()
+        n = write_pdf(pages, buf, dpi, ink, paper)
+        return buf.getvalue(), n
+    data, n = None, 0
+    for _, data in page_files(_one_page(pages, format), format, dpi, ink, paper):
+        n += 1
+    if data is None:
+        raise ValueError("no pages to write")
+    return data, n
+
+
+def _one_page(pages: Iterable, format: str) -> Iterator:
+    for n, item in enumerate(pages, 1):
+        if n > 1:
+            raise ValueError(f"the text needs more than one page: {format} is one page; ask for "
+                             "format \"pdf\" (all pages), or a bigger page / smaller "
+                             "x_height_mm")
+        yield item
+
+
 def write_pages(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]], out: PathLike,
                 format: Optional[str] = None, dpi: float = 150.0,
                 ink: Union[str, Color] = "#1a1a40", paper: Union[str, Color] = "#ffffff",
@@ -337,32 +404,12 @@ def write_pages(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]], ou
     try:
         if fmt == "pdf":
             with staged.open(out) as f:
-                writer = PdfWriter(f)
-                cache = OutlineCache()
-                n = 0
-                for page, crops in pages:
-                    outlines = page_outlines(page, crops, cache)
-                    s = 72.0 / dpi
-                    writer.add_page(page.width * s, page.height * s,
-                                    pdf_content(page, outlines, dpi, ink_c, paper_c))
-                    n += 1
-                    _release(cache, page)
-                    if on_page_done:
-                        on_page_done(page)
-                if n == 0:
-                    raise ValueError("no pages to write")
-                writer.close()
+                write_pdf(pages, f, dpi, ink_c, paper_c, on_page_done)
             return staged.commit()
         # PNG / SVG: one file per page; the first is named once we know whether a second exists.
-        cache = OutlineCache()
         first: Optional[bytes] = None
         n = 0
-        for page, crops in pages:
-            if fmt == "png":
-                data = png_bytes(rasterize(page, crops), ink_c, paper_c, dpi)
-            else:
-                data = svg_document(page, page_outlines(page, crops, cache), dpi, ink_c, paper_c)
-                _release(cache, page)
+        for page, data in page_files(pages, fmt, dpi, ink_c, paper_c):
             if n == 0:
                 first = data
             else:

@@ -359,6 +359,32 @@ def test_svg_has_vector_paths_that_match_the_raster(model, tmp_path):
     assert not many.exists()
 
 
+def test_encode_pages_gives_the_bytes_write_pages_writes(tmp_path):
+    """One page encoder: the in-memory document (the server's :write) is the file's bytes."""
+    fake = FakeModel()
+    ink, paper = output.parse_color("#1a1a40"), output.parse_color("#fff8e0")
+
+    def pages(text, page):
+        params = layout.page_params(page, 100, 3, 5, slant=0.2)
+        return render.render_pages(fake, text, writer="w0", seed=2, params=params)
+
+    for fmt in output.FORMATS:
+        data, n = output.encode_pages(pages("bad egg", "60x30mm"), fmt, 100, ink, paper)
+        (path,) = output.write_pages(pages("bad egg", "60x30mm"), tmp_path / f"one.{fmt}", fmt,
+                                     100, ink, paper)
+        assert n == 1 and data == path.read_bytes()
+    long_text = "\n".join(["bad egg dog"] * 20)
+    data, n = output.encode_pages(pages(long_text, "60x30mm"), "pdf", 100, ink, paper)
+    written = output.write_pages(pages(long_text, "60x30mm"), tmp_path / "all.pdf", "pdf", 100,
+                                 ink, paper)
+    assert n > 1 and data == written[0].read_bytes()
+    for fmt in ("png", "svg"):
+        with pytest.raises(ValueError, match="more than one page: .* ask for format \"pdf\""):
+            output.encode_pages(pages(long_text, "60x30mm"), fmt, 100, ink, paper)
+    with pytest.raises(ValueError, match="no pages to write"):
+        output.encode_pages(iter(()), "pdf", 100, ink, paper)
+
+
 def test_missing_character_modes_render(model, tmp_path):
     with pytest.raises(ValueError, match=r"not in the model's charset: \['z', 'Q'\]"):
         render.render_text(model, "a z Q", writer="w0", out=tmp_path / "x.png")
@@ -435,7 +461,7 @@ def test_pages_stream_with_bounded_memory(monkeypatch):
             super().__init__(*a, **k)
             held.append(self)
 
-    monkeypatch.setattr(render, "GlyphSource", Watched)
+    monkeypatch.setattr(render.pages, "GlyphSource", Watched)  # the module render_pages is in
     text = "\n".join(["bad dog pad egg"] * 600)
     params = layout.page_params("a5", dpi=60, margin_mm=5, x_height_mm=3)
     pages = render.render_pages(fake, text, writer="w0", seed=1, params=params)
