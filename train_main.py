@@ -280,33 +280,24 @@ def export(cfg, trainer, manifest, overwrite: bool = False) -> str:
     if not cfg.runtime.export_dir:
         raise ValueError("--mode=export needs --export_dir")
     name = cfg.runtime.export_name or Path(cfg.runtime.model_dir).name
-    from hw_gan.export.signatures.write import default_signatures
-
-    extra = default_signatures()
-    if cfg.model.family == "stylegan":
-        from hw_gan.models import stylegan
-        from hw_gan.export.signatures.style import stylegan_signatures
-
-        w_avg, spread = stylegan.w_statistics(trainer.ema_generator, cfg.model.latent_dim)
-        extra.update(stylegan_signatures(trainer.ema_generator, trainer.ema_encoder, w_avg,
-                                         spread, feature_net=trainer.d_feature_net))
-    metadata = {}
+    untrained = []
     if trainer.uses_writer:
         from data_pipeline import tfrecords
 
         # Writers held out of the training split (a writer split) have rows never trained.
         untrained = tfrecords.writers_without_glyphs(manifest, cfg.data.train_split)
-        if untrained:
-            metadata["untrained_writers"] = untrained
-    path = export_lib.export_generator(
+    stylegan = cfg.model.family == "stylegan"
+    path = export_lib.export_model(
         trainer.ema_generator, cfg.model, manifest["charset"], manifest["writers"],
         cfg.runtime.export_dir, name, cfg.runtime.export_version, overwrite=overwrite,
-        extra_signatures=extra, extra_metadata=metadata)
+        encoder=trainer.ema_encoder if stylegan else None,
+        feature_net=trainer.d_feature_net if stylegan else None, untrained_writers=untrained)
     return str(path)
 
 
 def sample(cfg) -> dict:
     from hw_gan import export as export_lib
+    from hw_gan.render.grid import write_sample_grid
 
     if not cfg.runtime.sample_out:
         raise ValueError("--mode=sample needs --sample_out=FILE.png")
@@ -315,7 +306,7 @@ def sample(cfg) -> dict:
     exported = export_lib.load_export(path)
     writers = list(cfg.runtime.sample_writers) or list(exported.trained_writers()[:8])
     chars = cfg.runtime.sample_chars or "".join(label[0] for label in exported.charset)
-    export_lib.write_sample_grid(path, cfg.runtime.sample_out, chars, writers, cfg.train.seed)
+    write_sample_grid(path, cfg.runtime.sample_out, chars, writers, cfg.train.seed)
     return {"sample": cfg.runtime.sample_out}
 
 

@@ -67,12 +67,13 @@ def _sample(argv: Sequence[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     from hw_gan import export
+    from hw_gan.render.grid import write_sample_grid
 
     try:
         loaded = export.load_export(args.model)
         writers = [w for w in args.writers.split(",") if w] or list(loaded.trained_writers()[:8])
         chars = args.chars or "".join(label[0] for label in loaded.charset)
-        export.write_sample_grid(loaded, args.out, chars, writers, args.seed)
+        write_sample_grid(loaded, args.out, chars, writers, args.seed)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

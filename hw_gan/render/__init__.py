@@ -28,6 +28,8 @@ from typing import Iterator, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from hw_gan import layout as layout_lib
+from hw_gan.export import (EXTRACT_STYLE as STYLE_SIGNATURE, GLYPHS_WITH_STYLE as STYLED_SIGNATURE,
+                           MEAN_STYLE as MEAN_STYLE_SIGNATURE)
 from hw_gan.layout import (CHUNK, INK_THRESHOLD, LayoutParams, PageLayout, Placement, TextPlan,
                            chunk_seed, layout_pages, page_params, plan_text)
 from hw_gan.render.output import FORMATS, format_for, parse_color, write_pages
@@ -37,10 +39,6 @@ __all__ = [
     "TextPlan", "chunk_seed", "layout_pages", "page_params", "plan_text", "render_pages",
     "render_text", "resolve_writer",
 ]
-
-STYLE_SIGNATURE = "extract_style"
-STYLED_SIGNATURE = "glyphs_with_style"
-MEAN_STYLE_SIGNATURE = "mean_style"
 
 PathLike = Union[str, os.PathLike]
 
