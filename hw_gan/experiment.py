@@ -136,17 +136,17 @@ def export(cfg: config_lib.ExperimentConfig, trainer, manifest: dict, overwrite:
     if not cfg.runtime.export_dir:
         raise ValueError("--mode=export needs --export_dir")
     name = cfg.runtime.export_name or Path(cfg.runtime.model_dir).name
-    metadata = {}
-    if trainer.uses_writer:
-        # Writers held out of the training split (a writer split) have rows never trained.
-        untrained = tfrecords.writers_without_glyphs(manifest, cfg.data.train_split)
-        if untrained:
-            metadata["untrained_writers"] = untrained
+    # Writers held out of the training split (a writer split) have rows never trained.
+    untrained = (tfrecords.writers_without_glyphs(manifest, cfg.data.train_split)
+                 if trainer.uses_writer else [])
+    stylegan = cfg.model.family == "stylegan"
     t0 = time.perf_counter()
     log(f"export: writing {Path(cfg.runtime.export_dir) / name} ...")
-    path = export_lib.export_trained(
-        trainer, cfg.model, manifest["charset"], manifest["writers"], cfg.runtime.export_dir,
-        name, cfg.runtime.export_version, overwrite=overwrite, metadata=metadata)
+    path = export_lib.export_model(
+        trainer.ema_generator, cfg.model, manifest["charset"], manifest["writers"],
+        cfg.runtime.export_dir, name, cfg.runtime.export_version, overwrite=overwrite,
+        encoder=trainer.ema_encoder if stylegan else None,
+        feature_net=trainer.d_feature_net if stylegan else None, untrained_writers=untrained)
     log(f"export: {path} in {time.perf_counter() - t0:.0f} s")
     return str(path)
 

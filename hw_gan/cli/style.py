@@ -33,7 +33,7 @@ class _ExportStyles:
         import tensorflow as tf
 
         from hw_gan.export import load_export
-        from hw_gan.export.signatures import style as sig
+        from hw_gan import export as sig
 
         self.tf = tf
         self.loaded = load_export(path)

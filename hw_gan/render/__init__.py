@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from hw_gan.layout import (CHUNK, LayoutParams, PageLayout, Placement, TextPlan, chunk_seed,
                            layout_pages, page_params, plan_text)
+from hw_gan.render.grid import sample_grid, write_sample_grid
 from hw_gan.render.glyphs import (STYLE_VARIATION, GlyphSource, StyledExport, apply_style,
                                   resolve_writer)
 from hw_gan.render.output import FORMATS, encode_pages, format_for, parse_color, write_pages
@@ -36,9 +37,6 @@ __all__ = [
     "CHUNK", "FORMATS", "GlyphSource", "LayoutParams", "PageLayout", "Placement", "RenderResult",
     "STYLE_VARIATION", "StyledExport", "TextPlan", "apply_style", "chunk_seed", "encode_pages",
     "format_for", "layout_pages", "page_params", "parse_color", "plan_text", "render_pages",
-    "render_text", "resolve_writer", "write_pages",
+    "render_text", "resolve_writer", "sample_grid", "write_pages", "write_sample_grid",
 ]
 
-STYLE_SIGNATURE = "extract_style"
-STYLED_SIGNATURE = "glyphs_with_style"
-MEAN_STYLE_SIGNATURE = "mean_style"

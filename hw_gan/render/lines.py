@@ -11,8 +11,7 @@ from typing import Optional, Union
 import numpy as np
 
 from hw_gan import layout as layout_lib
-from hw_gan.export import load_export
-from hw_gan.export.signatures.write import WriteParams
+from hw_gan.export import WriteParams, load_export
 from hw_gan.render.pages import render_pages
 from hw_gan.render.output import rasterize
 

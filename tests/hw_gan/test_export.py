@@ -1,11 +1,12 @@
 """hw_gan.export: SavedModels of the generator that TF Serving (and saved_model_cli) load as they
-are, and `load_export` / `write_sample_grid` on top of them.
+are, and `load_export` / `hw_gan.render.grid.write_sample_grid` on top of them.
 
 Uses the real model families at a CPU size (width 0.25). saved_model_cli and a fresh Python
 process run as subprocesses, started together (they mostly wait for TensorFlow to import)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from data_pipeline.schema import to_uint8
 from hw_gan import export
 from hw_gan.config import ModelConfig
 from hw_gan.models import get_family
+from hw_gan.render.grid import write_sample_grid
 from hw_gan.training import strategy as strategy_lib
 
 REPO = Path(__file__).resolve().parents[2]
@@ -396,6 +398,24 @@ def test_untrained_writers_are_refused(style, tmp_path):
                                 extra_metadata={"untrained_writers": ["nobody"]})
 
 
+def test_export_model_adds_default_signatures_and_metadata(style, tmp_path):
+    """export_model: the family's default signatures (style_cgan: write) and hwgan.json holding
+    `metadata`, then untrained_writers, then writer_geometry (which the write signature uses)."""
+    gen, cfg = style[0], style[1]
+    geometry = {"w0": {"a": [1.0, 0.0]}}
+    path = export.export_model(gen, cfg, CHARSET, WRITERS, tmp_path, "model", 2,
+                               untrained_writers=["w1"], writer_geometry=geometry,
+                               metadata={"note": "x"})
+    assert path == tmp_path / "model" / "2"
+    loaded = export.load_export(path)
+    assert export.WRITE in loaded.signatures and export.EXTRACT_STYLE not in loaded.signatures
+    assert list(loaded.info)[-3:] == ["note", "untrained_writers", "writer_geometry"]
+    assert loaded.info["writer_geometry"] == geometry and loaded.untrained_writers == ("w1",)
+    assert set(export.default_signatures(cfg)) == {export.WRITE}
+    with pytest.raises(ValueError, match="style encoder"):
+        export.default_signatures(dataclasses.replace(cfg, family="stylegan"), gen)
+
+
 def test_load_export_errors(tmp_path, style):
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "missing"))):
         export.load_export(tmp_path / "missing")
@@ -419,7 +439,7 @@ def test_write_sample_grid(style, tmp_path):
     from PIL import Image
 
     out = tmp_path / "grid" / "sample.png"
-    result = export.write_sample_grid(style[2] / "style", out, "ab C", ["w0", "writer two"], 3)
+    result = write_sample_grid(style[2] / "style", out, "ab C", ["w0", "writer two"], 3)
     assert result == out
     img = np.asarray(Image.open(out))
     cell = 2 * RES
@@ -436,7 +456,7 @@ def test_write_sample_grid(style, tmp_path):
     for chars, writers in [("a%", ["w0"]), ("ab", ["nobody"])]:
         bad = tmp_path / "bad.png"
         with pytest.raises(ValueError, match="charset|writer not known"):
-            export.write_sample_grid(loaded, bad, chars, writers, 0)
+            write_sample_grid(loaded, bad, chars, writers, 0)
         assert not bad.exists()
 
 

@@ -25,56 +25,56 @@ import dataclasses
 import tensorflow as tf
 
 from data_pipeline.schema import to_float, to_uint8
+from hw_gan.export.module import tf_variable
+from hw_gan.export.names import (EXTRACT_STYLE, GLYPHS_WITH_STYLE, MEAN_STYLE,
+                                 STYLE_IMAGE_COUNT_MESSAGE)
 from hw_gan.inversion import ProjectionConfig, project_styles
+from hw_gan.models import stylegan
 
-EXTRACT_STYLE = "extract_style"
-GLYPHS_WITH_STYLE = "glyphs_with_style"
-MEAN_STYLE = "mean_style"
-
-
-class _Nets:
-    """Plain holder (not tracked by tf.Module): the Keras pieces the functions call."""
-
-    def __init__(self, mapping, synthesis, encoder, feature_net):
-        self.mapping, self.synthesis, self.encoder = mapping, synthesis, encoder
-        self.feature_net = feature_net
+__all__ = ["stylegan_signatures"]
 
 
-def stylegan_signatures(generator, encoder, w_avg, spread: float, feature_net=None,
-                        projection: ProjectionConfig = ProjectionConfig()) -> dict:
-    """{name: builder(module)} for `export_generator(..., extra_signatures=...)`.
+class _StyleSignatures:
+    """The three builders and what they share. A plain object (not tracked by tf.Module): the
+    Keras pieces are called by the functions, their variables saved through `track`."""
 
-    feature_net: the discriminator's feature model ({"image", "char"} -> features), used by the
-    projection when projection.feature == "discriminator" (its weights join the export); else
-    the encoder's glyph features are used."""
-    from hw_gan.export import tf_variable
-    from hw_gan.models import stylegan
+    def __init__(self, generator, encoder, w_avg, spread: float, feature_net,
+                 projection: ProjectionConfig):
+        self.mapping, self.synthesis = stylegan.parts(generator)
+        if projection.feature == "discriminator" and feature_net is None:
+            projection = dataclasses.replace(projection, feature="encoder")
+        self.encoder, self.feature_net, self.projection = encoder, feature_net, projection
+        self.spread = spread
+        self.num_ws = int(self.synthesis.input["ws"].shape[1])
+        self.w_dim = int(self.synthesis.input["ws"].shape[2])
+        self.w_avg = tf.constant(tf.convert_to_tensor(w_avg, tf.float32))
 
-    mapping, synthesis = stylegan.parts(generator)
-    if projection.feature == "discriminator" and feature_net is None:
-        projection = dataclasses.replace(projection, feature="encoder")
-    nets = _Nets(mapping, synthesis, encoder, feature_net)
-    num_ws = int(synthesis.input["ws"].shape[1])
-    w_dim = int(synthesis.input["ws"].shape[2])
-    w_avg = tf.constant(tf.convert_to_tensor(w_avg, tf.float32))
+    # -- what the functions call ------------------------------------------------------------------
 
-    def synthesize(ws, chars):
-        return synthesis({"ws": ws, "char": chars}, training=False)
+    def synthesize(self, ws, chars):
+        return self.synthesis({"ws": ws, "char": chars}, training=False)
 
-    def features(images, chars):
-        net = nets.feature_net if projection.feature == "discriminator" else encoder.glyph_net
+    def features(self, images, chars):
+        net = (self.feature_net if self.projection.feature == "discriminator"
+               else self.encoder.glyph_net)
         return tf.cast(net({"image": images, "char": chars}, training=False), tf.float32)
 
-    def _track(module):
+    def track(self, module):
+        """Saves the encoder's (and the projection's feature net's) variables and the centre of
+        W with the module, once."""
         if not hasattr(module, "style_encoder_variables"):
-            module.style_encoder_variables = [tf_variable(v) for v in encoder.weights]
-            if projection.feature == "discriminator":
-                module.style_feature_variables = [tf_variable(v) for v in feature_net.weights]
-            module.mean_w = tf.Variable(w_avg, trainable=False, name="mean_w")
+            module.style_encoder_variables = [tf_variable(v) for v in self.encoder.weights]
+            if self.projection.feature == "discriminator":
+                module.style_feature_variables = [tf_variable(v)
+                                                  for v in self.feature_net.weights]
+            module.mean_w = tf.Variable(self.w_avg, trainable=False, name="mean_w")
 
-    def extract_style(module):
-        _track(module)
+    # -- the builders -----------------------------------------------------------------------------
+
+    def extract_style(self, module):
+        self.track(module)
         r = module.resolution
+        features = self.features if self.projection.feature != "none" else None
 
         @tf.function(input_signature=[
             tf.TensorSpec([None, r, r, 1], tf.uint8, name="images"),
@@ -85,28 +85,27 @@ def stylegan_signatures(generator, encoder, w_avg, spread: float, feature_net=No
             char_ids = module.char_ids_for(chars)
             k = tf.shape(char_ids)[0]
             check = tf.debugging.Assert(tf.logical_and(k > 0, tf.equal(k, tf.shape(images)[0])),
-                                        ["extract_style needs as many images as chars, at least "
-                                         "one; got", tf.shape(images)[0], "images for", k],
+                                        [STYLE_IMAGE_COUNT_MESSAGE, tf.shape(images)[0],
+                                         "images for", k],
                                         summarize=4)
             with tf.control_dependencies([check]):
                 x = to_float(images)[None]
             ids = char_ids[None]
-            w = nets.encoder(x, ids, training=False)  # [1, w_dim]
-            ws = tf.repeat(w[:, None, :], num_ws, axis=1)
-            cfg = dataclasses.replace(projection, steps=tf.maximum(steps, 0))
-            ws = project_styles(synthesize, features if projection.feature != "none" else None,
-                                x, ids, tf.ones_like(ids, tf.float32), ws,
-                                ws, spread, cfg)
+            w = self.encoder(x, ids, training=False)  # [1, w_dim]
+            ws = tf.repeat(w[:, None, :], self.num_ws, axis=1)
+            cfg = dataclasses.replace(self.projection, steps=tf.maximum(steps, 0))
+            ws = project_styles(self.synthesize, features, x, ids, tf.ones_like(ids, tf.float32),
+                                ws, ws, self.spread, cfg)
             return {"style": ws[0], "char_ids": char_ids}
 
         return fn
 
-    def glyphs_with_style(module):
-        _track(module)
+    def glyphs_with_style(self, module):
+        self.track(module)
 
         @tf.function(input_signature=[
             tf.TensorSpec([None], tf.string, name="chars"),
-            tf.TensorSpec([num_ws, w_dim], tf.float32, name="style"),
+            tf.TensorSpec([self.num_ws, self.w_dim], tf.float32, name="style"),
             tf.TensorSpec([], tf.int64, name="seed"),
             tf.TensorSpec([], tf.float32, name="variation"),
         ])
@@ -115,11 +114,11 @@ def stylegan_signatures(generator, encoder, w_avg, spread: float, feature_net=No
             n = tf.shape(char_ids)[0]
             z = tf.random.stateless_normal(tf.stack([n, module.latent_dim]),
                                            seed=tf.stack([seed, tf.constant(1, tf.int64)]))
-            jitter = tf.cast(nets.mapping(z, training=False), tf.float32) - module.mean_w
+            jitter = tf.cast(self.mapping(z, training=False), tf.float32) - module.mean_w
             ws = style[None] + variation * jitter[:, None, :]
 
             def draw():
-                return tf.cast(synthesize(ws, char_ids), tf.float32)
+                return tf.cast(self.synthesize(ws, char_ids), tf.float32)
 
             images = tf.cond(n > 0, draw,
                              lambda: tf.zeros([0, module.resolution, module.resolution, 1]))
@@ -127,8 +126,9 @@ def stylegan_signatures(generator, encoder, w_avg, spread: float, feature_net=No
 
         return fn
 
-    def mean_style(module):
-        _track(module)
+    def mean_style(self, module):
+        self.track(module)
+        num_ws = self.num_ws
 
         @tf.function(input_signature=[])
         def fn():
@@ -136,5 +136,14 @@ def stylegan_signatures(generator, encoder, w_avg, spread: float, feature_net=No
 
         return fn
 
-    return {EXTRACT_STYLE: extract_style, GLYPHS_WITH_STYLE: glyphs_with_style,
-            MEAN_STYLE: mean_style}
+
+def stylegan_signatures(generator, encoder, w_avg, spread: float, feature_net=None,
+                        projection: ProjectionConfig = ProjectionConfig()) -> dict:
+    """{name: builder(module)} for `export_generator(..., extra_signatures=...)`.
+
+    feature_net: the discriminator's feature model ({"image", "char"} -> features), used by the
+    projection when projection.feature == "discriminator" (its weights join the export); else
+    the encoder's glyph features are used."""
+    sigs = _StyleSignatures(generator, encoder, w_avg, spread, feature_net, projection)
+    return {EXTRACT_STYLE: sigs.extract_style, GLYPHS_WITH_STYLE: sigs.glyphs_with_style,
+            MEAN_STYLE: sigs.mean_style}

@@ -54,22 +54,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-from typing import Mapping, Optional, Union
+from typing import Mapping, NamedTuple, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from data_pipeline.schema import to_uint8
 from hw_gan import layout as layout_lib
+from hw_gan.export.module import string_table
+from hw_gan.export.names import (EMPTY_TEXT_MESSAGE, LINE_WIDTH_MESSAGE, TOO_LONG_MESSAGE,
+                                 UNKNOWN_CHAR_MESSAGE, WRITE)
 from hw_gan.layout import CHUNK, INK_THRESHOLD
 
-__all__ = ["WriteParams", "write_signature_builder", "chunk_seed_tf",
-           "WRITE_SIGNATURE", "EMPTY_TEXT_MESSAGE", "LINE_WIDTH_MESSAGE", "TOO_LONG_MESSAGE"]
-
-WRITE_SIGNATURE = "write"
-EMPTY_TEXT_MESSAGE = "the text is empty: nothing to write"
-TOO_LONG_MESSAGE = "the text has more characters than max_glyphs"
-LINE_WIDTH_MESSAGE = "line_width must be at least 4 x-heights and at most max_line_width"
+__all__ = ["WriteParams", "chunk_seed_tf", "default_signatures", "write_signature_builder"]
 
 _KIND_NL, _KIND_SPACE, _KIND_GLYPH, _KIND_GAP = 0, 1, 2, 3
 # Unicode whitespace (other than "\n") that Python's str.isspace accepts, for RE2.
@@ -203,9 +200,10 @@ def _extent_tables(module, params: WriteParams):
 
 
 def default_signatures(writer_geometry=None) -> dict:
-    """The extra signatures every hwgan export carries (train_main and writer adaptation);
-    writer_geometry must be the table the export's hwgan.json carries, if any."""
-    return {"write": write_signature_builder(writer_geometry=writer_geometry)}
+    """{"write": builder with the default WriteParams}: the write signature every export carries
+    (hw_gan.export.default_signatures adds the family's others). writer_geometry must be the
+    table the export's hwgan.json carries, if any."""
+    return {WRITE: write_signature_builder(writer_geometry=writer_geometry)}
 
 
 def write_signature_builder(x_height_px: float = 24.0, **kwargs):
@@ -216,47 +214,88 @@ def write_signature_builder(x_height_px: float = 24.0, **kwargs):
     params = WriteParams(x_height_px=x_height_px, **kwargs)
 
     def build(module):
-        return _build_write(module, params)
+        return _WriteGraph(module, params).function()
 
     build.params = params
     return build
 
 
-def _build_write(module, params: WriteParams):
-    from hw_gan.export import UNKNOWN_CHAR_MESSAGE
-    from data_pipeline.schema import to_uint8
+class _Ink(NamedTuple):
+    """Per generated glyph k: its ink box (threshold crop) in the R x R image."""
+    has_ink: tf.Tensor  # bool [n]
+    top: tf.Tensor  # int32 [n]
+    left: tf.Tensor
+    height: tf.Tensor  # int32 [n], 0 without ink
+    width: tf.Tensor
 
-    keys, key_ids, tops_np, bottoms_np, widths_np = _extent_tables(module, params)
-    init = tf.lookup.KeyValueTensorInitializer(
-        tf.constant(keys, tf.string), tf.constant(list(range(len(keys))), tf.int32))
-    key_table = tf.lookup.StaticHashTable(init, default_value=-1)
-    if not hasattr(module, "write_key_tables"):
-        module.write_key_tables = []  # tracked, so the tables are saved (one per builder)
-    module.write_key_tables.append(key_table)
-    res = module.resolution
-    f64 = tf.float64
-    xh = float(params.x_height_px)
-    pitch = float(params.line_spacing) * xh
-    slant = float(params.slant)
-    gap_px = max(params.letter_spacing * xh, -0.05 * xh)
-    space_px = max(0.3, params.word_spacing) * xh
-    eps_fit = 1e-6
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([], tf.string, name="text"),
-        tf.TensorSpec([], tf.string, name="writer"),
-        tf.TensorSpec([], tf.int64, name="seed"),
-        tf.TensorSpec([], tf.int32, name="line_width"),
-    ])
-    def write(text, writer, seed, line_width):
-        key_char_ids = tf.constant(key_ids, tf.int32)
-        zero = tf.constant(0.0, f64)
-        indent_px = tf.constant(params.indent * xh, f64)
-        tops_t = tf.constant(tops_np, f64)
-        bottoms_t = tf.constant(bottoms_np, f64)
-        typical_t = tf.constant(widths_np, f64)
+class _Glyphs(NamedTuple):
+    """Per generated glyph k (the text's non-space characters in order)."""
+    images: tf.Tensor  # uint8 [n, R, R]
+    ink: _Ink
+    width: tf.Tensor  # float64 [n]: placed size in pixels
+    height: tf.Tensor
+    up: tf.Tensor  # top above the baseline
+    ink_l: tf.Tensor  # sheared ink extent, relative to the glyph's x
+    ink_r: tf.Tensor
 
-        # -- text -> tokens --------------------------------------------------------------------
+
+class _Tokens(NamedTuple):
+    """Per token i of the text (a character, a space or a line break)."""
+    kind: tf.Tensor  # int32: _KIND_NL, _KIND_SPACE, _KIND_GLYPH or _KIND_GAP (a blank glyph)
+    k_of_tok: tf.Tensor  # the glyph index of a glyph token
+    width: tf.Tensor  # float64, 0 for spaces and breaks
+    up: tf.Tensor
+    ink_l: tf.Tensor
+    ink_r: tf.Tensor
+    adv: tf.Tensor  # width + letter gap
+    word_start: tf.Tensor  # bool
+    word_end: tf.Tensor
+    word_last: tf.Tensor  # int32: the token index of the word's last glyph
+
+
+class _WriteGraph:
+    """The `write` function of one module and WriteParams, in named steps: text -> tokens (and
+    the input checks), glyph generation, ink boxes, glyph metrics, per-token arrays, the greedy
+    line layout, raster. Python floats and numpy tables are fixed at build time."""
+
+    def __init__(self, module, params: WriteParams):
+        self.module, self.params = module, params
+        keys, self.key_ids, self.tops, self.bottoms, self.widths = _extent_tables(module, params)
+        self.key_table = string_table(keys, list(range(len(keys))))
+        if not hasattr(module, "write_key_tables"):
+            module.write_key_tables = []  # tracked, so the tables are saved (one per builder)
+        module.write_key_tables.append(self.key_table)
+        self.xh = float(params.x_height_px)
+        self.pitch = float(params.line_spacing) * self.xh
+        self.slant = float(params.slant)
+        self.gap_px = max(params.letter_spacing * self.xh, -0.05 * self.xh)
+        self.space_px = max(0.3, params.word_spacing) * self.xh
+        self.eps_fit = 1e-6
+
+    def function(self):
+        @tf.function(input_signature=[
+            tf.TensorSpec([], tf.string, name="text"),
+            tf.TensorSpec([], tf.string, name="writer"),
+            tf.TensorSpec([], tf.int64, name="seed"),
+            tf.TensorSpec([], tf.int32, name="line_width"),
+        ])
+        def write(text, writer, seed, line_width):
+            key, is_g, is_nl, is_sp = self.tokens(text, line_width)
+            glyphs = self.glyphs(key, is_g, writer, seed)
+            toks = self.token_arrays(glyphs, is_g, is_nl, is_sp)
+            tok_x, tok_y, n_lines, height_px = self.layout(toks, line_width)
+            canvas = self.rasterize(glyphs, toks, tok_x, tok_y, height_px, line_width)
+            return {"image": tf.cast(canvas, tf.uint8), "num_lines": n_lines}
+
+        return write
+
+    # -- text -> tokens ---------------------------------------------------------------------------
+
+    def tokens(self, text, line_width):
+        """Normalised text -> (key [T] (-1 unknown), is_glyph, is_newline, is_space), each
+        depending on the input checks."""
+        params, xh = self.params, self.xh
         text = tf.strings.regex_replace(text, "\r\n", "\n")
         text = tf.strings.regex_replace(text, "\r", "\n")
         text = tf.strings.regex_replace(text, "\t", "    ")
@@ -265,7 +304,7 @@ def _build_write(module, params: WriteParams):
         is_nl = tf.equal(chars, "\n")
         is_sp = tf.equal(chars, " ")
         is_g = tf.logical_not(is_nl | is_sp)
-        key = key_table.lookup(chars)
+        key = self.key_table.lookup(chars)
         unknown = is_g & (key < 0)
         width_ok = (line_width >= tf.cast(math.ceil(4 * xh - 1e-9), tf.int32)) & (
             line_width <= params.max_line_width)
@@ -283,16 +322,27 @@ def _build_write(module, params: WriteParams):
         with tf.control_dependencies(checks):
             key, is_g = tf.identity(key), tf.identity(is_g)
             is_nl, is_sp = tf.identity(is_nl), tf.identity(is_sp)
-        num_tokens = tf.shape(chars)[0]
+        return key, is_g, is_nl, is_sp
+
+    # -- glyphs -----------------------------------------------------------------------------------
+
+    def glyphs(self, key, is_g, writer, seed) -> _Glyphs:
+        module = self.module
         g_tok = tf.cast(tf.where(is_g)[:, 0], tf.int32)  # token index of glyph k
         g_key = tf.gather(key, g_tok)
         n = tf.shape(g_tok)[0]
-        char_ids = tf.gather(key_char_ids, g_key)
+        char_ids = tf.gather(tf.constant(self.key_ids, tf.int32), g_key)
         row = module.writer_ids_for(tf.reshape(writer, [1]), 1)[0]
         gen_writer_ids = tf.fill([n], row if module.uses_writer else tf.constant(0, tf.int32))
-        geo_row = tf.maximum(row, 0)
+        images = self.generate(char_ids, gen_writer_ids, seed)
+        ink = self.ink_boxes(images)
+        return self.metrics(images, ink, g_key, tf.maximum(row, 0))
 
-        # -- glyphs: blocks of CHUNK, block c seeded by chunk_seed(seed, c) --------------------
+    def generate(self, char_ids, writer_ids, seed):
+        """uint8 [n, R, R]: blocks of CHUNK, block c seeded by chunk_seed(seed, c) (the latents
+        render_pages uses), all through the generator as one batch."""
+        module = self.module
+        n = tf.shape(char_ids)[0]
         num_blocks = (n + CHUNK - 1) // CHUNK
 
         def z_body(c, arr):
@@ -305,10 +355,11 @@ def _build_write(module, params: WriteParams):
              tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False,
                             element_shape=tf.TensorShape([None, module.latent_dim]))])
         z = tf.reshape(z_blocks.concat(), [n, module.latent_dim])
-        images = to_uint8(module.synthesize(z, char_ids, gen_writer_ids))[..., 0]  # [n, R, R]
+        return to_uint8(module.synthesize(z, char_ids, writer_ids))[..., 0]
 
-        # -- ink boxes ---------------------------------------------------------------------------
-        mask = images > tf.constant(params.threshold, tf.uint8)
+    def ink_boxes(self, images) -> _Ink:
+        res = self.module.resolution
+        mask = images > tf.constant(self.params.threshold, tf.uint8)
         rows_any = tf.reduce_any(mask, axis=2)
         cols_any = tf.reduce_any(mask, axis=1)
         has_ink = tf.reduce_any(rows_any, axis=1)
@@ -318,22 +369,24 @@ def _build_write(module, params: WriteParams):
         ink_bottom = res - tf.cast(tf.argmax(tf.reverse(r_i, [1]), axis=1), tf.int32)
         ink_left = tf.cast(tf.argmax(c_i, axis=1), tf.int32)
         ink_right = res - tf.cast(tf.argmax(tf.reverse(c_i, [1]), axis=1), tf.int32)
-        src_h = tf.where(has_ink, ink_bottom - ink_top, 0)
-        src_w = tf.where(has_ink, ink_right - ink_left, 0)
+        return _Ink(has_ink, ink_top, ink_left, tf.where(has_ink, ink_bottom - ink_top, 0),
+                    tf.where(has_ink, ink_right - ink_left, 0))
 
-        # -- per-glyph metrics (layout._Layouter.metric with no variation) ----------------------
-        top = tf.gather(tops_t[geo_row], g_key)
-        bottom = tf.gather(bottoms_t[geo_row], g_key)
-        typical = tf.gather(typical_t, g_key)
-        h = tf.cast(src_h, f64)
-        w = tf.cast(src_w, f64)
+    def metrics(self, images, ink: _Ink, g_key, geo_row) -> _Glyphs:
+        """Each glyph's placed size and extents (layout._Layouter.metric with no variation)."""
+        f64, xh, slant, has_ink = tf.float64, self.xh, self.slant, ink.has_ink
+        top = tf.gather(tf.constant(self.tops, f64)[geo_row], g_key)
+        bottom = tf.gather(tf.constant(self.bottoms, f64)[geo_row], g_key)
+        typical = tf.gather(tf.constant(self.widths, f64), g_key)
+        h = tf.cast(ink.height, f64)
+        w = tf.cast(ink.width, f64)
         safe_h = tf.maximum(h, 1.0)
         safe_w = tf.maximum(w, 1.0)
         band = (top - bottom) * xh
         scale = band / safe_h
         flat = (top - bottom) < 0.5 * typical
         max_w = tf.where(flat, tf.constant(1.0, f64),
-                         tf.constant(params.max_width, f64)) * typical * xh
+                         tf.constant(self.params.max_width, f64)) * typical * xh
         scale = tf.where(safe_w * scale > max_w, max_w / safe_w, scale)
         g_width = tf.where(has_ink, safe_w * scale, typical * xh)  # a blank glyph keeps a gap
         g_height = tf.where(has_ink, safe_h * scale, 0.0)
@@ -343,20 +396,25 @@ def _build_write(module, params: WriteParams):
         sa, sb = slant * g_up, slant * (g_up - g_height)
         g_ink_l = tf.where(has_ink, tf.minimum(sa, sb), 0.0)
         g_ink_r = tf.where(has_ink, g_width + tf.maximum(sa, sb), 0.0)
+        return _Glyphs(images, ink, g_width, g_height, g_up, g_ink_l, g_ink_r)
 
-        # -- per-token arrays ---------------------------------------------------------------------
+    # -- layout -----------------------------------------------------------------------------------
+
+    def token_arrays(self, glyphs: _Glyphs, is_g, is_nl, is_sp) -> _Tokens:
+        f64 = tf.float64
         k_of_tok = tf.maximum(tf.cumsum(tf.cast(is_g, tf.int32)) - 1, 0)
 
         def per_token(values, default):
             return tf.where(is_g, tf.gather(values, k_of_tok), default)
 
-        width = per_token(g_width, tf.constant(0.0, f64))
-        up = per_token(g_up, tf.constant(0.0, f64))
-        ink_l = per_token(g_ink_l, tf.constant(0.0, f64))
-        ink_r = per_token(g_ink_r, tf.constant(0.0, f64))
+        width = per_token(glyphs.width, tf.constant(0.0, f64))
+        up = per_token(glyphs.up, tf.constant(0.0, f64))
+        ink_l = per_token(glyphs.ink_l, tf.constant(0.0, f64))
+        ink_r = per_token(glyphs.ink_r, tf.constant(0.0, f64))
         kind = tf.where(is_nl, _KIND_NL, tf.where(
-            is_sp, _KIND_SPACE, tf.where(tf.gather(has_ink, k_of_tok), _KIND_GLYPH, _KIND_GAP)))
-        adv = width + gap_px
+            is_sp, _KIND_SPACE, tf.where(tf.gather(glyphs.ink.has_ink, k_of_tok), _KIND_GLYPH,
+                                         _KIND_GAP)))
+        adv = width + self.gap_px
         prev_g = tf.concat([[False], is_g[:-1]], 0)
         next_g = tf.concat([is_g[1:], [False]], 0)
         word_start = is_g & tf.logical_not(prev_g)
@@ -364,67 +422,29 @@ def _build_write(module, params: WriteParams):
         ends = tf.cast(tf.where(word_end)[:, 0], tf.int32)
         word_id = tf.maximum(tf.cumsum(tf.cast(word_start, tf.int32)) - 1, 0)
         word_last = tf.gather(ends, word_id)
-        left = tf.constant(0.0, f64)
-        right = tf.cast(line_width, f64)
+        return _Tokens(kind, k_of_tok, width, up, ink_l, ink_r, adv, word_start, word_end,
+                       word_last)
 
-        def word_fits(i, start):
-            size = tf.maximum(word_last[i] - i + 1, 1)
-            a = tf.slice(adv, [i], [size])
-            pos = start + tf.cumsum(a, exclusive=True)
-            fail = (tf.slice(kind, [i], [size]) != _KIND_GAP) & (
-                pos + tf.slice(ink_r, [i], [size]) > right + eps_fit)
-            return tf.logical_not(tf.reduce_any(fail))
+    def word_fits(self, toks: _Tokens, right, i, start):
+        """Whether the word starting at token i fits the line when started at x = start."""
+        size = tf.maximum(toks.word_last[i] - i + 1, 1)
+        a = tf.slice(toks.adv, [i], [size])
+        pos = start + tf.cumsum(a, exclusive=True)
+        fail = (tf.slice(toks.kind, [i], [size]) != _KIND_GAP) & (
+            pos + tf.slice(toks.ink_r, [i], [size]) > right + self.eps_fit)
+        return tf.logical_not(tf.reduce_any(fail))
 
-        # -- greedy layout: one pass over the tokens ----------------------------------------------
-        def body(i, x, pending, nonempty, started, n_lines, blank_run, base, xs, ys):
-            k = kind[i]
-            nl, sp = tf.equal(k, _KIND_NL), tf.equal(k, _KIND_SPACE)
-            tok = k >= _KIND_GLYPH
-            # The first non-space token of a hard line: a new paragraph after blank lines.
-            starting = tok & tf.logical_not(started)
-            para = starting & (blank_run > 0) & (n_lines > 0)
-            first_in_para = starting & ((blank_run > 0) | tf.equal(n_lines, 0))
-            base = tf.where(para, base + (params.paragraph_spacing
-                                          + tf.cast(blank_run - 1, f64)) * pitch, base)
-            x = tf.where(starting, left + tf.where(first_in_para, indent_px, zero), x)
-            nonempty = tf.where(starting, False, nonempty)
-            # A word's first glyph: the word goes to a new line if it does not fit.
-            line_start = left - tf.minimum(ink_l[i], zero)
-            ws = tok & word_start[i]
-            start = tf.maximum(x + pending, line_start)
-            wrap = ws & (start > line_start + 1e-9) & tf.logical_not(word_fits(i, start))
-            emit = wrap & nonempty
-            start = tf.where(wrap, line_start, start)
-            x = tf.where(ws, start, x)
-            pending = tf.where(ws, tf.constant(0.0, f64), pending)
-            base = tf.where(emit, base + pitch, base)
-            n_lines = tf.where(emit, n_lines + 1, n_lines)
-            nonempty = tf.where(emit, False, nonempty)
-            # A glyph past the right edge (a word longer than the line) starts a new line.
-            fits = tf.equal(k, _KIND_GAP) | (x + ink_r[i] <= right + eps_fit)
-            split = tok & tf.logical_not(fits) & nonempty
-            x = tf.where(split, line_start, x)
-            base = tf.where(split, base + pitch, base)
-            n_lines = tf.where(split, n_lines + 1, n_lines)
-            xs = xs.write(i, x)
-            ys = ys.write(i, base - up[i])
-            nonempty = nonempty | tf.equal(k, _KIND_GLYPH)
-            end = x + width[i]
-            x = tf.where(tok, tf.where(word_end[i], end, end + gap_px), x)
-            pending = tf.where(sp, pending + space_px, pending)
-            # A line break ends a hard line (a blank one counts towards a paragraph break).
-            emit = nl & started
-            base = tf.where(emit, base + pitch, base)
-            n_lines = tf.where(emit, n_lines + 1, n_lines)
-            blank_run = tf.where(starting, 0, blank_run)
-            blank_run = tf.where(nl & tf.logical_not(started), blank_run + 1, blank_run)
-            pending = tf.where(nl, tf.constant(0.0, f64), pending)
-            nonempty = tf.where(nl, False, nonempty)
-            started = tf.where(nl, False, started | tok)
-            return i + 1, x, pending, nonempty, started, n_lines, blank_run, base, xs, ys
-
+    def layout(self, toks: _Tokens, line_width):
+        """The greedy layout, one pass over the tokens -> (x [T], y [T] of each token's top-left,
+        num_lines, image height)."""
+        f64, xh, pitch = tf.float64, self.xh, self.pitch
+        zero = tf.constant(0.0, f64)
+        bounds = (tf.constant(0.0, f64), tf.cast(line_width, f64),
+                  tf.constant(self.params.indent * xh, f64))
+        num_tokens = tf.shape(toks.kind)[0]
         loop = tf.while_loop(
-            lambda i, *_: i < num_tokens, body,
+            lambda i, *_: i < num_tokens,
+            lambda *state: self.layout_step(toks, bounds, *state),
             [tf.constant(0, tf.int32), zero, zero, tf.constant(False), tf.constant(False),
              tf.constant(0, tf.int32), tf.constant(0, tf.int32),
              tf.constant(layout_lib.FIRST_BASELINE * xh, f64),
@@ -432,68 +452,77 @@ def _build_write(module, params: WriteParams):
         _, _, _, _, started, n_lines, _, base, xs, ys = loop
         base = tf.where(started, base + pitch, base)
         n_lines = tf.where(started, n_lines + 1, n_lines)
-        tok_x = xs.stack()
-        tok_y = ys.stack()
         height_px = tf.cast(tf.math.ceil(base - pitch + layout_lib.DESCENDER_ROOM * xh),
                             tf.int32)
+        return xs.stack(), ys.stack(), n_lines, height_px
 
-        # -- raster: output.rasterize --------------------------------------------------------
-        drawn = tf.cast(tf.where(tf.equal(kind, _KIND_GLYPH))[:, 0], tf.int32)
-        canvas_h, canvas_w = height_px, line_width
-        images_f = tf.cast(images, tf.float32)
+    def layout_step(self, toks: _Tokens, bounds, i, x, pending, nonempty, started, n_lines,
+                    blank_run, base, xs, ys):
+        """Places token i (the while_loop body of `layout`)."""
+        f64, pitch, params = tf.float64, self.pitch, self.params
+        left, right, indent_px = bounds
+        zero = tf.constant(0.0, f64)
+        k = toks.kind[i]
+        nl, sp = tf.equal(k, _KIND_NL), tf.equal(k, _KIND_SPACE)
+        tok = k >= _KIND_GLYPH
+        # The first non-space token of a hard line: a new paragraph after blank lines.
+        starting = tok & tf.logical_not(started)
+        para = starting & (blank_run > 0) & (n_lines > 0)
+        first_in_para = starting & ((blank_run > 0) | tf.equal(n_lines, 0))
+        base = tf.where(para, base + (params.paragraph_spacing
+                                      + tf.cast(blank_run - 1, f64)) * pitch, base)
+        x = tf.where(starting, left + tf.where(first_in_para, indent_px, zero), x)
+        nonempty = tf.where(starting, False, nonempty)
+        # A word's first glyph: the word goes to a new line if it does not fit.
+        line_start = left - tf.minimum(toks.ink_l[i], zero)
+        ws = tok & toks.word_start[i]
+        start = tf.maximum(x + pending, line_start)
+        wrap = ws & (start > line_start + 1e-9) & tf.logical_not(
+            self.word_fits(toks, right, i, start))
+        emit = wrap & nonempty
+        start = tf.where(wrap, line_start, start)
+        x = tf.where(ws, start, x)
+        pending = tf.where(ws, tf.constant(0.0, f64), pending)
+        base = tf.where(emit, base + pitch, base)
+        n_lines = tf.where(emit, n_lines + 1, n_lines)
+        nonempty = tf.where(emit, False, nonempty)
+        # A glyph past the right edge (a word longer than the line) starts a new line.
+        fits = tf.equal(k, _KIND_GAP) | (x + toks.ink_r[i] <= right + self.eps_fit)
+        split = tok & tf.logical_not(fits) & nonempty
+        x = tf.where(split, line_start, x)
+        base = tf.where(split, base + pitch, base)
+        n_lines = tf.where(split, n_lines + 1, n_lines)
+        xs = xs.write(i, x)
+        ys = ys.write(i, base - toks.up[i])
+        nonempty = nonempty | tf.equal(k, _KIND_GLYPH)
+        end = x + toks.width[i]
+        x = tf.where(tok, tf.where(toks.word_end[i], end, end + self.gap_px), x)
+        pending = tf.where(sp, pending + self.space_px, pending)
+        # A line break ends a hard line (a blank one counts towards a paragraph break).
+        emit = nl & started
+        base = tf.where(emit, base + pitch, base)
+        n_lines = tf.where(emit, n_lines + 1, n_lines)
+        blank_run = tf.where(starting, 0, blank_run)
+        blank_run = tf.where(nl & tf.logical_not(started), blank_run + 1, blank_run)
+        pending = tf.where(nl, tf.constant(0.0, f64), pending)
+        nonempty = tf.where(nl, False, nonempty)
+        started = tf.where(nl, False, started | tok)
+        return i + 1, x, pending, nonempty, started, n_lines, blank_run, base, xs, ys
+
+    # -- raster: output.rasterize -----------------------------------------------------------------
+
+    def rasterize(self, glyphs: _Glyphs, toks: _Tokens, tok_x, tok_y, canvas_h, canvas_w):
+        """float32 [H, W] canvas. Patches are collected and combined by max in one scatter at the
+        end (a canvas carried through the loop would be copied per glyph)."""
+        drawn = tf.cast(tf.where(tf.equal(toks.kind, _KIND_GLYPH))[:, 0], tf.int32)
+        images_f = tf.cast(glyphs.images, tf.float32)
+        num_drawn = tf.shape(drawn)[0]
 
         def draw(j, all_idx, all_val):
-            t = drawn[j]
-            g = k_of_tok[t]
-            x0, y0 = tok_x[t], tok_y[t]
-            wd, ht, u = width[t], tf.gather(g_height, g), up[t]
-            sh, sw = src_h[g], src_w[g]
-            w_i = tf.maximum(1, tf.cast(tf.round(wd), tf.int32))
-            h_i = tf.maximum(1, tf.cast(tf.round(ht), tf.int32))
-            crop = tf.slice(images_f[g], [ink_top[g], ink_left[g]], [sh, sw])[..., None]
-            shrink = (w_i < sw) | (h_i < sh)
-            size = tf.stack([h_i, w_i])
-            img = tf.cond(shrink, lambda: tf.image.resize(crop, size, method="area"),
-                          lambda: tf.image.resize(crop, size, method="bicubic"))
-            img = tf.round(tf.clip_by_value(img, 0.0, 255.0))
-            # Placement.affine, then the resized image's index coords -> the patch's.
-            p = wd / tf.cast(w_i, f64)
-            q = -slant * ht / tf.cast(h_i, f64)
-            r = ht / tf.cast(h_i, f64)
-            ox = x0 + slant * u
-            sa_, sb_ = slant * u, slant * (u - ht)
-            bl = x0 + tf.minimum(sa_, sb_)
-            br = x0 + wd + tf.maximum(sa_, sb_)
-            cx0 = tf.maximum(tf.cast(tf.floor(bl), tf.int32) - 1, 0)
-            cy0 = tf.maximum(tf.cast(tf.floor(y0), tf.int32) - 1, 0)
-            cx1 = tf.minimum(tf.cast(tf.math.ceil(br), tf.int32) + 1, canvas_w)
-            cy1 = tf.minimum(tf.cast(tf.math.ceil(y0 + ht), tf.int32) + 1, canvas_h)
-            tx = 0.5 * p + 0.5 * q + ox - 0.5 - tf.cast(cx0, f64)
-            ty = 0.5 * r + y0 - 0.5 - tf.cast(cy0, f64)
-            # Inverse of [[p, q, tx], [0, r, ty]]: patch index coords -> image index coords.
-            i00, i01, i11 = 1.0 / p, -q / (p * r), 1.0 / r
-            transform = tf.cast(tf.stack([i00, i01, -(i00 * tx + i01 * ty), zero, i11,
-                                          -(i11 * ty), zero, zero]), tf.float32)[None]
-            ph, pw = cy1 - cy0, cx1 - cx0
-
-            def paste():
-                patch = tf.raw_ops.ImageProjectiveTransformV3(
-                    images=img[None], transforms=transform, output_shape=tf.stack([ph, pw]),
-                    fill_value=tf.constant(0.0, tf.float32), interpolation="BILINEAR",
-                    fill_mode="CONSTANT")[0, :, :, 0]
-                patch = tf.round(tf.clip_by_value(patch, 0.0, 255.0))
-                yy, xx = tf.meshgrid(tf.range(cy0, cy1), tf.range(cx0, cx1), indexing="ij")
-                return (tf.reshape(tf.stack([yy, xx], -1), [-1, 2]), tf.reshape(patch, [-1]))
-
-            def skip():
-                return tf.zeros([0, 2], tf.int32), tf.zeros([0], tf.float32)
-
-            idx, val = tf.cond((ph > 0) & (pw > 0) & (sh > 0) & (sw > 0), paste, skip)
+            idx, val = self.patch(glyphs, images_f, toks, tok_x, tok_y, canvas_h, canvas_w,
+                                  drawn[j])
             return j + 1, all_idx.write(j, idx), all_val.write(j, val)
 
-        # Patches are collected and combined by max in one scatter at the end (a canvas carried
-        # through the loop would be copied per glyph).
-        num_drawn = tf.shape(drawn)[0]
         _, all_idx, all_val = tf.while_loop(
             lambda j, *_: j < num_drawn, draw,
             [tf.constant(0, tf.int32),
@@ -502,10 +531,59 @@ def _build_write(module, params: WriteParams):
              tf.TensorArray(tf.float32, size=num_drawn, infer_shape=False,
                             element_shape=tf.TensorShape([None]))])
         canvas = tf.zeros(tf.stack([canvas_h, canvas_w]), tf.float32)
-        canvas = tf.cond(
+        return tf.cond(
             num_drawn > 0,
             lambda: tf.tensor_scatter_nd_max(canvas, all_idx.concat(), all_val.concat()),
             lambda: canvas)
-        return {"image": tf.cast(canvas, tf.uint8), "num_lines": n_lines}
 
-    return write
+    def patch(self, glyphs: _Glyphs, images_f, toks: _Tokens, tok_x, tok_y, canvas_h, canvas_w,
+              t):
+        """Token t's glyph, resized (area when shrinking, else bicubic) and warped (bilinear) to
+        its sub-pixel place -> (canvas indices int32 [P, 2], values float32 [P])."""
+        f64, slant, ink = tf.float64, self.slant, glyphs.ink
+        zero = tf.constant(0.0, f64)
+        g = toks.k_of_tok[t]
+        x0, y0 = tok_x[t], tok_y[t]
+        wd, ht, u = toks.width[t], tf.gather(glyphs.height, g), toks.up[t]
+        sh, sw = ink.height[g], ink.width[g]
+        w_i = tf.maximum(1, tf.cast(tf.round(wd), tf.int32))
+        h_i = tf.maximum(1, tf.cast(tf.round(ht), tf.int32))
+        crop = tf.slice(images_f[g], [ink.top[g], ink.left[g]], [sh, sw])[..., None]
+        shrink = (w_i < sw) | (h_i < sh)
+        size = tf.stack([h_i, w_i])
+        img = tf.cond(shrink, lambda: tf.image.resize(crop, size, method="area"),
+                      lambda: tf.image.resize(crop, size, method="bicubic"))
+        img = tf.round(tf.clip_by_value(img, 0.0, 255.0))
+        # Placement.affine, then the resized image's index coords -> the patch's.
+        p = wd / tf.cast(w_i, f64)
+        q = -slant * ht / tf.cast(h_i, f64)
+        r = ht / tf.cast(h_i, f64)
+        ox = x0 + slant * u
+        sa_, sb_ = slant * u, slant * (u - ht)
+        bl = x0 + tf.minimum(sa_, sb_)
+        br = x0 + wd + tf.maximum(sa_, sb_)
+        cx0 = tf.maximum(tf.cast(tf.floor(bl), tf.int32) - 1, 0)
+        cy0 = tf.maximum(tf.cast(tf.floor(y0), tf.int32) - 1, 0)
+        cx1 = tf.minimum(tf.cast(tf.math.ceil(br), tf.int32) + 1, canvas_w)
+        cy1 = tf.minimum(tf.cast(tf.math.ceil(y0 + ht), tf.int32) + 1, canvas_h)
+        tx = 0.5 * p + 0.5 * q + ox - 0.5 - tf.cast(cx0, f64)
+        ty = 0.5 * r + y0 - 0.5 - tf.cast(cy0, f64)
+        # Inverse of [[p, q, tx], [0, r, ty]]: patch index coords -> image index coords.
+        i00, i01, i11 = 1.0 / p, -q / (p * r), 1.0 / r
+        transform = tf.cast(tf.stack([i00, i01, -(i00 * tx + i01 * ty), zero, i11,
+                                      -(i11 * ty), zero, zero]), tf.float32)[None]
+        ph, pw = cy1 - cy0, cx1 - cx0
+
+        def paste():
+            patch = tf.raw_ops.ImageProjectiveTransformV3(
+                images=img[None], transforms=transform, output_shape=tf.stack([ph, pw]),
+                fill_value=tf.constant(0.0, tf.float32), interpolation="BILINEAR",
+                fill_mode="CONSTANT")[0, :, :, 0]
+            patch = tf.round(tf.clip_by_value(patch, 0.0, 255.0))
+            yy, xx = tf.meshgrid(tf.range(cy0, cy1), tf.range(cx0, cx1), indexing="ij")
+            return (tf.reshape(tf.stack([yy, xx], -1), [-1, 2]), tf.reshape(patch, [-1]))
+
+        def skip():
+            return tf.zeros([0, 2], tf.int32), tf.zeros([0], tf.float32)
+
+        return tf.cond((ph > 0) & (pw > 0) & (sh > 0) & (sw > 0), paste, skip)

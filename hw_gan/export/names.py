@@ -1,0 +1,55 @@
+"""The one home of every name an export shows the outside world: its format and file names, its
+hwgan.json keys, its SavedModel signature names, and the messages its checks fail with (in the
+graph and in Python), so that the exporter, the loader, the renderer, the CLI and the server
+agree on each of them. Plain constants; imports nothing."""
+
+from __future__ import annotations
+
+# -- format and files (assets/ of a version directory) -------------------------------------------
+FORMAT = "hwgan-generator-export"
+FORMAT_VERSION = 1
+CHARSET_FILE = "charset.txt"
+WRITERS_FILE = "writers.txt"
+METADATA_FILE = "hwgan.json"
+
+# -- hwgan.json keys beyond the built-in ones ----------------------------------------------------
+UNTRAINED_WRITERS_KEY = "untrained_writers"  # writers with a row but no training glyphs
+WRITER_GEOMETRY_KEY = "writer_geometry"  # {writer: {char: [top, bottom]}}
+
+# -- signature names -----------------------------------------------------------------------------
+GLYPHS = "glyphs"
+GLYPHS_BY_ID = "glyphs_by_id"
+METADATA = "metadata"
+SERVING_DEFAULT = "serving_default"
+BUILTIN_SIGNATURES = (GLYPHS, GLYPHS_BY_ID, METADATA, SERVING_DEFAULT)
+WRITE = "write"  # every export (signatures/write.py)
+EXTRACT_STYLE = "extract_style"  # stylegan exports (signatures/style.py)
+GLYPHS_WITH_STYLE = "glyphs_with_style"
+MEAN_STYLE = "mean_style"
+STYLE_SIGNATURES = (EXTRACT_STYLE, GLYPHS_WITH_STYLE, MEAN_STYLE)
+
+# -- messages ------------------------------------------------------------------------------------
+UNKNOWN_CHAR_MESSAGE = "character not in the model's charset"
+UNKNOWN_WRITER_MESSAGE = "writer not known to the model"
+UNTRAINED_WRITER_MESSAGE = ("writer held out when the model was trained (its style was never "
+                            "learned)")
+WRITER_COUNT_MESSAGE = "writers must have length 1 or the length of chars"
+CHAR_ID_MESSAGE = "char_ids out of range [0, num_chars)"
+WRITER_ID_MESSAGE = "writer_ids out of range [0, num_writers)"
+WRITER_ID_COUNT_MESSAGE = "writer_ids must have length 1 or the length of char_ids"
+# the write signature
+EMPTY_TEXT_MESSAGE = "the text is empty: nothing to write"
+TOO_LONG_MESSAGE = "the text has more characters than max_glyphs"
+LINE_WIDTH_MESSAGE = "line_width must be at least 4 x-heights and at most max_line_width"
+# the extract_style signature
+STYLE_IMAGE_COUNT_MESSAGE = "extract_style needs as many images as chars, at least one; got"
+
+__all__ = [
+    "BUILTIN_SIGNATURES", "CHARSET_FILE", "CHAR_ID_MESSAGE", "EMPTY_TEXT_MESSAGE",
+    "EXTRACT_STYLE", "FORMAT", "FORMAT_VERSION", "GLYPHS", "GLYPHS_BY_ID", "GLYPHS_WITH_STYLE",
+    "LINE_WIDTH_MESSAGE", "MEAN_STYLE", "METADATA", "METADATA_FILE", "SERVING_DEFAULT",
+    "STYLE_IMAGE_COUNT_MESSAGE", "STYLE_SIGNATURES", "TOO_LONG_MESSAGE", "UNKNOWN_CHAR_MESSAGE",
+    "UNKNOWN_WRITER_MESSAGE", "UNTRAINED_WRITERS_KEY", "UNTRAINED_WRITER_MESSAGE", "WRITE",
+    "WRITERS_FILE", "WRITER_COUNT_MESSAGE", "WRITER_GEOMETRY_KEY", "WRITER_ID_COUNT_MESSAGE",
+    "WRITER_ID_MESSAGE",
+]
