@@ -236,10 +236,12 @@ def base_generate(adapter):
             z = tf.random.stateless_normal([len(c), t.cfg.model.latent_dim], seed=[seed, i])
             part = new[i:i + batch]
             w = tf.constant(np.where(part, 0, writer_ids[i:i + batch]), tf.int32)
-            images = adapter.base_generator(t._inputs(z, c, w), training=False).numpy()
+            # A style_cgan's inputs (the adapted model always takes a writer).
+            images = adapter.base_generator({"z": z, "char": c, "writer": w},
+                                            training=False).numpy()
             if part.any():  # the new writer only from the tuned generator
-                tuned = t.ema_generator(t._inputs(z, c, tf.constant(writer_ids[i:i + batch],
-                                                                    tf.int32)), training=False)
+                tuned = t.ema_generator({"z": z, "char": c, "writer": tf.constant(
+                    writer_ids[i:i + batch], tf.int32)}, training=False)
                 images = np.where(part[:, None, None, None], tuned.numpy(), images)
             out.append(images)
         return np.concatenate(out).astype(np.float32)
@@ -270,17 +272,12 @@ def known_writers(base_dir: Path, judges, count: int, split: str, per_char: int)
     """The ceiling: base writers scored against their OWN held-out glyphs (the base's dataset's
     `split`), where the row was trained on the writer's other glyphs - what an adaptation could
     reach at best with this base."""
-    import tensorflow as tf
-
     from data_pipeline import tfrecords
-    from hw_gan import config as config_lib
     from hw_gan.adaptation import trained_writers
-    from hw_gan.training import trainer as trainer_lib
+    from hw_gan.training import run_dir
 
-    cfg = config_lib.load_json(str(base_dir / "config.json"))
-    info = json.loads((base_dir / "dataset.json").read_text())
-    trainer = trainer_lib.GANTrainer(cfg, tf.distribute.get_strategy(), info)
-    trainer.restore()
+    cfg, info = run_dir.load_run_config(base_dir)
+    trainer = run_dir.restore_trainer(base_dir, run=(cfg, info))
     ids, _ = trained_writers(cfg, info)
     records = {}
     for r in tfrecords.read_records(cfg.data.data_dir, split):
@@ -300,7 +297,7 @@ def known_writers(base_dir: Path, judges, count: int, split: str, per_char: int)
     return dists_by_writer
 
 
-def main(argv=None):
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--init", default="runs/quickstart")
     p.add_argument("--writers", default="24,25,26")
@@ -336,27 +333,139 @@ def main(argv=None):
     p.add_argument("--known_writers", type=int, default=0,
                    help="instead: score N of the base's own writers against their glyphs in "
                         "--heldout_split of the base's dataset (a random split): the ceiling")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def settings(args, judges) -> dict:
+    """The results' header: the settings of this benchmark run."""
+    return {"init": str(Path(args.init)), "steps": args.steps, "finetune_steps": args.finetune_steps,
+            "lr": args.lr, "d_lr": args.d_lr, "finetune_lr": args.finetune_lr,
+            "start": args.start, "start_top": args.start_top, "samples": args.samples,
+            "select_every": args.select_every, "objective": args.objective,
+            "feature_weight": args.feature_weight, "anchor": args.anchor, "space": args.space,
+            "finetune_objective": args.finetune_objective,
+            "finetune_samples": args.finetune_samples, "locality": args.locality,
+            "finetune_min_variants": args.finetune_min_variants, "batch_size": args.batch_size,
+            "held_out_variants": list(HELD_OUT), "per_char": args.per_char,
+            "judges": {k: j.real_accuracy for k, j in judges.items()}, "writers": {}}
+
+
+def new_writer_names(args) -> list:
+    """The new writers: real held-out writers of --heldout_data, or simulated ones."""
+    if args.heldout_data:
+        from data_pipeline import tfrecords
+
+        manifest = tfrecords.load_manifest(args.heldout_data)
+        pool = list(manifest["splits"][args.heldout_split]["per_writer"])
+        return pool[:int(args.writers)] if args.writers.isdigit() else args.writers.split(",")
+    return [f"sim-{int(x):03d}" for x in args.writers.split(",")]
+
+
+def writer_glyphs(args, name: str, charset) -> dict:
+    """A new writer's held-out glyphs (images, char ids, which are of left-out characters) and
+    their other glyphs by variant (without the left-out characters, --unseen_chars)."""
+    if args.heldout_data:
+        held, by_variant = real_writer(args.heldout_data, args.heldout_split, name)
+    else:
+        by_variant = render_writer(int(name[4:]), charset, seed=args.source_seed)
+        held = [r for v in HELD_OUT for r in by_variant[v]]
+    held_chars = np.array([charset.index(r.char) for r in held], np.int32)
+    left_out = set()
+    if args.unseen_chars:
+        chars = sorted({r.char for r in held})
+        order = np.random.default_rng(np.random.SeedSequence([7, len(chars)])).permutation(
+            len(chars))
+        left_out = {chars[i] for i in order[:round(args.unseen_chars * len(chars))]}
+        by_variant = {v: [r for r in rs if r.char not in left_out]
+                      for v, rs in by_variant.items()}
+    return {"images": to_float(held), "chars": held_chars, "by_variant": by_variant,
+            "left_out": left_out, "unseen": np.isin(held_chars,
+                                                    [charset.index(c) for c in left_out])}
+
+
+def adapt_config(args, data_dir, tmp, name: str):
+    from hw_gan import adaptation as adapt_lib
+
+    return adapt_lib.AdaptConfig(
+        writer_data=data_dir, init=str(Path(args.init)), model_dir=str(Path(tmp) / "unused"),
+        writer_name=f"new-{name}", steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr, d_lr=args.d_lr, finetune_steps=0, finetune_lr=args.finetune_lr,
+        start=args.start, start_top=args.start_top, samples=args.samples,
+        select_every=args.select_every, objective=args.objective,
+        feature_weight=args.feature_weight, anchor=args.anchor, space=args.space,
+        finetune_objective=args.finetune_objective,
+        finetune_samples=args.finetune_samples, locality=args.locality, seed=0,
+        log_every=max(1, args.steps))
+
+
+def finetune_scores(args, adapter, judges, data, held, row, chosen, score_unseen) -> None:
+    """The generator fine-tune after the embedding phase, scored (or skipped as adaptation
+    skips it: too few glyphs per character)."""
+    if args.finetune_steps and (row["variants_per_char"] < args.finetune_min_variants):
+        row["finetune_skipped"] = (f"{row['variants_per_char']} glyphs per character "
+                                   f"< --finetune_min_variants "
+                                   f"{args.finetune_min_variants:g}")
+    elif args.finetune_steps:
+        t0 = time.perf_counter()
+        adapter.phase("finetune", args.finetune_steps, True, args.finetune_lr, data,
+                      np.random.default_rng(1), lambda m: None)
+        adapter.sync_ema()
+        row["finetune_seconds"] = round(time.perf_counter() - t0, 1)
+        row["finetune"] = score(adapter, judges, held["images"], held["chars"], args.per_char,
+                                chosen=chosen)
+        row["finetune_base_writer_drift"] = round(adapter.base_drift(), 4)
+        row["finetune_vs_base"] = score(adapter, judges, held["images"], held["chars"],
+                                        args.per_char, generate=base_generate(adapter))
+        score_unseen("finetune")
+
+
+def adapt_and_score(args, judges, held, data_dir, tmp, name: str) -> dict:
+    """One new writer adapted from `data_dir` (their glyphs of k variants), scored at the start,
+    after the embedding phase and after the fine-tune."""
+    from hw_gan import adaptation as adapt_lib
+
+    adapter, data, _ = adapt_lib.prepare(adapt_config(args, data_dir, tmp, name))
+    row = {"num_glyphs": int(len(data["chars"]))}
+    chosen = sheet_choice(adapter, judges, data, args.per_char)
+    row["start"] = adapter.start_rows(data)
+    row["start_score"] = score(adapter, judges, held["images"], held["chars"], args.per_char,
+                               chosen=chosen)
+    unseen = held["unseen"]
+
+    def score_unseen(key):
+        if unseen.any():
+            row["unseen_chars"] = sorted(held["left_out"])
+            row[f"{key}_unseen"] = score(adapter, judges, held["images"][unseen],
+                                         held["chars"][unseen], args.per_char)
+
+    score_unseen("start")
+    t0 = time.perf_counter()
+    report = adapter.run(data, log=lambda m: None, start=row["start"])
+    row["embedding_seconds"] = round(time.perf_counter() - t0, 1)
+    row["selection"] = report["phases"]["embedding"].get("selection")
+    if "blend" in report["phases"]["embedding"]:
+        row["blend"] = report["phases"]["embedding"]["blend"]
+    # With no embedding steps the row is the start: its score is already known.
+    row["embedding"] = row["start_score"] if not args.steps else score(
+        adapter, judges, held["images"], held["chars"], args.per_char, chosen=chosen)
+    if args.steps:
+        score_unseen("embedding")
+    row["base_rows_unchanged"] = report["base_rows_unchanged"]
+    row["variants_per_char"] = report["variants_per_char"]
+    finetune_scores(args, adapter, judges, data, held, row, chosen, score_unseen)
+    return row
+
+
+def main(argv=None):
+    args = parse_args(argv)
 
     import tensorflow as tf
 
-    from hw_gan import adaptation as adapt_lib
-
     tf.get_logger().setLevel("ERROR")
     base_dir = Path(args.init)
-    info = json.loads((base_dir / "dataset.json").read_text())
-    charset = info["charset"]
+    charset = json.loads((base_dir / "dataset.json").read_text())["charset"]
     judges = load_judges(base_dir, args.judges)
-    results = {"init": str(base_dir), "steps": args.steps, "finetune_steps": args.finetune_steps,
-               "lr": args.lr, "d_lr": args.d_lr, "finetune_lr": args.finetune_lr,
-               "start": args.start, "start_top": args.start_top, "samples": args.samples,
-               "select_every": args.select_every, "objective": args.objective,
-               "feature_weight": args.feature_weight, "anchor": args.anchor, "space": args.space,
-               "finetune_objective": args.finetune_objective,
-               "finetune_samples": args.finetune_samples, "locality": args.locality,
-               "finetune_min_variants": args.finetune_min_variants, "batch_size": args.batch_size,
-               "held_out_variants": list(HELD_OUT), "per_char": args.per_char,
-               "judges": {k: j.real_accuracy for k, j in judges.items()}, "writers": {}}
+    results = settings(args, judges)
     t_all = time.perf_counter()
     if args.known_writers:
         results["known_writers"] = known_writers(base_dir, judges, args.known_writers,
@@ -365,92 +474,16 @@ def main(argv=None):
         print(json.dumps(results, indent=1))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
+        names = new_writer_names(args)
         if args.heldout_data:
-            from data_pipeline import tfrecords
-
-            manifest = tfrecords.load_manifest(args.heldout_data)
-            pool = list(manifest["splits"][args.heldout_split]["per_writer"])
-            names = pool[:int(args.writers)] if args.writers.isdigit() else args.writers.split(",")
             results["heldout_data"] = args.heldout_data
-        else:
-            names = [f"sim-{int(x):03d}" for x in args.writers.split(",")]
         for name in names:
-            if args.heldout_data:
-                held, by_variant = real_writer(args.heldout_data, args.heldout_split, name)
-            else:
-                by_variant = render_writer(int(name[4:]), charset, seed=args.source_seed)
-                held = [r for v in HELD_OUT for r in by_variant[v]]
-            held_imgs = to_float(held)
-            held_chars = np.array([charset.index(r.char) for r in held], np.int32)
-            left_out = set()
-            if args.unseen_chars:
-                chars = sorted({r.char for r in held})
-                order = np.random.default_rng(np.random.SeedSequence([7, len(chars)])).permutation(
-                    len(chars))
-                left_out = {chars[i] for i in order[:round(args.unseen_chars * len(chars))]}
-                by_variant = {v: [r for r in rs if r.char not in left_out]
-                              for v, rs in by_variant.items()}
-            unseen = np.isin(held_chars, [charset.index(c) for c in left_out])
+            held = writer_glyphs(args, name, charset)
             per_writer = {}
             for k in [int(x) for x in args.variants.split(",")]:
-                records = [r for v in range(k) for r in by_variant.get(v, [])]
+                records = [r for v in range(k) for r in held["by_variant"].get(v, [])]
                 data_dir = write_writer_dataset(records, charset, Path(tmp) / f"{name}-{k}")
-                acfg = adapt_lib.AdaptConfig(
-                    writer_data=data_dir, init=str(base_dir), model_dir=str(Path(tmp) / "unused"),
-                    writer_name=f"new-{name}", steps=args.steps, batch_size=args.batch_size,
-                    lr=args.lr, d_lr=args.d_lr, finetune_steps=0, finetune_lr=args.finetune_lr,
-                    start=args.start, start_top=args.start_top, samples=args.samples,
-                    select_every=args.select_every, objective=args.objective,
-                    feature_weight=args.feature_weight, anchor=args.anchor, space=args.space,
-                    finetune_objective=args.finetune_objective,
-                    finetune_samples=args.finetune_samples, locality=args.locality, seed=0,
-                    log_every=max(1, args.steps))
-                adapter, data, _ = adapt_lib.prepare(acfg)
-                row = {"num_glyphs": int(len(data["chars"]))}
-                chosen = sheet_choice(adapter, judges, data, args.per_char)
-                row["start"] = adapter.start_rows(data)
-                row["start_score"] = score(adapter, judges, held_imgs, held_chars, args.per_char,
-                                           chosen=chosen)
-
-                def score_unseen(key):
-                    if unseen.any():
-                        row["unseen_chars"] = sorted(left_out)
-                        row[f"{key}_unseen"] = score(adapter, judges, held_imgs[unseen],
-                                                     held_chars[unseen], args.per_char)
-
-                score_unseen("start")
-                t0 = time.perf_counter()
-                report = adapter.run(data, log=lambda m: None, start=row["start"])
-                row["embedding_seconds"] = round(time.perf_counter() - t0, 1)
-                row["selection"] = report["phases"]["embedding"].get("selection")
-                if "blend" in report["phases"]["embedding"]:
-                    row["blend"] = report["phases"]["embedding"]["blend"]
-                # With no embedding steps the row is the start: its score is already known.
-                row["embedding"] = row["start_score"] if not args.steps else score(
-                    adapter, judges, held_imgs, held_chars, args.per_char, chosen=chosen)
-                if args.steps:
-                    score_unseen("embedding")
-                row["base_rows_unchanged"] = report["base_rows_unchanged"]
-                row["variants_per_char"] = report["variants_per_char"]
-                if args.finetune_steps and (row["variants_per_char"]
-                                            < args.finetune_min_variants):
-                    row["finetune_skipped"] = (f"{row['variants_per_char']} glyphs per character "
-                                               f"< --finetune_min_variants "
-                                               f"{args.finetune_min_variants:g}")
-                elif args.finetune_steps:
-                    t0 = time.perf_counter()
-                    adapter._phase("finetune", args.finetune_steps, True, args.finetune_lr, data,
-                                   np.random.default_rng(1), lambda m: None)
-                    t = adapter.trainer
-                    for ema_v, v in zip(t.ema_generator.weights, t.generator.weights):
-                        ema_v.assign(v)
-                    row["finetune_seconds"] = round(time.perf_counter() - t0, 1)
-                    row["finetune"] = score(adapter, judges, held_imgs, held_chars,
-                                            args.per_char, chosen=chosen)
-                    row["finetune_base_writer_drift"] = round(adapter.base_drift(), 4)
-                    row["finetune_vs_base"] = score(adapter, judges, held_imgs, held_chars,
-                                                    args.per_char, generate=base_generate(adapter))
-                    score_unseen("finetune")
+                row = adapt_and_score(args, judges, held, data_dir, tmp, name)
                 per_writer[f"variants_{k}"] = row
                 print(json.dumps({name: {f"variants_{k}": row}}), file=sys.stderr, flush=True)
             results["writers"][name] = per_writer

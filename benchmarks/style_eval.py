@@ -49,9 +49,9 @@ def main() -> int:
         max_targets=args.max_targets, log=lambda m: print(m, flush=True))
 
     # Speed: one writer, k = 10 (first call traces; the second is timed).
-    from hw_gan.evaluation import judge as judge_lib
+    from data_pipeline.dataset import load_glyphs
 
-    images, chars, _ = judge_lib.load_real(data_dir, "test", model.resolution, limit=10)
+    images, chars, _ = load_glyphs(data_dir, "test", model.resolution, limit=10)
     x, c = images[None], chars[None]
     timing = {}
     for method in ("encoder", "both"):

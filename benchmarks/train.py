@@ -26,7 +26,7 @@ from data_pipeline import tfrecords  # noqa: E402
 from data_pipeline.schema import GlyphRecord  # noqa: E402
 from hw_gan import config as config_lib  # noqa: E402
 from hw_gan.training import strategy as strategy_lib  # noqa: E402
-from hw_gan.training import trainer as trainer_lib  # noqa: E402
+from hw_gan.training import make_trainer  # noqa: E402
 
 
 class RandomGlyphs:
@@ -74,7 +74,7 @@ def measure(data_dir, family, width, batch, resolution, steps, precision, jit) -
         train=config_lib.TrainConfig(batch_size=batch, steps=10**9, r1_interval=4),
         runtime=config_lib.RuntimeConfig(model_dir=tempfile.mkdtemp(), precision=precision,
                                          jit_compile=jit))
-    trainer = trainer_lib.make_trainer(cfg, tf.distribute.get_strategy(), manifest)
+    trainer = make_trainer(cfg, tf.distribute.get_strategy(), manifest)
     it = iter(trainer.dataset(0))
     fns = {r1: trainer._train_step_fn(r1) for r1 in (True, False)}
     for r1 in (True, False):  # trace and warm up both variants

@@ -1,8 +1,11 @@
-"""Frozen configuration tree: data, model, train, eval, runtime.
+"""Every configuration dataclass: the frozen experiment tree (data, model, train, eval, runtime),
+writer adaptation (`AdaptConfig`) and style projection (`ProjectionConfig`).
 
-`hw_gan.cli.train` is the only place that defines flags; it turns them into an `ExperimentConfig`,
-validates it here, and writes it to the model directory before the first step. Library code
-receives these dataclasses and never reads flags.
+`hw_gan.cli.train` is the only place that defines flags; it turns them into an `ExperimentConfig`
+(or an `AdaptConfig`), validates it here, and `hw_gan.experiment` writes it to the model
+directory before the first step. Library code receives these dataclasses and never reads flags.
+This module imports nothing of the project (it is the floor every other package stands on, with
+hw_gan.losses).
 """
 
 from __future__ import annotations
@@ -242,3 +245,116 @@ def load_json(path: str) -> Optional[ExperimentConfig]:
         return None
     with open(path, encoding="utf-8") as f:
         return ExperimentConfig.from_dict(json.load(f))
+
+
+# ------------------------------------------------------------------------------------------------
+# Writer adaptation (hw_gan.adaptation): adding a writer to a trained style_cgan.
+
+STARTS = ("nearest", "mean")
+OBJECTIVES = ("gan", "projection")
+SPACES = ("row", "writers")
+FINETUNE_OBJECTIVES = ("gan", "pivotal")
+
+
+class AdaptError(ValueError):
+    """The adaptation cannot run with these inputs; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptConfig:
+    writer_data: str
+    init: str
+    model_dir: str
+    writer_name: str = ""  # default: the dataset's writer name
+    split: str = "train"
+    steps: int = 300  # embedding-only steps
+    batch_size: int = 32
+    lr: float = 0.001  # G's new embedding row (base rows differ by ~0.45 in L2, entries ~0.09)
+    d_lr: float = 0.002  # D's new projection row
+    finetune_steps: int = 0
+    finetune_lr: float = 2e-5
+    finetune_objective: str = "gan"  # fine-tune loss: the base's "gan" loss or "pivotal" tuning
+    finetune_samples: int = 1  # pivotal: draws per glyph (the closest one is pulled to it)
+    locality: float = 1.0  # pivotal: weight of |G(base writer) - G_base(base writer)|
+    # Fine-tune only when the writer's data hold at least this many glyphs per character they
+    # cover (a template filled in with 3 variants: 3.0); below it only the embedding is adapted.
+    finetune_min_variants: float = 0.0
+    start: str = "nearest"  # the "nearest" base writers' rows (see start_rows) or the "mean" row
+    start_top: int = 4  # "nearest": the mean of this many nearest base writers' rows
+    samples: int = 8  # draws per glyph in the pixel distance (start and selection)
+    select_every: int = 50  # embedding phase: score the row every N steps, keep the best (0: off)
+    objective: str = "gan"  # embedding phase: the base's "gan" loss or "projection"
+    feature_weight: float = 3.0  # projection: weight of the L1 of D's features (pixel L1 is 1)
+    anchor: float = 0.0  # projection: weight of |row - start|^2 / |start|^2
+    space: str = "row"  # projection: the free "row", or a softmax blend of the trained "writers"
+    seed: int = 0
+    export_dir: str = ""
+    export_name: str = ""
+    export_version: int = 1
+    overwrite_export: bool = False
+    log_every: int = 50
+
+    def validate(self) -> "AdaptConfig":
+        def check(ok, flag, msg):
+            if not ok:
+                raise AdaptError(f"--{flag}: {msg}")
+
+        check(bool(self.writer_data), "writer_data", "is required")
+        check(bool(self.init), "init", "is required")
+        check(bool(self.model_dir), "model_dir", "is required (a new directory)")
+        check(self.steps >= 0, "adapt_steps", "must be >= 0")
+        check(self.finetune_steps >= 0, "adapt_finetune_steps", "must be >= 0")
+        check(self.steps + self.finetune_steps >= 1 or self.start == "nearest", "adapt_steps",
+              "adapt_steps + adapt_finetune_steps must be >= 1 with --adapt_start=mean")
+        check(self.batch_size >= 1, "adapt_batch_size", "must be >= 1")
+        check(self.start in STARTS, "adapt_start", f"must be one of {STARTS}, got {self.start!r}")
+        check(self.start_top >= 1, "adapt_start_top", "must be >= 1")
+        check(self.samples >= 1, "adapt_samples", "must be >= 1")
+        check(self.select_every >= 0, "adapt_select_every", "must be >= 0")
+        check(self.objective in OBJECTIVES, "adapt_objective",
+              f"must be one of {OBJECTIVES}, got {self.objective!r}")
+        check(self.feature_weight >= 0, "adapt_feature_weight", "must be >= 0")
+        check(self.anchor >= 0, "adapt_anchor", "must be >= 0")
+        check(self.space in SPACES, "adapt_space", f"must be one of {SPACES}, got {self.space!r}")
+        check(self.finetune_objective in FINETUNE_OBJECTIVES, "adapt_finetune_objective",
+              f"must be one of {FINETUNE_OBJECTIVES}, got {self.finetune_objective!r}")
+        check(self.finetune_samples >= 1, "adapt_finetune_samples", "must be >= 1")
+        check(self.locality >= 0, "adapt_locality", "must be >= 0")
+        check(self.finetune_min_variants >= 0, "adapt_finetune_min_variants", "must be >= 0")
+        check(self.lr > 0 and self.d_lr > 0 and self.finetune_lr > 0, "adapt_lr",
+              "learning rates must be > 0")
+        check(self.export_version >= 1, "export_version", "must be >= 1")
+        return self
+
+
+# ------------------------------------------------------------------------------------------------
+# Style projection (hw_gan.inversion): fitting a stylegan style to a few glyphs.
+
+FEATURES = ("encoder", "discriminator", "none")  # the feature loss of a projection
+
+
+class StyleError(ValueError):
+    """Bad samples, a style file that does not fit the model, an unknown method (style
+    extraction, hw_gan.inversion; defined here because ProjectionConfig.validate raises it)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectionConfig:
+    # Defaults chosen on held-out UNIPEN writers (docs/results.md): the discriminator's features
+    # at weight 3 gave the best writer match and FID at k = 10 with legibility still ~1.
+    steps: int = 150
+    lr: float = 0.05
+    feature: str = "discriminator"
+    feature_weight: float = 3.0
+    reg_weight: float = 0.05
+    layer_weight: float = 0.5
+    wplus: bool = True
+
+    def validate(self) -> "ProjectionConfig":
+        if self.steps < 0 or self.lr <= 0:
+            raise StyleError(f"projection steps ({self.steps}) must be >= 0 and lr ({self.lr}) > 0")
+        if self.feature not in FEATURES:
+            raise StyleError(f"projection feature {self.feature!r} is not one of {FEATURES}")
+        if min(self.feature_weight, self.reg_weight, self.layer_weight) < 0:
+            raise StyleError("projection weights must be >= 0")
+        return self

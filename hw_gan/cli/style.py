@@ -21,28 +21,28 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 
+from data_pipeline import atomic
+from data_pipeline.schema import to_uint8
 from hw_gan import inversion as extract_lib
+from hw_gan.export import load_export
+from hw_gan.export.signatures import style as sig
 from hw_gan.inversion import StyleError
+from hw_gan.models.stylegan import mix_styles
+from hw_gan.training import run_dir
 
 
 class _ExportStyles:
     """Style extraction and drawing through an export's signatures."""
 
     def __init__(self, path):
-        import tensorflow as tf
-
-        from hw_gan.export import load_export
-        from hw_gan import export as sig
-
-        self.tf = tf
         self.loaded = load_export(path)
         missing = [n for n in (sig.EXTRACT_STYLE, sig.GLYPHS_WITH_STYLE, sig.MEAN_STYLE)
                    if n not in self.loaded.signatures]
         if missing:
             raise StyleError(f"{path} is a {self.loaded.family} export without style signatures "
                              f"({', '.join(missing)}); style needs a stylegan model")
-        self.sig = sig
         mean = self.loaded.signatures[sig.MEAN_STYLE]()["style"].numpy()
         self.charset = list(self.loaded.charset)
         self.resolution = int(self.loaded.resolution)
@@ -57,18 +57,14 @@ class _ExportStyles:
         if method == "projection":
             raise StyleError("--method=projection (from the mean style) needs a run directory; "
                              "an export offers encoder and both")
-        from data_pipeline.schema import to_uint8
-
-        tf = self.tf
-        out = self.loaded.signatures[self.sig.EXTRACT_STYLE](
+        out = self.loaded.signatures[sig.EXTRACT_STYLE](
             images=to_uint8(tf.constant(images)),
             chars=tf.constant([self.charset[i] for i in char_ids]),
             steps=tf.constant(0 if method == "encoder" else steps, tf.int32))
         return out["style"].numpy()
 
     def draw(self, ws, chars: str, seed: int = 0) -> np.ndarray:
-        tf = self.tf
-        out = self.loaded.signatures[self.sig.GLYPHS_WITH_STYLE](
+        out = self.loaded.signatures[sig.GLYPHS_WITH_STYLE](
             chars=tf.constant(list(chars), tf.string, shape=[len(chars)]),
             style=tf.constant(np.asarray(ws, np.float32)),
             seed=tf.constant(seed, tf.int64), variation=tf.constant(0.0))
@@ -93,8 +89,6 @@ class _RunStyles:
                                   projection=cfg)[0]
 
     def draw(self, ws, chars: str, seed: int = 0) -> np.ndarray:
-        from data_pipeline.schema import to_uint8
-
         index = {}
         for i, label in enumerate(self.charset):
             for ch in label:
@@ -108,7 +102,7 @@ class _RunStyles:
 
 def open_model(path):
     p = Path(path)
-    if (p / "config.json").is_file():
+    if run_dir.is_run_dir(p):
         return _RunStyles(p)
     return _ExportStyles(p)
 
@@ -209,14 +203,10 @@ def _mix(argv: Sequence[str]) -> int:
     try:
         import cv2
 
-        from data_pipeline import atomic
-
         model = open_model(args.model)
         info = model.model_info()
         a, meta_a = extract_lib.load_style(args.a, info)
         b, meta_b = extract_lib.load_style(args.b, info)
-        from hw_gan.models.stylegan import mix_styles
-
         layers = parse_layers(args.layers, info["num_ws"])
         ab = mix_styles(a[None], b[None], layers)[0].numpy()
         ba = mix_styles(b[None], a[None], layers)[0].numpy()

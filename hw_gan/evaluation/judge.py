@@ -60,7 +60,6 @@ FORMAT = 1
 # --------------------------------------------------------------------------------------------
 # Real data
 
-load_real = load_glyphs  # the old name, still called by evaluate.py, inversion and benchmarks
 
 
 def holdout_split(n: int, seed: int, fraction: float = HELDOUT_FRACTION

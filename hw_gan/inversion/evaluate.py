@@ -26,9 +26,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from data_pipeline import tfrecords
+from data_pipeline.dataset import load_glyphs
+from hw_gan.config import ProjectionConfig
 from hw_gan.evaluation import judge as judge_lib
 from hw_gan.evaluation import metrics
-from hw_gan.inversion import ProjectionConfig, StyleModel, pick_samples
+from hw_gan.inversion.model import StyleModel
+from hw_gan.inversion.samples import pick_samples
 
 
 @dataclasses.dataclass
@@ -104,6 +108,100 @@ def default_ablations(projection: ProjectionConfig) -> dict:
     }
 
 
+@dataclasses.dataclass
+class Heldout:
+    """The held-out writers' glyphs, their pools, and the judges that score styles of them."""
+    images: np.ndarray
+    chars: np.ndarray
+    writers: np.ndarray
+    pools: Pools
+    writer_ids: list  # dataset writer ids of the held-out writers
+    label: dict  # dataset writer id -> the writer judge's class
+    writer_judge: object = None
+    char_judge: object = None
+
+
+def load_heldout(data_dir, heldout_split: str, train_split: str, image_size: int,
+                 seed: int) -> Heldout:
+    """The held-out split's glyphs cut into pools; ValueError when it shares writers with the
+    training split (the dataset must be built with split=writer)."""
+    manifest = tfrecords.load_manifest(data_dir)
+    images, chars, writers = load_glyphs(data_dir, heldout_split, image_size)
+    train_writers = set(manifest["splits"][train_split]["per_writer"])
+    names = manifest["writers"]
+    leaked = sorted({names[w] for w in np.unique(writers)} & train_writers)
+    if leaked:
+        raise ValueError(f"split {heldout_split!r} of {data_dir} shares writers with "
+                         f"{train_split!r} ({leaked[:3]}...): build the dataset with split=writer")
+    pools = split_pools(images, chars, writers, seed)
+    writer_ids = sorted(pools.ref)
+    return Heldout(images, chars, writers, pools, writer_ids,
+                   {w: i for i, w in enumerate(writer_ids)})
+
+
+def _train_judges(model: StyleModel, h: Heldout, data_dir, train_split: str,
+                  writer_judge_steps: int, char_judge_steps: Optional[int], judge_batch: int,
+                  cache_dir, seed: int) -> None:
+    """A writer judge on the reference pools of the held-out writers; the run's char judge."""
+    ref_all = np.concatenate([h.pools.ref[w] for w in h.writer_ids])
+    h.writer_judge = judge_lib.train_judge(
+        h.images[ref_all], np.array([h.label[int(w)] for w in h.writers[ref_all]]),
+        len(h.writer_ids), writer_judge_steps, judge_batch, seed, kind="heldout-writer")
+    h.char_judge = judge_lib.get_judge(cache_dir or model.cfg.runtime.model_dir, "char", data_dir,
+                                       image_size=model.resolution,
+                                       steps=char_judge_steps or model.cfg.eval.judge_steps,
+                                       batch=judge_batch,
+                                       seed=0, split=train_split)
+
+
+def _real_scores(h: Heldout, targets) -> tuple[np.ndarray, float, float]:
+    """(char-judge features, char accuracy, writer match) of the real target glyphs."""
+    real_t = np.concatenate(targets)
+    real_feats, real_probs = h.char_judge.outputs(h.images[real_t])
+    real_char_acc = metrics.accuracy(h.char_judge.class_ids[np.argmax(real_probs, -1)],
+                                     h.chars[real_t])
+    real_match = metrics.accuracy(h.writer_judge.predict(h.images[real_t]),
+                                  np.array([h.label[int(w)] for w in h.writers[real_t]]))
+    return real_feats, real_char_acc, real_match
+
+
+def _methods(model: StyleModel, x, c, m, baseline, n: int, projection: ProjectionConfig,
+             ablations: Optional[dict]) -> dict:
+    """{row name: () -> ws} of the methods compared at one k (x, c, m: the references;
+    baseline: the training writers' references)."""
+    tx, tc, tm = baseline
+    methods = {
+        "mean style (baseline)": lambda: model.mean_ws(n).numpy(),
+        "random training writer (baseline)": lambda: model.encode(tx, tc, tm).numpy(),
+        "encoder": lambda: model.extract(x, c, m, "encoder"),
+        "projection": lambda: model.extract(x, c, m, "projection", projection),
+        "encoder + projection": lambda: model.extract(x, c, m, "both", projection),
+    }
+    for name, cfg in (ablations or {}).items():
+        methods[name] = (lambda cfg=cfg: model.extract(x, c, m, "both", cfg))
+    return methods
+
+
+def _row(model: StyleModel, h: Heldout, k: int, name: str, fn, targets, real, log):
+    """(table row, generated glyphs) of one method at one k."""
+    real_feats, real_char_acc, real_match = real
+    t1 = time.perf_counter()
+    ws = fn()
+    seconds = time.perf_counter() - t1
+    score = _score(model, ws, targets, h.pools, h.char_judge, h.writer_judge, h.label, real_feats)
+    fake = score.pop("_images")
+    row = {"k": k, "method": name, "legibility": score["char_accuracy"] / real_char_acc,
+           "writer_match": score["writer_match"],
+           "writer_match_vs_chance": score["writer_match"] * len(h.writer_ids),
+           "fid": score["fid"], "real_writer_match": real_match,
+           "real_char_accuracy": real_char_acc, "seconds_all_writers": seconds,
+           "num_generated": score["num_generated"]}
+    log(f"k={k:2d} {name:36s} legibility {row['legibility']:.3f} writer match "
+        f"{row['writer_match']:.3f} ({row['writer_match_vs_chance']:.1f}x chance; real "
+        f"{real_match:.3f}) FID {row['fid']:.2f}  [{seconds:.1f} s]")
+    return row, fake
+
+
 def evaluate_styles(model: StyleModel, data_dir, *, heldout_split: str = "test",
                     train_split: str = "train", ks: Sequence[int] = (5, 10, 20),
                     projection: ProjectionConfig = ProjectionConfig(),
@@ -113,84 +211,40 @@ def evaluate_styles(model: StyleModel, data_dir, *, heldout_split: str = "test",
                     judge_batch: int = 128, cache_dir=None, seed: int = 0, log=print) -> dict:
     """Runs the protocol (module doc); returns {"table": [...rows], "writers": n, ...} and keeps
     the images of the k=`ablations_k` (or middle k) "both" run for a picture under "_picture"."""
-    from data_pipeline import tfrecords
-
-    manifest = tfrecords.load_manifest(data_dir)
     r = model.resolution
-    images, chars, writers = judge_lib.load_real(data_dir, heldout_split, r)
-    train_writers = set(manifest["splits"][train_split]["per_writer"])
-    names = manifest["writers"]
-    leaked = sorted({names[w] for w in np.unique(writers)} & train_writers)
-    if leaked:
-        raise ValueError(f"split {heldout_split!r} of {data_dir} shares writers with "
-                         f"{train_split!r} ({leaked[:3]}...): build the dataset with split=writer")
-    pools = split_pools(images, chars, writers, seed)
-    writer_ids = sorted(pools.ref)
-    label = {w: i for i, w in enumerate(writer_ids)}
-    ref_all = np.concatenate([pools.ref[w] for w in writer_ids])
+    h = load_heldout(data_dir, heldout_split, train_split, r, seed)
     t0 = time.perf_counter()
-    writer_judge = judge_lib.train_judge(
-        images[ref_all], np.array([label[int(w)] for w in writers[ref_all]]), len(writer_ids),
-        writer_judge_steps, judge_batch, seed, kind="heldout-writer")
-    char_judge = judge_lib.get_judge(cache_dir or model.cfg.runtime.model_dir, "char", data_dir,
-                                     image_size=r,
-                                     steps=char_judge_steps or model.cfg.eval.judge_steps,
-                                     batch=judge_batch,
-                                     seed=0, split=train_split)
-    log(f"judges ready in {time.perf_counter() - t0:.0f} s ({len(writer_ids)} held-out writers, "
-        f"{len(images)} glyphs)")
+    _train_judges(model, h, data_dir, train_split, writer_judge_steps, char_judge_steps,
+                  judge_batch, cache_dir, seed)
+    log(f"judges ready in {time.perf_counter() - t0:.0f} s ({len(h.writer_ids)} held-out "
+        f"writers, {len(h.images)} glyphs)")
 
     # Training writers, for the "random training writer" baseline.
-    t_images, t_chars, t_writers = judge_lib.load_real(data_dir, train_split, r, limit=20000)
+    t_images, t_chars, t_writers = load_glyphs(data_dir, train_split, r, limit=20000)
     t_pools = split_pools(t_images, t_chars, t_writers, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 99]))
 
     rows, picture = [], None
     for k in ks:
-        refs, targets = _sets(pools, writer_ids, k, max_targets, seed)
-        real_t = np.concatenate(targets)
-        real_feats, real_probs = char_judge.outputs(images[real_t])
-        real_char_acc = metrics.accuracy(char_judge.class_ids[np.argmax(real_probs, -1)],
-                                         chars[real_t])
-        real_match = metrics.accuracy(writer_judge.predict(images[real_t]),
-                                      np.array([label[int(w)] for w in writers[real_t]]))
-        x, c, m = _stack(images, chars, refs, k)
-        others = rng.choice(sorted(t_pools.ref), len(writer_ids))
+        refs, targets = _sets(h.pools, h.writer_ids, k, max_targets, seed)
+        real = _real_scores(h, targets)
+        x, c, m = _stack(h.images, h.chars, refs, k)
+        others = rng.choice(sorted(t_pools.ref), len(h.writer_ids))
         t_refs = [t_pools.ref[int(w)][pick_samples(t_chars[t_pools.ref[int(w)]], k, rng)]
                   for w in others]
-        tx, tc, tm = _stack(t_images, t_chars, t_refs, k)
-        methods = {
-            "mean style (baseline)": lambda: model.mean_ws(len(writer_ids)).numpy(),
-            "random training writer (baseline)": lambda: model.encode(tx, tc, tm).numpy(),
-            "encoder": lambda: model.extract(x, c, m, "encoder"),
-            "projection": lambda: model.extract(x, c, m, "projection", projection),
-            "encoder + projection": lambda: model.extract(x, c, m, "both", projection),
-        }
+        variants = None
         if k == ablations_k:
             variants = ablations if ablations is not None else default_ablations(projection)
-            for name, cfg in variants.items():
-                methods[name] = (lambda cfg=cfg: model.extract(x, c, m, "both", cfg))
+        methods = _methods(model, x, c, m, _stack(t_images, t_chars, t_refs, k),
+                           len(h.writer_ids), projection, variants)
         for name, fn in methods.items():
-            t1 = time.perf_counter()
-            ws = fn()
-            seconds = time.perf_counter() - t1
-            score = _score(model, ws, targets, pools, char_judge, writer_judge, label, real_feats)
-            fake = score.pop("_images")
-            row = {"k": k, "method": name, "legibility": score["char_accuracy"] / real_char_acc,
-                   "writer_match": score["writer_match"],
-                   "writer_match_vs_chance": score["writer_match"] * len(writer_ids),
-                   "fid": score["fid"], "real_writer_match": real_match,
-                   "real_char_accuracy": real_char_acc, "seconds_all_writers": seconds,
-                   "num_generated": score["num_generated"]}
+            row, fake = _row(model, h, k, name, fn, targets, real, log)
             rows.append(row)
-            log(f"k={k:2d} {name:36s} legibility {row['legibility']:.3f} writer match "
-                f"{row['writer_match']:.3f} ({row['writer_match_vs_chance']:.1f}x chance; real "
-                f"{real_match:.3f}) FID {row['fid']:.2f}  [{seconds:.1f} s]")
             if name == "encoder + projection" and (k == ablations_k or picture is None):
-                picture = {"k": k, "targets": targets, "fake": fake, "real": images,
-                           "writer_ids": writer_ids}
-    return {"table": rows, "writers": len(writer_ids), "chance": 1.0 / len(writer_ids),
-            "heldout_glyphs": int(len(images)), "step": model.step, "_picture": picture}
+                picture = {"k": k, "targets": targets, "fake": fake, "real": h.images,
+                           "writer_ids": h.writer_ids}
+    return {"table": rows, "writers": len(h.writer_ids), "chance": 1.0 / len(h.writer_ids),
+            "heldout_glyphs": int(len(h.images)), "step": model.step, "_picture": picture}
 
 
 def picture(result: dict, n_writers: int = 6, n_chars: int = 14) -> np.ndarray:

@@ -21,7 +21,7 @@ import importlib
 from types import ModuleType
 from typing import Mapping
 
-FAMILIES = ("char_cgan", "style_cgan", "stylegan")
+from hw_gan.config import FAMILIES
 
 
 def get_family(name: str) -> ModuleType:

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipeline.schema import to_uint8
+from hw_gan import losses as losses_lib
 from hw_gan.models import stylegan
 from hw_gan.models.stylegan_encoder import StyleEncoder
 from hw_gan.training.trainer import FEATURES_LAYER, GANTrainer, summary_grid
@@ -114,7 +115,7 @@ class StyleGANTrainer(GANTrainer):
             rec = self.synthesis({"ws": ws, "char": target_char}, training=True)
             rec = tf.cast(rec, tf.float32)
             if t.style_recon_weight > 0:
-                l1 = tf.reduce_mean(tf.abs(rec - target), axis=[1, 2, 3])
+                l1 = losses_lib.l1_per_example(rec, target)
                 out["recon_l1"] = t.style_recon_weight * self._average_groups(l1)
                 logits = self.discriminator({"image": rec, "char": target_char}, training=True)
                 out["recon_adv"] = self._average_groups(self.g_loss_fn(logits))
@@ -123,7 +124,7 @@ class StyleGANTrainer(GANTrainer):
                                                    training=True), tf.float32)
                 f_real = tf.cast(self.d_feature_net({"image": target, "char": target_char},
                                                     training=True), tf.float32)
-                feat = tf.reduce_mean(tf.abs(f_rec - tf.stop_gradient(f_real)), axis=-1)
+                feat = losses_lib.feature_l1(f_rec, f_real)
                 out["recon_feat"] = t.style_feature_weight * self._average_groups(feat)
         if t.pl_weight > 0:
             ws = info["ws"]

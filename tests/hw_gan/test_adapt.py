@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,6 +16,7 @@ from data_pipeline import tfrecords
 from hw_gan import config as config_lib
 from hw_gan.export import load_export
 from hw_gan import adaptation as adapt_lib
+from hw_gan.training import run_dir
 from hw_gan.training import trainer as trainer_lib
 from tests.conftest import ListSource, make_records
 
@@ -41,7 +43,8 @@ def _train_base(data, model_dir, **train):
         runtime=config_lib.RuntimeConfig(model_dir=str(model_dir))))
     model_dir.mkdir()
     (model_dir / "config.json").write_text(cfg.to_json())
-    trainer_lib.write_dataset_info(model_dir, manifest)
+    run_dir.write_dataset_info(model_dir, manifest)
+    keras.utils.set_random_seed(cfg.train.seed)  # as hw_gan.experiment does
     trainer = trainer_lib.GANTrainer(cfg, tf.distribute.get_strategy(), manifest)
     trainer.train()
     return cfg

@@ -110,3 +110,73 @@ def test_get_losses():
         losses.hinge_generator_loss, losses.hinge_discriminator_loss)
     with pytest.raises(ValueError, match="nonsaturating.*hinge"):
         losses.get_losses("wasserstein")
+
+
+# -- reconstruction terms (style projection, writer adaptation, the StyleGAN trainer) ----------
+
+
+def test_aux_classifier_loss_is_weighted_cross_entropy():
+    logits = tf.constant([[0.0, math.log(3.0)], [0.0, 0.0]])
+    got = losses.aux_classifier_loss(logits, tf.constant([1, 0]), 0.5)
+    # softmax([0, ln 3]) = [1/4, 3/4]: -ln(3/4); two equal logits: ln 2.
+    np.testing.assert_allclose(got.numpy(), [0.5 * math.log(4.0 / 3.0), 0.5 * math.log(2.0)],
+                               rtol=1e-6)
+
+
+def test_l1_per_example_averages_all_but_the_batch_axis():
+    a = tf.constant([[1.0, 2.0], [3.0, -4.0]])
+    np.testing.assert_allclose(losses.l1_per_example(a, tf.zeros([2, 2])).numpy(), [1.5, 3.5])
+    images = tf.reshape(tf.range(8, dtype=tf.float32), [2, 2, 2, 1])  # [0..3], [4..7]
+    np.testing.assert_allclose(losses.l1_per_example(images, tf.ones([2, 2, 2, 1])).numpy(),
+                               [(1 + 0 + 1 + 2) / 4, (3 + 4 + 5 + 6) / 4])
+
+
+def test_feature_l1_gives_no_gradient_to_the_real_features():
+    fake = tf.constant([[1.0, -1.0], [0.0, 2.0]])
+    real = tf.constant([[0.0, 1.0], [0.0, 0.0]])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([fake, real])
+        got = losses.feature_l1(fake, real)
+    np.testing.assert_allclose(got.numpy(), [(1 + 2) / 2, (0 + 2) / 2])
+    assert tape.gradient(got, real) is None
+    np.testing.assert_allclose(tape.gradient(got, fake).numpy(), [[0.5, -0.5], [0.0, 0.5]])
+
+
+def test_reconstruction_per_example_adds_weighted_features():
+    fake, real = tf.constant([[1.0, 1.0]]), tf.constant([[0.0, 2.0]])  # pixel L1: 1
+    total, pixel = losses.reconstruction_per_example(fake, real)
+    assert float(total[0]) == float(pixel[0]) == 1.0
+    total, pixel = losses.reconstruction_per_example(fake, real, 3.0, tf.constant([[2.0]]),
+                                                     tf.constant([[0.5]]))
+    np.testing.assert_allclose([float(total[0]), float(pixel[0])], [1.0 + 3.0 * 1.5, 1.0])
+
+
+def test_best_of_draws_takes_the_smallest_draw_per_glyph():
+    # Draw-major: draw 0 of glyphs 0..2 = [5, 1, 4], draw 1 = [2, 3, 6].
+    got = losses.best_of_draws(tf.constant([5.0, 1.0, 4.0, 2.0, 3.0, 6.0]), 2)
+    np.testing.assert_allclose(got.numpy(), [2.0, 1.0, 4.0])
+
+
+def test_best_of_n_reconstruction_picks_each_glyphs_best_draw():
+    real = tf.constant([[0.0], [1.0]])  # two one-pixel glyphs
+    fake = tf.constant([[0.5], [1.0],   # draw 0: pixel errors 0.5, 0
+                        [0.1], [3.0]])  # draw 1: pixel errors 0.1, 2
+    loss, pixel = losses.best_of_n_reconstruction(fake, real, 2)
+    np.testing.assert_allclose([float(loss), float(pixel)], [0.05, 0.05], rtol=1e-6)
+    # With features (weight 2) glyph 0's best draw becomes draw 0: 0.5 + 2 * 1 < 0.1 + 2 * 2;
+    # glyph 1 keeps draw 0 (0 + 2 * 0). The pixel-only best stays (0.1 + 0) / 2.
+    real_f = tf.constant([[0.0, 0.0], [1.0, 1.0]])
+    fake_f = tf.constant([[1.0, 1.0], [1.0, 1.0], [2.0, 2.0], [0.0, 0.0]])
+    loss, pixel = losses.best_of_n_reconstruction(fake, real, 2, 2.0, fake_f, real_f)
+    np.testing.assert_allclose([float(loss), float(pixel)], [(2.5 + 0.0) / 2, 0.05], rtol=1e-6)
+
+
+def test_locality_loss_and_anchor_penalty():
+    adapted = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    assert float(losses.locality_loss(adapted, tf.ones([2, 2]))) == 1.5  # (0 + 1 + 2 + 3) / 4
+    # |[1, 2] - [1, 0]|^2 = 4, |[1, 0]|^2 = 1, weight 3 -> 12.
+    got = losses.anchor_penalty(tf.constant([1.0, 2.0]), tf.constant([1.0, 0.0]), 3.0)
+    assert float(got) == pytest.approx(12.0)
+    # A zero start: the denominator is 1e-8, not 0.
+    got = losses.anchor_penalty(tf.constant([1.0, 0.0]), tf.zeros([2]), 1.0)
+    assert np.isfinite(float(got)) and float(got) == pytest.approx(1e8, rel=1e-6)

@@ -9,6 +9,7 @@ import dataclasses
 import json
 
 import cv2
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,7 +18,8 @@ from data_pipeline import dataset, tfrecords
 from hw_gan import config as config_lib
 from hw_gan.models import stylegan
 from hw_gan.training import strategy as strategy_lib
-from hw_gan.training import trainer as trainer_lib
+from hw_gan import experiment
+from hw_gan.training import make_trainer
 from tests.conftest import ListSource, make_records
 
 CHARS = "abcde"
@@ -54,14 +56,14 @@ def _cfg(data_dir, model_dir, steps=4, **train):
 
 
 def _trainer(cfg, strategy=None):
-    return trainer_lib.make_trainer(cfg, strategy or tf.distribute.get_strategy(),
+    keras.utils.set_random_seed(cfg.train.seed)  # as hw_gan.experiment does before each build
+    return make_trainer(cfg, strategy or tf.distribute.get_strategy(),
                                     tfrecords.load_manifest(cfg.data.data_dir))
 
 
 @pytest.fixture(scope="module")
 def run(data_dir, tmp_path_factory):
-    """A trained (6 steps) and exported tiny stylegan run, through train_main.run."""
-    import train_main
+    """A trained (6 steps) and exported tiny stylegan run, through hw_gan.experiment.run."""
 
     root = tmp_path_factory.mktemp("sgrun")
     cfg = _cfg(data_dir, root / "run", steps=6)
@@ -69,8 +71,8 @@ def run(data_dir, tmp_path_factory):
         eval=dataclasses.replace(cfg.eval, eval_at_end=False),
         runtime=dataclasses.replace(cfg.runtime, export_dir=str(root / "export"),
                                     export_name="sg"))
-    train_main.run(cfg)
-    train_main.run(cfg.replace(runtime=dataclasses.replace(cfg.runtime, mode="export")))
+    experiment.run(cfg)
+    experiment.run(cfg.replace(runtime=dataclasses.replace(cfg.runtime, mode="export")))
     return {"model_dir": root / "run", "export": root / "export" / "sg" / "1", "root": root,
             "data_dir": data_dir}
 
