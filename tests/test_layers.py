@@ -124,8 +124,7 @@ def _module_level_nodes(tree):
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
-        if (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-                and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"):
+        if _is_main_block(node):
             continue
         yield from ast.walk(node)
 
@@ -140,10 +139,18 @@ def import_time_state(module: str, source: str) -> list[str]:
     return found
 
 
+def _is_main_block(node) -> bool:
+    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
+
+
 def process_state_calls(module: str, source: str) -> list[str]:
-    """Calls anywhere in the module that set seeds, signals, umask or the environment."""
+    """Calls anywhere in the module (except its `if __name__ == "__main__":` script block) that
+    set seeds, signals, umask or the environment."""
     found = []
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    tree.body = [node for node in tree.body if not _is_main_block(node)]
+    for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             text = ast.unparse(node.func)
             writes_env = text in ("os.environ.setdefault", "os.putenv", "os.environ.update")
