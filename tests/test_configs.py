@@ -35,6 +35,18 @@ def test_training_configs_resolve(name):
 
 
 def test_adapt_config_needs_its_inputs():
-    out = subprocess.run([sys.executable, "train_main.py", "--flagfile=configs/adapt_writer.cfg",
-                          "--dry_run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0 and "--model_dir: is required" in out.stderr
+    """adapt_writer.cfg sets --mode=adapt: without the writer and the base it names what is
+    missing, one flag at a time; --writer_data without --mode=adapt is refused by name."""
+    def run(*flags):
+        return subprocess.run([sys.executable, "train_main.py", *flags, "--dry_run"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    out = run("--flagfile=configs/adapt_writer.cfg")
+    assert out.returncode == 2 and "error: --writer_data: is required" in out.stderr
+    out = run("--flagfile=configs/adapt_writer.cfg", "--writer_data=data/alice", "--init=runs/x")
+    assert out.returncode == 2 and "error: --model_dir: is required" in out.stderr
+    out = run("--flagfile=configs/adapt_writer.cfg", "--writer_data=data/alice", "--init=runs/x",
+              "--model_dir=runs/alice")
+    assert out.returncode == 0 and json.loads(out.stdout)["writer_data"] == "data/alice"
+    out = run("--flagfile=configs/quickstart.cfg", "--writer_data=data/alice")
+    assert out.returncode == 2 and "error: --writer_data: only with --mode=adapt" in out.stderr

@@ -306,8 +306,8 @@ def main(argv: Sequence[str]) -> int:
         return adapt_main()
     given = [f"--{name}" for name in ("writer_data", "init") if FLAGS[name].value]
     if given:
-        print(f"error: {' and '.join(given)} add a writer to a trained model: run with "
-              f"--mode=adapt (configs/adapt_writer.cfg sets it)", file=sys.stderr)
+        print(f"error: {' and '.join(given)}: only with --mode=adapt (adding a writer to a "
+              f"trained model; configs/adapt_writer.cfg sets it)", file=sys.stderr)
         return 2
     try:
         cfg = config_from_flags()

@@ -126,13 +126,7 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
     real_feats, real_probs = char_judge.outputs(images[held])
     legibility = _legibility(char_judge, fake_probs, req_chars, real_probs, chars[held],
                              manifest["charset"])
-    # FID / KID against the real held-out glyphs, reweighted to equal characters.
-    _, inverse, counts = np.unique(chars[held], return_inverse=True, return_counts=True)
-    weights = 1.0 / counts[inverse]
-    fid = metrics.frechet_distance(fake_feats, real_feats, weights_b=weights)
-    kid, kid_std = metrics.kernel_inception_distance(
-        fake_feats, real_feats, KID_SUBSETS, KID_SUBSET_SIZE, seed, probs_b=weights,
-        return_std=True)
+    fid, kid, kid_std = _fid_kid(fake_feats, real_feats, chars[held], seed)
 
     result = {
         "legibility": legibility,
@@ -160,6 +154,18 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
     log.info("evaluate: legibility %s, FID %.3f, KID %.5f%s", legibility["ratio"], fid, kid,
              f", writer match {result['writer_match']['generated']:.3f}" if uses_writer else "")
     return _jsonable(result)
+
+
+def _fid_kid(fake_feats, real_feats, real_chars, seed: int) -> tuple[float, float, float]:
+    """FID, KID and KID's spread against the real held-out glyphs, reweighted to equal
+    characters."""
+    _, inverse, counts = np.unique(real_chars, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    fid = metrics.frechet_distance(fake_feats, real_feats, weights_b=weights)
+    kid, kid_std = metrics.kernel_inception_distance(
+        fake_feats, real_feats, KID_SUBSETS, KID_SUBSET_SIZE, seed, probs_b=weights,
+        return_std=True)
+    return fid, kid, kid_std
 
 
 def _legibility(char_judge, fake_probs, req_chars, real_probs, real_chars, labels) -> dict:

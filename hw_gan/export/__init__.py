@@ -62,6 +62,7 @@ from __future__ import annotations
 
 from hw_gan.export.loader import LoadedExport, load_export, resolve_export_path
 from hw_gan.export.module import GeneratorModule, string_table, tf_variable
+from hw_gan.export import names
 from hw_gan.export.names import (BUILTIN_SIGNATURES, CHAR_ID_MESSAGE, CHARSET_FILE,
                                  EMPTY_TEXT_MESSAGE, EXTRACT_STYLE, FORMAT, FORMAT_VERSION, GLYPHS,
                                  GLYPHS_BY_ID, GLYPHS_WITH_STYLE, LINE_WIDTH_MESSAGE, MEAN_STYLE,
@@ -83,12 +84,6 @@ __all__ = [
     "version_dir", "write_signature_builder",
     # reading
     "LoadedExport", "load_export", "resolve_export_path",
-    # names (hw_gan.export.names)
-    "BUILTIN_SIGNATURES", "CHARSET_FILE", "CHAR_ID_MESSAGE", "EMPTY_TEXT_MESSAGE",
-    "EXTRACT_STYLE", "FORMAT", "FORMAT_VERSION", "GLYPHS", "GLYPHS_BY_ID", "GLYPHS_WITH_STYLE",
-    "LINE_WIDTH_MESSAGE", "MEAN_STYLE", "METADATA", "METADATA_FILE", "SERVING_DEFAULT",
-    "STYLE_IMAGE_COUNT_MESSAGE", "STYLE_SIGNATURES", "TOO_LONG_MESSAGE", "UNKNOWN_CHAR_MESSAGE",
-    "UNKNOWN_WRITER_MESSAGE", "UNTRAINED_WRITERS_KEY", "UNTRAINED_WRITER_MESSAGE", "WRITE",
-    "WRITERS_FILE", "WRITER_COUNT_MESSAGE", "WRITER_GEOMETRY_KEY", "WRITER_ID_COUNT_MESSAGE",
-    "WRITER_ID_MESSAGE",
+    # names: every name of hw_gan.export.names
+    *names.__all__,
 ]

@@ -11,6 +11,7 @@ average of the generator (`ema_generator`) is what gets evaluated and exported.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Optional
@@ -279,8 +280,6 @@ class GANTrainer:
         """Writes a checkpoint (every worker must call this under multi-worker training)."""
         path = self.manager.save(checkpoint_number=int(self.step.numpy()))
         if not self.chief:
-            import shutil
-
             shutil.rmtree(self.model_dir / f".worker-{strategy_lib.worker_id(self.strategy)}",
                           ignore_errors=True)
         return path
@@ -332,12 +331,7 @@ class GANTrainer:
         writer = tf.summary.create_file_writer(str(self.model_dir / "train")) if self.chief else \
             tf.summary.create_noop_writer()
         iterator = iter(self.dataset(start))
-        labels = self.manifest["charset"]
-        grid_chars = np.linspace(0, len(labels) - 1, min(16, len(labels))).round().astype(np.int32)
-        train_writers = [self.manifest["writers"].index(w)
-                         for w in self.manifest["splits"][self.cfg.data.train_split]["per_writer"]]
-        grid_writers = np.array(train_writers[:8] if self.uses_writer else [0], np.int32)
-
+        grid = self._grid_ids()
         bar = Progress("train", t.steps * self.global_batch, "img",
                        start=start * self.global_batch, enabled=self.chief)
         if start == 0 and self.chief:
@@ -357,27 +351,16 @@ class GANTrainer:
                 save_now = step % t.checkpoint_every == 0 or step == t.steps or bool(stopping)
                 # Losses are checked before every save, so a NaN never reaches a checkpoint.
                 if log_now or save_now or step % 10 == 0:
-                    values = {k: float(v.numpy()) for k, v in out.items()}
-                    bad = [k for k, v in values.items() if not math.isfinite(v)]
-                    if bad:
-                        raise TrainingError(
-                            f"non-finite {', '.join(bad)} at step {step} ({values}); stopped without "
-                            f"saving, the last good checkpoint (step {last_saved}) is kept in "
-                            f"{self.manager.directory}. Lower the learning rates or raise r1_gamma.")
+                    values = self._checked_values(out, step, last_saved)
                     if log_now:
                         rate = images_done / (time.perf_counter() - t0)
-                        with writer.as_default(step=step):
-                            for k, v in values.items():
-                                tf.summary.scalar(f"loss/{k}", v)
-                            tf.summary.scalar("perf/images_per_s", rate)
-                            tf.summary.scalar("lr/generator", float(self.cfg.train.g_lr))
-                            tf.summary.scalar("lr/discriminator", float(self.cfg.train.d_lr))
+                        self._log_scalars(writer, step, values, rate)
                     bar.count = step * self.global_batch
-                    bar.update(0, extra=f"step {step} d {values['d_loss']:.3f} g {values['g_loss']:.3f}")
+                    bar.update(0, extra=f"step {step} d {values['d_loss']:.3f} "
+                                        f"g {values['g_loss']:.3f}")
                 if step % t.image_every == 0 or step == t.steps:
                     with writer.as_default(step=step):
-                        tf.summary.image("samples/chars_x_writers",
-                                         self.sample_grid(grid_chars, grid_writers))
+                        tf.summary.image("samples/chars_x_writers", self.sample_grid(*grid))
                 if save_now:
                     self.save()
                     last_saved = step
@@ -391,6 +374,33 @@ class GANTrainer:
         return {"step": int(self.step.numpy()), "resumed": start > 0, "trained_steps": step - start,
                 "seconds": round(seconds, 1), "images_per_s": round(images_done / seconds, 1),
                 "time": format_seconds(seconds)}
+
+    def _grid_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """(char ids, writer ids) of the sample grid: up to 16 chars x the first 8 writers."""
+        labels = self.manifest["charset"]
+        chars = np.linspace(0, len(labels) - 1, min(16, len(labels))).round().astype(np.int32)
+        train_writers = [self.manifest["writers"].index(w)
+                         for w in self.manifest["splits"][self.cfg.data.train_split]["per_writer"]]
+        return chars, np.array(train_writers[:8] if self.uses_writer else [0], np.int32)
+
+    def _checked_values(self, out: dict, step: int, last_saved: int) -> dict:
+        """The step's losses as floats; TrainingError (nothing saved) when one is not finite."""
+        values = {k: float(v.numpy()) for k, v in out.items()}
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingError(
+                f"non-finite {', '.join(bad)} at step {step} ({values}); stopped without "
+                f"saving, the last good checkpoint (step {last_saved}) is kept in "
+                f"{self.manager.directory}. Lower the learning rates or raise r1_gamma.")
+        return values
+
+    def _log_scalars(self, writer, step: int, values: dict, rate: float) -> None:
+        with writer.as_default(step=step):
+            for k, v in values.items():
+                tf.summary.scalar(f"loss/{k}", v)
+            tf.summary.scalar("perf/images_per_s", rate)
+            tf.summary.scalar("lr/generator", float(self.cfg.train.g_lr))
+            tf.summary.scalar("lr/discriminator", float(self.cfg.train.d_lr))
 
 
 def summary_grid(images, rows: int, cols: int) -> np.ndarray:
