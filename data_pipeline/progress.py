@@ -23,8 +23,9 @@ class Progress:
 
     def __init__(self, label: str, total: Optional[int] = None, unit: str = "glyphs",
                  interval: float = 0.5, stream: Optional[TextIO] = None, enabled: bool = True,
-                 start: int = 0):
+                 start: int = 0, rate: bool = True):
         self.label, self.total, self.unit = label, total, unit
+        self.show_rate = rate  # False: steps of unequal length (phases): elapsed time instead
         self.interval = interval
         self.stream = stream or sys.stderr
         self.enabled = enabled
@@ -53,7 +54,11 @@ class Progress:
 
     def _print(self, end: str = "") -> None:
         rate = self.rate
-        if self.total:
+        if not self.show_rate:
+            elapsed = format_seconds(time.perf_counter() - self._t0)
+            text = f"{self.label} {self.count}/{self.total or '?'} {self.unit} elapsed {elapsed}"
+            end = "\n"  # each phase keeps its line: a nested bar (judge training) follows it
+        elif self.total:
             frac = min(1.0, self.count / self.total)
             bar = "#" * int(frac * 20) + "." * (20 - int(frac * 20))
             left = (self.total - self.count) / rate if rate > 0 else float("nan")

@@ -112,7 +112,10 @@ def encode(record: GlyphRecord) -> bytes:
         WIDTH: _int(img.shape[1]),
         GEOMETRY: tf.train.Feature(float_list=tf.train.FloatList(value=geometry)),
     }
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    # deterministic: map entries in key order, so the bytes do not depend on the process
+    # (protobuf orders a map by hash otherwise, and str hashes differ between processes).
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(
+        deterministic=True)
 
 
 def decode(serialized: bytes) -> GlyphRecord:

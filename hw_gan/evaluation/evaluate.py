@@ -105,7 +105,7 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
     """
     if num_generated < 2:
         raise ValueError(f"num_generated={num_generated}: need at least 2 for FID / KID")
-    phases = Progress("evaluate", 4 + int(uses_writer), "phases", enabled=progress)
+    phases = Progress("evaluate", 4 + int(uses_writer), "phases", enabled=progress, rate=False)
     phases.update(0, extra="reading real glyphs", force=True)
     manifest = tfrecords.load_manifest(data_dir)
     real = load_glyphs(data_dir, split, image_size, max_real)

@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,6 +11,8 @@ import tensorflow as tf
 from data_pipeline import build, dataset, tfrecords
 from data_pipeline.schema import to_float
 from tests.conftest import ListSource, make_records
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write(tmp_path, name="ds", records=None, **kw):
@@ -44,6 +50,21 @@ def test_same_input_and_seed_give_same_bytes(tmp_path):
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert (tmp_path / "a/manifest.json").read_bytes() != (tmp_path / "c/manifest.json").read_bytes()
+
+
+def test_two_processes_build_the_same_bytes(tmp_path):
+    """Across processes too (str hashing differs between them, and an Example's feature map
+    used to be serialized in hash order)."""
+    for name, hashseed in (("p1", "1"), ("p2", "2")):
+        out = subprocess.run(
+            [sys.executable, "-m", "data_pipeline.build", "--source=simulated",
+             f"--out={tmp_path / name}", "--quiet", "--source_param", "num_writers=2", "--source_param", "samples_per_char=1",
+             "--source_param", "charset=ab"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": hashseed, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        assert out.returncode == 0, out.stderr[-2000:]
+    for f in sorted((tmp_path / "p1").iterdir()):
+        assert f.read_bytes() == (tmp_path / "p2" / f.name).read_bytes(), f.name
 
 
 def test_writer_split_holds_out_whole_writers(tmp_path):
