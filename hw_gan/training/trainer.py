@@ -245,13 +245,14 @@ class GANTrainer:
         if with_r1 in self._steps:
             return self._steps[with_r1]
         decay_cfg = self.cfg.train
+        # XLA compiles the math of a step (the replica step, then the EMA), never the input
+        # iterator: IteratorGetNext has no XLA kernel, so compiling the whole step fails.
+        jit = bool(self.cfg.runtime.jit_compile)
 
-        def step_fn(iterator):
-            batch = next(iterator)
-            step = self.step.read_value()
-            out = self.strategy.run(self._replica_step, args=(batch, step, with_r1))
-            out = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                   for k, v in out.items()}
+        def replica_step(batch, step):
+            return self._replica_step(batch, step, with_r1)
+
+        def ema_update(step):
             decay = tf.where(step < decay_cfg.ema_start, 0.0, decay_cfg.ema_decay)
             for ema_model, model in self._ema_pairs():
                 for ema_v, v in zip(ema_model.weights, model.weights):
@@ -259,10 +260,22 @@ class GANTrainer:
                         ema_v.assign(decay * ema_v + (1.0 - decay) * v)
                     else:
                         ema_v.assign(v)
+
+        if jit:
+            replica_step = tf.function(replica_step, jit_compile=True)
+            ema_update = tf.function(ema_update, jit_compile=True)
+
+        def step_fn(iterator):
+            batch = next(iterator)
+            step = self.step.read_value()
+            out = self.strategy.run(replica_step, args=(batch, step))
+            out = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                   for k, v in out.items()}
+            ema_update(step)
             self.step.assign_add(1)
             return out
 
-        fn = tf.function(step_fn, jit_compile=self.cfg.runtime.jit_compile or None)
+        fn = tf.function(step_fn)
         self._steps[with_r1] = fn
         return fn
 
