@@ -53,7 +53,6 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
     strategy_lib.set_precision(cfg.runtime.precision)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(cfg.train.seed)
     chief = strategy_lib.is_chief(strategy)
 
     manifest = ensure_dataset(cfg, log)

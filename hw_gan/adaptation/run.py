@@ -76,9 +76,9 @@ def _empty(path: Path) -> None:
 def _write_settings(out: Path, adapter: Adapter, acfg: AdaptConfig, base_dir: Path,
                     writers: list) -> None:
     """config.json and dataset.json of the grown model, adaptation.json (the settings)."""
-    atomic.write_text(out / run_dir.CONFIG_FILE, adapter.cfg.to_json() + "\n")
-    run_dir.write_dataset_info(out, {"charset": adapter.base_info["charset"], "writers": writers,
-                                     "resolution": adapter.base_info.get("resolution")})
+    # adapter.cfg's model_dir is `out` (surgery.grown_config).
+    run_dir.write_run(adapter.cfg, {"charset": adapter.base_info["charset"], "writers": writers,
+                                    "resolution": adapter.base_info.get("resolution")})
     atomic.write_text(out / ADAPTATION_FILE, json.dumps(
         {**dataclasses.asdict(acfg), "base_model_dir": str(base_dir),
          "base_step": adapter.base_step}, indent=1, sort_keys=True) + "\n")
