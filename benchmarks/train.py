@@ -1,69 +1,220 @@
-"""Train-step throughput of each model family, printed as JSON.
+"""Training speed: throughput of the GAN step, cores used and where the time goes, as JSON.
 
-  python benchmarks/train.py [--families char_cgan,style_cgan] [--widths 0.25,1.0]
-                             [--batches 64,256] [--steps 30]
+  python benchmarks/train.py [--configs style_cgan_cpu,stylegan_cpu] [--steps 40]
+      one measurement per shipped config (configs/unipen_*_cpu.cfg and the quickstart),
+      in this checkout: step throughput, cores busy and the time of each phase.
 
-Images/s of the full GAN step (D step + G step, lazy R1 every 4 steps, EMA update) on random
-glyphs, float32. On a GPU it also compares mixed_float16 and XLA, and reports the fraction of
-the GPU's peak FLOP rate reached (from the step's counted FLOPs and --peak_tflops).
+  python benchmarks/train.py --compare REF [--rounds 2] [--configs ...]
+      the same, alternating this checkout and commit REF (checked out in a temporary git
+      worktree) on the same machine: round 1 this / REF, round 2 REF / this, ...; prints each
+      side's figures and the speed-up of this checkout over REF.
+
+  python benchmarks/train.py --grid [--families char_cgan,style_cgan] [--widths 0.25,1.0]
+                             [--batches 64,256]
+      images/s of the full step over a grid of families, widths and batches; on a GPU it also
+      compares mixed_float16 and XLA and reports the fraction of the GPU's peak FLOP rate.
+
+Every measurement runs in a fresh process, on random glyphs (62 characters, 300 writers, as the
+UNIPEN data), float32, with the model, batch and training settings of the named config (read
+by the tree's own flag parser, so each side of a comparison uses its own defaults). Figures:
+
+  images_per_s    the training step as `train()` calls it (the R1 step every r1_interval
+                  steps), over --steps timed steps after a warm-up that traces every variant
+  cores           process CPU time / wall time over those timed steps (2.0 = both cores)
+  phases_ms       milliseconds per training step of each phase, each timed alone on a fixed
+                  batch: input (the tf.data pipeline alone), d_step, r1 (the R1 step's extra
+                  cost, spread over r1_interval steps), g_step, ema, summaries (scalars every
+                  log_every and the image grid every image_every steps, spread per step) and
+                  checkpoint (one save spread over checkpoint_every steps). The D, G and EMA
+                  phases need a trainer that exposes them (_d_step, _g_step, _ema_update);
+                  older trees report null there.
+
+Absolute times are noise while anything else runs; compare figures from one --compare run.
 """
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+SRC = Path(os.environ.get("HWGAN_BENCH_SRC", REPO))  # the tree whose library is measured
+sys.path.insert(0, str(SRC))
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from data_pipeline import tfrecords  # noqa: E402
-from data_pipeline.schema import GlyphRecord  # noqa: E402
-from hw_gan import config as config_lib  # noqa: E402
-from hw_gan.training import strategy as strategy_lib  # noqa: E402
-from hw_gan.training import make_trainer  # noqa: E402
+CONFIGS = {
+    "style_cgan_cpu": "configs/unipen_style_cgan_cpu.cfg",
+    "stylegan_cpu": "configs/unipen_stylegan_cpu.cfg",
+    "quickstart": "configs/quickstart.cfg",
+}
+NUM_CHARS, NUM_WRITERS, NUM_GLYPHS = 62, 300, 8192
 
 
 class RandomGlyphs:
     name = "random"
     params: dict = {}
 
-    def __init__(self, n, size):
+    def __init__(self, n, size, num_chars=NUM_CHARS, num_writers=NUM_WRITERS):
         self.n, self.size = n, size
+        alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+        self.chars = alphabet[:num_chars]
+        self.num_writers = num_writers
 
     def __len__(self):
         return self.n
 
     def __iter__(self):
+        from data_pipeline.schema import GlyphRecord
+
         rng = np.random.default_rng(0)
         for i in range(self.n):
-            yield GlyphRecord("abcdefghij"[i % 10], f"w{i % 20}", "random",
-                              rng.integers(0, 256, (self.size, self.size), dtype=np.uint8),
-                              key=str(i))
+            yield GlyphRecord(self.chars[i % len(self.chars)], f"w{i % self.num_writers:03d}",
+                              "random", rng.integers(0, 256, (self.size, self.size),
+                                                     dtype=np.uint8), key=str(i))
 
 
-def step_flops(trainer) -> float:
-    """FLOPs of one traced train step, from TF's profiler on the concrete graph (None if the
-    profiler cannot count it)."""
-    try:
-        from tensorflow.python.profiler import model_analyzer, option_builder
+def write_random_dataset(data_dir: Path, size: int = 32, n: int = NUM_GLYPHS) -> None:
+    from data_pipeline import tfrecords
 
-        fn = trainer._train_step_fn(False)
-        concrete = fn.get_concrete_function(iter(trainer.dataset(0)))
-        opts = option_builder.ProfileOptionBuilder.float_operation()
-        opts["output"] = "none"
-        info = model_analyzer.profile(concrete.graph, options=opts)
-        return float(info.total_float_ops)
-    except Exception:  # the profiler is best-effort across TF versions
-        return float("nan")
+    tfrecords.write_dataset(RandomGlyphs(n, size), data_dir, split="none", progress=False)
 
 
-def measure(data_dir, family, width, batch, resolution, steps, precision, jit) -> dict:
+# ------------------------------------------------------------------------------------------------
+# One measurement (runs in its own process: `--one JSON`)
+
+
+def _timed(fn, n: int) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) per call of fn(), over n calls."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+
+
+def _config(config_file: str, data_dir: str, model_dir: str, extra_flags=()):
+    """The tree's own ExperimentConfig for `config_file`, on `data_dir`, sized by the
+    dataset's manifest."""
+    import dataclasses
+
+    from absl import flags
+
+    from data_pipeline import tfrecords
+    from hw_gan.cli import train as train_cli
+
+    train_cli.define_flags()
+    flags.FLAGS([sys.argv[0], f"--flagfile={SRC / config_file}", f"--data_dir={data_dir}",
+                 f"--model_dir={model_dir}", "--steps=1000000000", "--precision=float32",
+                 "--strategy=default", *extra_flags])
+    cfg = train_cli.config_from_flags()
+    manifest = tfrecords.load_manifest(data_dir)
+    return cfg.replace(model=dataclasses.replace(
+        cfg.model, num_chars=len(manifest["charset"]),
+        num_writers=len(manifest["writers"]))), manifest
+
+
+def measure_config(config_file: str, data_dir: str, steps: int, extra_flags=()) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from hw_gan.training import make_trainer
+
+    model_dir = tempfile.mkdtemp(prefix="hwgan-bench-")
+    cfg, manifest = _config(config_file, data_dir, model_dir, extra_flags)
+    keras.utils.set_random_seed(cfg.train.seed)
+    trainer = make_trainer(cfg, tf.distribute.get_strategy(), manifest)
+    t = cfg.train
+    interval = max(1, int(t.r1_interval)) if t.r1_gamma > 0 else 0
+
+    def with_r1(step):
+        return bool(interval) and step % interval == 0
+
+    # The step as train() runs it, after a warm-up that traces every variant.
+    it = iter(trainer.dataset(0))
+    step = 0
+    for _ in range(max(2, interval + 1) + 2):
+        trainer._train_step_fn(with_r1(step))(it)
+        step += 1
+    out = None
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        out = trainer._train_step_fn(with_r1(step))(it)
+        step += 1
+    float(out["g_loss"])  # the last step has finished
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    result = {"config": config_file, "family": cfg.model.family, "width": cfg.model.width,
+              "batch": t.batch_size, "resolution": cfg.model.resolution, "steps": steps,
+              "images_per_s": round(steps * t.batch_size / wall, 1),
+              "ms_per_step": round(1000 * wall / steps, 1), "cores": round(cpu / wall, 2),
+              "phases_ms": phases(trainer, cfg, max(4, steps // 4), interval)}
+    return result
+
+
+def phases(trainer, cfg, n: int, interval: int) -> dict:
+    """Milliseconds per training step of each phase, each timed alone (see the module doc)."""
+    import tensorflow as tf
+
+    t = cfg.train
+    out = {}
+    pipe = iter(trainer.dataset(0))
+    next(pipe)
+    wall, cpu = _timed(lambda: next(pipe), n)
+    out["input"] = round(1000 * wall, 1)
+    out["input_cpu"] = round(1000 * cpu, 1)
+    batch = next(iter(trainer.dataset(0)))
+    step = tf.constant(10**6, tf.int64)  # past ema_start: the real decay
+    run = trainer.strategy.run
+    if all(hasattr(trainer, name) for name in ("_d_step", "_g_step", "_ema_update")):
+        d = tf.function(lambda b, s: run(trainer._d_step, args=(b, s, False)))
+        d_r1 = tf.function(lambda b, s: run(trainer._d_step, args=(b, s, True)))
+        g = tf.function(lambda b, s: run(trainer._g_step, args=(b, s)))
+        ema = tf.function(trainer._ema_update)
+        for fn, args in ((d, (batch, step)), (d_r1, (batch, step)), (g, (batch, step)),
+                         (ema, (step,))):
+            fn(*args)
+        out["d_step"] = round(1000 * _timed(lambda: d(batch, step), n)[0], 1)
+        d_r1_ms = 1000 * _timed(lambda: d_r1(batch, step), max(2, n // 2))[0]
+        out["r1"] = round((d_r1_ms - out["d_step"]) / interval, 1) if interval else 0.0
+        out["g_step"] = round(1000 * _timed(lambda: g(batch, step), n)[0], 1)
+        out["ema"] = round(1000 * _timed(lambda: ema(step), n)[0], 2)
+    else:
+        out.update(d_step=None, r1=None, g_step=None, ema=None)
+    values = {"d_loss": 1.0, "g_loss": 1.0, "r1": 0.1}
+    writer = tf.summary.create_file_writer(str(Path(cfg.runtime.model_dir) / "train"))
+    grid = trainer._grid_ids()
+
+    def scalars():
+        trainer._log_scalars(writer, 1, values, 1.0)
+
+    def image():
+        with writer.as_default(step=1):
+            tf.summary.image("samples/chars_x_writers", trainer.sample_grid(*grid))
+
+    scalars(), image()
+    scalars_ms = 1000 * _timed(scalars, 5)[0]
+    image_ms = 1000 * _timed(image, 3)[0]
+    out["summaries"] = round(scalars_ms / t.log_every + image_ms / t.image_every, 2)
+    trainer.save()
+    save_ms = 1000 * _timed(trainer.save, 2)[0]
+    out["checkpoint"] = round(save_ms / t.checkpoint_every, 2)
+    out["checkpoint_save_ms"] = round(save_ms, 1)
+    return out
+
+
+def measure_grid(data_dir, family, width, batch, resolution, steps, precision, jit) -> dict:
+    """Images/s of one family / width / batch / precision (the --grid mode)."""
+    import tensorflow as tf
+
+    from data_pipeline import tfrecords
+    from hw_gan import config as config_lib
+    from hw_gan.training import make_trainer
+    from hw_gan.training import strategy as strategy_lib
+
     strategy_lib.set_precision(precision)
     manifest = tfrecords.load_manifest(data_dir)
     cfg = config_lib.ExperimentConfig(
@@ -80,14 +231,15 @@ def measure(data_dir, family, width, batch, resolution, steps, precision, jit) -
     for r1 in (True, False):  # trace and warm up both variants
         for _ in range(2):
             fns[r1](it)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(steps):
         out = fns[i % 4 == 0](it)
     float(out["g_loss"])
     seconds = time.perf_counter() - t0
-    rate = steps * batch / seconds
     result = {"family": family, "width": width, "batch": batch, "resolution": resolution,
-              "precision": precision, "jit": jit, "images_per_s": round(rate, 1)}
+              "precision": precision, "jit": jit,
+              "images_per_s": round(steps * batch / seconds, 1),
+              "cores": round((time.process_time() - c0) / seconds, 2)}
     if tf.config.list_physical_devices("GPU"):
         flops = step_flops(trainer)
         result["flops_per_step"] = flops
@@ -96,16 +248,126 @@ def measure(data_dir, family, width, batch, resolution, steps, precision, jit) -
     return result
 
 
+def step_flops(trainer) -> float:
+    """FLOPs of one traced train step, from TF's profiler on the concrete graph (nan if the
+    profiler cannot count it)."""
+    try:
+        from tensorflow.python.profiler import model_analyzer, option_builder
+
+        fn = trainer._train_step_fn(False)
+        concrete = fn.get_concrete_function(iter(trainer.dataset(0)))
+        opts = option_builder.ProfileOptionBuilder.float_operation()
+        opts["output"] = "none"
+        info = model_analyzer.profile(concrete.graph, options=opts)
+        return float(info.total_float_ops)
+    except Exception:  # the profiler is best-effort across TF versions
+        return float("nan")
+
+
+# ------------------------------------------------------------------------------------------------
+# Drivers
+
+
+def run_one(tree: Path, job: dict) -> dict:
+    """One measurement in a fresh process whose library comes from `tree`."""
+    env = dict(os.environ, HWGAN_BENCH_SRC=str(tree), PYTHONPATH=str(tree))
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one",
+                           json.dumps(job)], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"measurement in {tree} failed ({job['config']}):\n"
+                         + proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def worktree(ref: str, parent: Path) -> Path:
+    """`ref` checked out (detached) in a new git worktree under `parent`."""
+    path = parent / f"ref-{ref[:12]}"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-f", str(path), ref],
+                   check=True, capture_output=True, text=True)
+    return path
+
+
+def _median(values):
+    return float(np.median(values)) if values else None
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Median over rounds of each figure (phases too)."""
+    out = {"rounds": len(rows), "images_per_s": _median([r["images_per_s"] for r in rows]),
+           "cores": _median([r["cores"] for r in rows]),
+           "ms_per_step": _median([r["ms_per_step"] for r in rows]),
+           "per_round_images_per_s": [r["images_per_s"] for r in rows]}
+    keys = rows[0]["phases_ms"].keys()
+    out["phases_ms"] = {k: (None if rows[0]["phases_ms"][k] is None else
+                            round(_median([r["phases_ms"][k] for r in rows]), 2)) for k in keys}
+    return out
+
+
 def main():
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--configs", default="style_cgan_cpu,stylegan_cpu",
+                   help=f"comma-separated names from {sorted(CONFIGS)} or config file paths")
+    p.add_argument("--steps", type=int, default=40, help="timed training steps per measurement")
+    p.add_argument("--compare", metavar="REF", help="a commit to alternate with this checkout")
+    p.add_argument("--rounds", type=int, default=2, help="--compare: rounds per config")
+    p.add_argument("--flags", default="",
+                   help="extra training flags for this checkout's side, space-separated "
+                        "(e.g. '--batch_size=128')")
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--grid", action="store_true", help="the family x width x batch grid")
     p.add_argument("--families", default="char_cgan,style_cgan,stylegan")
     p.add_argument("--widths", default="0.25,1.0")
     p.add_argument("--batches", default="64,256")
     p.add_argument("--resolution", type=int, default=32)
-    p.add_argument("--steps", type=int, default=30)
     p.add_argument("--peak_tflops", type=float, default=989.0,
                    help="GPU peak dense TFLOP/s for the fraction-of-peak figure (H100 bf16: 989)")
     args = p.parse_args()
+    if args.one:
+        job = json.loads(args.one)
+        print(json.dumps(measure_config(job["config"], job["data_dir"], job["steps"],
+                                        job.get("flags", ()))))
+        return
+    if args.grid:
+        return grid(args)
+    names = [c for c in args.configs.split(",") if c]
+    configs = [CONFIGS.get(c, c) for c in names]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data_dir = tmp / "random"
+        write_random_dataset(data_dir)
+        sides = {"this": REPO}
+        if args.compare:
+            sides["ref"] = worktree(args.compare, tmp)
+        rows = {c: {s: [] for s in sides} for c in configs}
+        try:
+            for config in configs:
+                for r in range(args.rounds if args.compare else 1):
+                    order = list(sides) if r % 2 == 0 else list(reversed(sides))
+                    for side in order:
+                        job = {"config": config, "data_dir": str(data_dir), "steps": args.steps,
+                               "flags": args.flags.split() if side == "this" else []}
+                        row = run_one(sides[side], job)
+                        row.update(side=side, round=r + 1)
+                        print(json.dumps(row), file=sys.stderr)
+                        rows[config][side].append(row)
+        finally:
+            if args.compare:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                                str(sides["ref"])], capture_output=True)
+    report = {"cpu_count": os.cpu_count(), "steps": args.steps, "flags": args.flags,
+              "compare": args.compare, "configs": {}}
+    for config in configs:
+        entry = {side: summarize(rows[config][side]) for side in sides}
+        if args.compare:
+            entry["speedup"] = round(entry["this"]["images_per_s"] / entry["ref"]["images_per_s"],
+                                     3)
+        report["configs"][config] = entry
+    print(json.dumps(report, indent=1))
+
+
+def grid(args):
+    import tensorflow as tf
+
     gpu = bool(tf.config.list_physical_devices("GPU"))
     variants = [("float32", False)]
     if gpu:
@@ -113,14 +375,13 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "ds"
-        tfrecords.write_dataset(RandomGlyphs(4096, args.resolution), data_dir, split="none",
-                                progress=False)
+        write_random_dataset(data_dir, args.resolution, 4096)
         for family in args.families.split(","):
             for width in map(float, args.widths.split(",")):
                 for batch in map(int, args.batches.split(",")):
                     for precision, jit in variants:
-                        r = measure(data_dir, family, width, batch, args.resolution, args.steps,
-                                    precision, jit)
+                        r = measure_grid(data_dir, family, width, batch, args.resolution,
+                                         args.steps, precision, jit)
                         if gpu and r.get("tflops_per_s") == r.get("tflops_per_s"):
                             r["fraction_of_peak"] = round(r["tflops_per_s"] / args.peak_tflops, 4)
                         print(json.dumps(r), file=sys.stderr)

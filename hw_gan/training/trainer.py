@@ -203,10 +203,14 @@ class GANTrainer:
         opt.apply_gradients(list(zip(grads, variables)))
 
     def _replica_step(self, batch, step, with_r1: bool):
+        return {**self._d_step(batch, step, with_r1), **self._g_step(batch, step)}
+
+    def _d_step(self, batch, step, with_r1: bool) -> dict:
+        """The discriminator's update on one replica's batch (R1 on the real glyphs when
+        `with_r1`); its losses, averaged over the global batch."""
         images, chars, writers = batch["image"], batch["char"], batch["writer"]
         batch_size = tf.shape(images)[0]
         t = self.cfg.train
-        # Discriminator step.
         with tf.GradientTape() as tape:
             fake, _ = self._make_fakes(step, 1, chars, writers, batch_size)
             if with_r1:
@@ -227,7 +231,13 @@ class GANTrainer:
             r1_term = self._average(r1) * (0.5 * t.r1_gamma * t.r1_interval)
             d_scaled = self._scale(self.d_opt, d_loss + r1_term + d_aux)
         self._apply(self.d_opt, d_scaled, tape, self._d_variables())
-        # Generator step, with fresh noise.
+        return {"d_loss": d_loss, "r1": r1_term, "d_aux": d_aux,
+                "real_logit": self._average(real_logits)}
+
+    def _g_step(self, batch, step) -> dict:
+        """The generator's update on one replica's batch, with fresh noise; its losses."""
+        chars, writers = batch["char"], batch["writer"]
+        batch_size = tf.shape(chars)[0]
         with tf.GradientTape() as tape:
             fake, info = self._make_fakes(step, 2, chars, writers, batch_size)
             fake_logits, fake_aux = self._discriminate(fake, chars, writers)
@@ -237,14 +247,12 @@ class GANTrainer:
             g_scaled = self._scale(self.g_opt, g_loss + g_aux + tf.add_n(
                 [tf.zeros([], tf.float32), *extra.values()]))
         self._apply(self.g_opt, g_scaled, tape, self._g_variables())
-        return {"d_loss": d_loss, "g_loss": g_loss, "r1": r1_term, "d_aux": d_aux, "g_aux": g_aux,
-                "real_logit": self._average(real_logits), "fake_logit": self._average(fake_logits),
+        return {"g_loss": g_loss, "g_aux": g_aux, "fake_logit": self._average(fake_logits),
                 **extra}
 
     def _train_step_fn(self, with_r1: bool):
         if with_r1 in self._steps:
             return self._steps[with_r1]
-        decay_cfg = self.cfg.train
         # XLA compiles the math of a step (the replica step, then the EMA), never the input
         # iterator: IteratorGetNext has no XLA kernel, so compiling the whole step fails.
         jit = bool(self.cfg.runtime.jit_compile)
@@ -252,15 +260,7 @@ class GANTrainer:
         def replica_step(batch, step):
             return self._replica_step(batch, step, with_r1)
 
-        def ema_update(step):
-            decay = tf.where(step < decay_cfg.ema_start, 0.0, decay_cfg.ema_decay)
-            for ema_model, model in self._ema_pairs():
-                for ema_v, v in zip(ema_model.weights, model.weights):
-                    if tf.as_dtype(v.dtype).is_floating:
-                        ema_v.assign(decay * ema_v + (1.0 - decay) * v)
-                    else:
-                        ema_v.assign(v)
-
+        ema_update = self._ema_update
         if jit:
             replica_step = tf.function(replica_step, jit_compile=True)
             ema_update = tf.function(ema_update, jit_compile=True)
@@ -278,6 +278,18 @@ class GANTrainer:
         fn = tf.function(step_fn)
         self._steps[with_r1] = fn
         return fn
+
+    def _ema_update(self, step) -> None:
+        """ema <- decay * ema + (1 - decay) * live for every averaged pair (a copy before
+        ema_start); non-float weights are copied."""
+        t = self.cfg.train
+        decay = tf.where(step < t.ema_start, 0.0, t.ema_decay)
+        for ema_model, model in self._ema_pairs():
+            for ema_v, v in zip(ema_model.weights, model.weights):
+                if tf.as_dtype(v.dtype).is_floating:
+                    ema_v.assign(decay * ema_v + (1.0 - decay) * v)
+                else:
+                    ema_v.assign(v)
 
     # ---------------------------------------------------------------------------------------
     def restore(self) -> int:
