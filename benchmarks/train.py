@@ -4,6 +4,10 @@
       one measurement per shipped config (configs/unipen_*_cpu.cfg and the quickstart),
       in this checkout: step throughput, cores busy and the time of each phase.
 
+  python benchmarks/train.py --trace DIR [--configs ...]
+      also a TensorBoard profiler trace of 8 steps per config under DIR, summarised as
+      milliseconds per step by op type and by model (forward / backward).
+
   python benchmarks/train.py --compare REF [--rounds 2] [--configs ...]
       the same, alternating this checkout and commit REF (checked out in a temporary git
       worktree) on the same machine: round 1 this / REF, round 2 REF / this, ...; prints each
@@ -15,8 +19,9 @@
       compares mixed_float16 and XLA and reports the fraction of the GPU's peak FLOP rate.
 
 Every measurement runs in a fresh process, on random glyphs (62 characters, 300 writers, as the
-UNIPEN data), float32, with the model, batch and training settings of the named config (read
-by the tree's own flag parser, so each side of a comparison uses its own defaults). Figures:
+UNIPEN data), with the model, batch, precision and training settings of the named config (read
+by the tree's own flag parser, so each side of a comparison uses its own defaults; --flags adds
+flags to this checkout's side). Figures:
 
   images_per_s    the training step as `train()` calls it (the R1 step every r1_interval
                   steps), over --steps timed steps after a warm-up that traces every variant
@@ -108,8 +113,8 @@ def _config(config_file: str, data_dir: str, model_dir: str, extra_flags=()):
     from hw_gan.cli import train as train_cli
 
     train_cli.define_flags()
-    flags.FLAGS([sys.argv[0], f"--flagfile={SRC / config_file}", f"--data_dir={data_dir}",
-                 f"--model_dir={model_dir}", "--steps=1000000000", "--precision=float32",
+    flags.FLAGS([sys.argv[0], f"--flagfile={config_file}", f"--data_dir={data_dir}",
+                 f"--model_dir={model_dir}", "--steps=1000000000",
                  "--strategy=default", *extra_flags])
     cfg = train_cli.config_from_flags()
     manifest = tfrecords.load_manifest(data_dir)
@@ -118,14 +123,22 @@ def _config(config_file: str, data_dir: str, model_dir: str, extra_flags=()):
         num_writers=len(manifest["writers"]))), manifest
 
 
-def measure_config(config_file: str, data_dir: str, steps: int, extra_flags=()) -> dict:
+def measure_config(config_file: str, data_dir: str, steps: int, extra_flags=(),
+                   trace_dir: str = "") -> dict:
+    import dataclasses
+
     import keras
     import tensorflow as tf
 
     from hw_gan.training import make_trainer
+    from hw_gan.training import strategy as strategy_lib
 
     model_dir = tempfile.mkdtemp(prefix="hwgan-bench-")
     cfg, manifest = _config(config_file, data_dir, model_dir, extra_flags)
+    if hasattr(strategy_lib, "resolve_precision"):  # --precision=auto, as hw_gan.experiment
+        cfg = cfg.replace(runtime=dataclasses.replace(
+            cfg.runtime, precision=strategy_lib.resolve_precision(cfg.runtime.precision)))
+    strategy_lib.set_precision(cfg.runtime.precision)
     keras.utils.set_random_seed(cfg.train.seed)
     trainer = make_trainer(cfg, tf.distribute.get_strategy(), manifest)
     t = cfg.train
@@ -147,12 +160,58 @@ def measure_config(config_file: str, data_dir: str, steps: int, extra_flags=()) 
         step += 1
     float(out["g_loss"])  # the last step has finished
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if trace_dir:
+        result_ops = trace(trainer, it, step, with_r1, trace_dir)
     result = {"config": config_file, "family": cfg.model.family, "width": cfg.model.width,
+              "precision": cfg.runtime.precision, "jit": bool(cfg.runtime.jit_compile),
               "batch": t.batch_size, "resolution": cfg.model.resolution, "steps": steps,
               "images_per_s": round(steps * t.batch_size / wall, 1),
               "ms_per_step": round(1000 * wall / steps, 1), "cores": round(cpu / wall, 2),
               "phases_ms": phases(trainer, cfg, max(4, steps // 4), interval)}
+    if trace_dir:
+        result["trace"] = result_ops
     return result
+
+
+def trace(trainer, it, step: int, with_r1, logdir: str, steps: int = 8) -> dict:
+    """A TensorBoard profiler trace of `steps` training steps in `logdir`, and what it holds:
+    {"ms_per_step": {op type: ms}, "by_model": {model/fwd|bwd: ms}} from the host plane's
+    executor threads (op kernels only; the profiler slows the step down)."""
+    import collections
+    import re
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    tf.profiler.experimental.start(logdir)
+    for _ in range(steps):
+        out = trainer._train_step_fn(with_r1(step))(it)
+        step += 1
+    float(out["g_loss"])
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(sorted(Path(logdir).rglob("*.xplane.pb"))[-1].read_bytes())
+    by_type, by_model = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" not in name or name.startswith("ExecutorState"):  # spans, not kernels
+                    continue
+                ms = event.duration_ps / 1e9 / steps
+                by_type[name.rsplit(":", 1)[1]] += ms
+                m = re.search(r"([a-z_]*(?:generator|discriminator|encoder|synthesis|mapping)"
+                              r"[a-z_]*)", name)
+                model = re.sub(r"_\d+$", "", m.group(1)) if m else "other"
+                by_model[f"{model}/{'bwd' if 'gradient' in name else 'fwd'}"] += ms
+    return {"logdir": logdir, "steps": steps,
+            "total_ms_per_step": round(sum(by_type.values()), 1),
+            "ms_per_step": {k: round(v, 2) for k, v in by_type.most_common(15)},
+            "by_model": {k: round(v, 1) for k, v in by_model.most_common()}}
 
 
 def phases(trainer, cfg, n: int, interval: int) -> dict:
@@ -272,7 +331,7 @@ def run_one(tree: Path, job: dict) -> dict:
     """One measurement in a fresh process whose library comes from `tree`."""
     env = dict(os.environ, HWGAN_BENCH_SRC=str(tree), PYTHONPATH=str(tree))
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one",
-                           json.dumps(job)], env=env, capture_output=True, text=True)
+                           json.dumps(job)], env=env, cwd=tree, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"measurement in {tree} failed ({job['config']}):\n"
                          + proc.stderr[-3000:])
@@ -313,6 +372,9 @@ def main():
     p.add_argument("--flags", default="",
                    help="extra training flags for this checkout's side, space-separated "
                         "(e.g. '--batch_size=128')")
+    p.add_argument("--trace", metavar="DIR",
+                   help="also write a TensorBoard profiler trace of 8 steps per config under "
+                        "DIR and print its time per op type and per model (this checkout)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--grid", action="store_true", help="the family x width x batch grid")
     p.add_argument("--families", default="char_cgan,style_cgan,stylegan")
@@ -325,7 +387,7 @@ def main():
     if args.one:
         job = json.loads(args.one)
         print(json.dumps(measure_config(job["config"], job["data_dir"], job["steps"],
-                                        job.get("flags", ()))))
+                                        job.get("flags", ()), job.get("trace", ""))))
         return
     if args.grid:
         return grid(args)
@@ -346,6 +408,8 @@ def main():
                     for side in order:
                         job = {"config": config, "data_dir": str(data_dir), "steps": args.steps,
                                "flags": args.flags.split() if side == "this" else []}
+                        if args.trace and side == "this" and r == 0:
+                            job["trace"] = str(Path(args.trace).resolve() / Path(config).stem)
                         row = run_one(sides[side], job)
                         row.update(side=side, round=r + 1)
                         print(json.dumps(row), file=sys.stderr)
@@ -358,6 +422,8 @@ def main():
               "compare": args.compare, "configs": {}}
     for config in configs:
         entry = {side: summarize(rows[config][side]) for side in sides}
+        if args.trace:
+            entry["this"]["trace"] = rows[config]["this"][0].get("trace")
         if args.compare:
             entry["speedup"] = round(entry["this"]["images_per_s"] / entry["ref"]["images_per_s"],
                                      3)

@@ -17,7 +17,7 @@ from typing import Any, Optional
 FAMILIES = ("char_cgan", "style_cgan", "stylegan")
 RESOLUTIONS = (32, 64)
 LOSSES = ("nonsaturating", "hinge")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 MODES = ("train", "evaluate", "export", "sample", "adapt")
 
@@ -63,6 +63,8 @@ class TrainConfig:
     loss: str = "nonsaturating"
     r1_gamma: float = 1.0
     r1_interval: int = 4  # lazy R1: every N discriminator steps, scaled by N
+    # One generator forward pass per step, shared by the D and G updates (GANTrainer._fused_step)
+    fused_step: bool = True
     ema_decay: float = 0.999
     ema_start: int = 0
     style_mixing_prob: float = 0.9  # stylegan
@@ -207,7 +209,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
 
 # Fields that may differ between a checkpoint's config and a resumed run's.
 RESUMABLE_CHANGES = {
-    "train": {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "image_every"},
+    "train": {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "image_every",
+              "fused_step"},
     "eval": None,  # any
     "runtime": None,
     "data": {"shuffle_buffer", "cache", "build_source", "build_params", "eval_split"},

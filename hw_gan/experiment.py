@@ -50,7 +50,12 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
     if cfg.runtime.mode == "sample":
         return sample(cfg)
     strategy = strategy_lib.make_strategy(cfg.runtime.strategy)
-    strategy_lib.set_precision(cfg.runtime.precision)
+    cfg = cfg.replace(runtime=dataclasses.replace(
+        cfg.runtime, precision=strategy_lib.resolve_precision(cfg.runtime.precision)))
+    # Only training computes in reduced precision; evaluation and export read the float32
+    # weights into a float32 model, so what is scored is what is shipped.
+    strategy_lib.set_precision(cfg.runtime.precision if cfg.runtime.mode == "train"
+                               else "float32")
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     chief = strategy_lib.is_chief(strategy)
@@ -74,11 +79,25 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
     if not chief:
         return summary
     at_end = cfg.runtime.mode == "train" and cfg.eval.eval_at_end
+    if at_end and cfg.runtime.precision != "float32":
+        trainer = float32_trainer(cfg, strategy, manifest)
     if cfg.runtime.mode == "evaluate" or at_end:
         summary["eval"] = evaluate(cfg, trainer, manifest)
     if cfg.runtime.mode == "export" or (at_end and cfg.runtime.export_dir):
         summary["export"] = export(cfg, trainer, manifest, overwrite_export, log)
     return summary
+
+
+def float32_trainer(cfg: config_lib.ExperimentConfig, strategy, manifest: dict):
+    """A trainer of float32 models restored from the run's latest checkpoint (its variables
+    are float32 whatever the policy it was trained under; the optimizers keep the run's
+    structure, loss scaling included, so the checkpoint matches); the global policy is float32
+    afterwards."""
+    strategy_lib.set_precision("float32")
+    keras.utils.set_random_seed(cfg.train.seed)
+    trainer = make_trainer(cfg, strategy, manifest)
+    trainer.restore()
+    return trainer
 
 
 def ensure_dataset(cfg: config_lib.ExperimentConfig, log: Log = _stderr) -> dict:
@@ -169,4 +188,4 @@ def run_adapt(acfg: config_lib.AdaptConfig, log: Log = _stderr) -> dict:
     return adaptation.adapt(acfg, log=log)
 
 
-__all__ = ["run", "run_adapt", "ensure_dataset", "check_run_dir", "evaluate", "export", "sample"]
+__all__ = ["run", "run_adapt", "float32_trainer", "ensure_dataset", "check_run_dir", "evaluate", "export", "sample"]

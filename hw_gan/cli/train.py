@@ -126,6 +126,10 @@ def _define_training_flags() -> None:
     flags.DEFINE_enum("loss", _t.loss, config_lib.LOSSES, "GAN loss.")
     flags.DEFINE_float("r1_gamma", _t.r1_gamma, "R1 penalty weight (0 disables).")
     flags.DEFINE_integer("r1_interval", _t.r1_interval, "Apply R1 every N steps (lazy R1).")
+    flags.DEFINE_boolean("fused_step", _t.fused_step,
+                         "One generator forward pass per step, shared by the D and G updates "
+                         "(the G update sees the fakes D just learned from); off: G draws "
+                         "fresh fakes for its update.")
     flags.DEFINE_float("ema_decay", _t.ema_decay, "Generator EMA decay.")
     flags.DEFINE_integer("ema_start", _t.ema_start, "Step before which the EMA copies the generator.")
     flags.DEFINE_float("style_mixing_prob", _t.style_mixing_prob, "StyleGAN style mixing probability.")
@@ -216,7 +220,8 @@ def config_from_flags() -> config_lib.ExperimentConfig:
         train=config_lib.TrainConfig(
             batch_size=FLAGS.batch_size, steps=FLAGS.steps, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
             beta1=FLAGS.beta1, beta2=FLAGS.beta2, loss=FLAGS.loss, r1_gamma=FLAGS.r1_gamma,
-            r1_interval=FLAGS.r1_interval, ema_decay=FLAGS.ema_decay, ema_start=FLAGS.ema_start,
+            r1_interval=FLAGS.r1_interval, fused_step=FLAGS.fused_step,
+            ema_decay=FLAGS.ema_decay, ema_start=FLAGS.ema_start,
             style_mixing_prob=FLAGS.style_mixing_prob, style_group_size=FLAGS.style_group_size,
             style_recon_weight=FLAGS.style_recon_weight,
             style_feature_weight=FLAGS.style_feature_weight,

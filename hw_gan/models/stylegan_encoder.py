@@ -81,13 +81,28 @@ class StyleEncoder(tf.Module):
     def __call__(self, images, chars, mask=None, training: bool = False):
         images = tf.convert_to_tensor(images, tf.float32)
         chars = tf.cast(chars, tf.int32)
-        shape = tf.shape(chars)
-        g, k = shape[0], shape[1]
         r = self.resolution
         flat = self.glyph_net({"image": tf.reshape(images, [-1, r, r, 1]),
                                "char": tf.reshape(chars, [-1])}, training=training)
+        return self._pool(flat, tf.shape(chars), mask, training)
+
+    def encode_sets(self, sets, training: bool = False) -> list:
+        """[w [G_i, w_dim]] of several sets (images [G_i, K_i, R, R, 1], chars [G_i, K_i]), with
+        ONE glyph-net pass over all their glyphs: what calling the encoder on each returns."""
+        r = self.resolution
+        images = [tf.reshape(tf.convert_to_tensor(im, tf.float32), [-1, r, r, 1])
+                  for im, _ in sets]
+        chars = [tf.cast(c, tf.int32) for _, c in sets]
+        flat = self.glyph_net({"image": tf.concat(images, 0),
+                               "char": tf.concat([tf.reshape(c, [-1]) for c in chars], 0)},
+                              training=training)
+        parts = tf.split(flat, [tf.shape(im)[0] for im in images], axis=0)
+        return [self._pool(part, tf.shape(c), None, training) for part, c in zip(parts, chars)]
+
+    def _pool(self, flat, set_shape, mask, training: bool):
+        """Per-glyph features [G * K, F] -> w [G, w_dim]: masked mean over each set, set head."""
         flat = tf.cast(flat, tf.float32)
-        feats = tf.reshape(flat, tf.stack([g, k, tf.shape(flat)[-1]]))
+        feats = tf.reshape(flat, tf.stack([set_shape[0], set_shape[1], tf.shape(flat)[-1]]))
         if mask is None:
             pooled = tf.reduce_mean(feats, axis=1)
         else:

@@ -96,6 +96,37 @@ def worker_id(strategy: tf.distribute.Strategy) -> int:
     return int(getattr(resolver, "task_id", 0) or 0) if resolver is not None else 0
 
 
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 math
+
+
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX: oneDNN then runs bf16
+    convolutions faster than float32; without them it emulates bf16, slower). False where
+    `cpuinfo` cannot be read (not Linux)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return any(flag in line.split() for flag in CPU_BF16_FLAGS)
+    except OSError:
+        return False
+    return False
+
+
+def resolve_precision(name: str, cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The dtype policy for --precision=`name`. "auto": mixed_bfloat16 on a GPU of compute
+    capability 8.0+ (Ampere on) or, without a GPU, on a CPU with native bfloat16; float32
+    otherwise. Any other name is returned as it is."""
+    if name != "auto":
+        return name
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = [tf.config.experimental.get_device_details(g) for g in gpus]
+        ampere = all(tuple(d.get("compute_capability", (0, 0))) >= (8, 0) for d in details)
+        return "mixed_bfloat16" if ampere else "float32"
+    return "mixed_bfloat16" if cpu_has_native_bf16(cpuinfo) else "float32"
+
+
 def set_precision(policy: str) -> None:
     """Sets Keras's global dtype policy ("float32", "mixed_float16" or "mixed_bfloat16")."""
     import keras

@@ -47,6 +47,10 @@ class StyleGANTrainer(GANTrainer):
         self.mapping, self.synthesis = stylegan.parts(self.generator)
         self.d_feature_net = keras.Model(self.discriminator.inputs,
                                          self.discriminator.get_layer(FEATURES_LAYER).output)
+        # D's logit and image features in one pass (the reconstruction's losses use both).
+        self.d_logits_features = keras.Model(
+            self.discriminator.inputs,
+            [self.discriminator.output, self.discriminator.get_layer(FEATURES_LAYER).output])
 
     # -- models ----------------------------------------------------------------------------------
     def _build_extra(self) -> dict:
@@ -102,29 +106,39 @@ class StyleGANTrainer(GANTrainer):
         groups = self.per_replica // k
         chars = tf.reshape(batch["char"], [groups, k])
         out = {}
-        if t.style_cycle_weight > 0:
-            w_hat = self.encoder(tf.reshape(fake, [groups, k, r, r, 1]), chars, training=True)
+        cycle = t.style_cycle_weight > 0
+        recon = t.style_recon_weight > 0 or t.style_feature_weight > 0
+        images = tf.reshape(batch["image"], [groups, k, r, r, 1])
+        # The encoder reads G's fakes (cycle) and the writers' real glyphs (reconstruction) in
+        # one pass of its glyph net.
+        sets = ([(tf.reshape(fake, [groups, k, r, r, 1]), chars)] if cycle else []) + (
+            [(images[:, :-1], chars[:, :-1])] if recon else [])
+        styles = self.encoder.encode_sets(sets, training=True) if sets else []
+        if cycle:
+            w_hat = styles.pop(0)
             err = tf.reduce_mean(tf.square(w_hat - info["w"]), axis=-1)
             err = err * tf.cast(tf.logical_not(info["mixed"]), tf.float32)
             out["cycle"] = t.style_cycle_weight * self._average_groups(err)
-        if t.style_recon_weight > 0 or t.style_feature_weight > 0:
-            images = tf.reshape(batch["image"], [groups, k, r, r, 1])
-            w_e = self.encoder(images[:, :-1], chars[:, :-1], training=True)
+        if recon:
+            w_e = styles.pop(0)
             target, target_char = images[:, -1], chars[:, -1]
             ws = tf.repeat(w_e[:, None, :], self.num_ws, axis=1)
             rec = self.synthesis({"ws": ws, "char": target_char}, training=True)
             rec = tf.cast(rec, tf.float32)
+            # One D pass over the redrawn glyphs and, for the feature loss, the real targets.
+            n = tf.shape(rec)[0]
+            with_target = t.style_feature_weight > 0
+            d_in = tf.concat([rec, target], 0) if with_target else rec
+            d_chars = tf.concat([target_char, target_char], 0) if with_target else target_char
+            logits, feats = self.d_logits_features({"image": d_in, "char": d_chars},
+                                                   training=True)
             if t.style_recon_weight > 0:
                 l1 = losses_lib.l1_per_example(rec, target)
                 out["recon_l1"] = t.style_recon_weight * self._average_groups(l1)
-                logits = self.discriminator({"image": rec, "char": target_char}, training=True)
-                out["recon_adv"] = self._average_groups(self.g_loss_fn(logits))
-            if t.style_feature_weight > 0:
-                f_rec = tf.cast(self.d_feature_net({"image": rec, "char": target_char},
-                                                   training=True), tf.float32)
-                f_real = tf.cast(self.d_feature_net({"image": target, "char": target_char},
-                                                    training=True), tf.float32)
-                feat = losses_lib.feature_l1(f_rec, f_real)
+                out["recon_adv"] = self._average_groups(self.g_loss_fn(logits[:n]))
+            if with_target:
+                feats = tf.cast(feats, tf.float32)
+                feat = losses_lib.feature_l1(feats[:n], feats[n:])
                 out["recon_feat"] = t.style_feature_weight * self._average_groups(feat)
         if t.pl_weight > 0:
             ws = info["ws"]

@@ -17,6 +17,7 @@ import tensorflow as tf
 from data_pipeline import dataset, tfrecords
 from hw_gan import config as config_lib
 from hw_gan.models import stylegan
+from hw_gan.models.stylegan_encoder import StyleEncoder
 from hw_gan.training import strategy as strategy_lib
 from hw_gan import experiment
 from hw_gan.training import make_trainer
@@ -139,6 +140,19 @@ def test_style_mixing_and_truncation():
 
 
 # -- data and training ----------------------------------------------------------------------------
+
+
+def test_encoder_reads_several_sets_in_one_pass_as_it_reads_each():
+    enc = StyleEncoder(_model_cfg(32))
+    rng = np.random.default_rng(1)
+    a = rng.uniform(-1, 1, (3, 4, 32, 32, 1)).astype(np.float32)
+    b = rng.uniform(-1, 1, (3, 2, 32, 32, 1)).astype(np.float32)
+    ca, cb = rng.integers(0, 4, (3, 4)), rng.integers(0, 4, (3, 2))
+    wa, wb = enc.encode_sets([(a, ca), (b, cb)])
+    assert wa.shape == wb.shape == (3, stylegan.w_dim(_model_cfg(32)))
+    np.testing.assert_allclose(wa.numpy(), enc(a, ca).numpy(), atol=1e-5)
+    np.testing.assert_allclose(wb.numpy(), enc(b, cb).numpy(), atol=1e-5)
+    assert not np.allclose(wa.numpy(), wb.numpy(), atol=1e-3)
 
 
 def test_grouped_batches_come_from_one_writer(data_dir):

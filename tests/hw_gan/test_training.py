@@ -15,6 +15,8 @@ import tensorflow as tf
 
 from data_pipeline import tfrecords
 from hw_gan import config as config_lib
+from hw_gan import experiment
+from hw_gan.training import GANTrainer, StyleGANTrainer, make_trainer
 from hw_gan.training import strategy as strategy_lib
 from hw_gan.training import trainer as trainer_lib
 from tests.conftest import ListSource, make_records
@@ -110,6 +112,67 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(data_dir, tmp_p
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def _shared_noise(trainer_class):
+    """`trainer_class`'s alternating step, with the G update drawing the D update's noise."""
+
+    def make_fakes(self, step, salt, chars, writers, batch_size, training=True):
+        return trainer_class._make_fakes(self, step, 1, chars, writers, batch_size, training)
+
+    return type("SharedNoise" + trainer_class.__name__, (trainer_class,),
+                {"_make_fakes": make_fakes})
+
+
+@pytest.mark.parametrize("family", ["style_cgan", "stylegan"])
+def test_fused_step_is_the_alternating_step_with_the_d_steps_fakes(data_dir, tmp_path, family):
+    """--fused_step runs G once per step: it must compute what two G passes on the same noise
+    compute, R1 steps included (only the forward pass is shared, not the math)."""
+
+    def run(name, trainer_factory, **train):
+        cfg = _cfg(data_dir, tmp_path / name, family=family, steps=4, r1_interval=2,
+                   style_group_size=2, **train)
+        keras.utils.set_random_seed(cfg.train.seed)
+        trainer = trainer_factory(cfg, tf.distribute.get_strategy(),
+                                  tfrecords.load_manifest(data_dir))
+        it = iter(trainer.dataset(0))
+        # Three steps, two with R1. Further on, stylegan's noise layers (seeded from their
+        # input's sum) turn the two graphs' different rounding into different noise.
+        losses = [{k: float(v) for k, v in trainer._train_step_fn(s % 2 == 0)(it).items()}
+                  for s in range(3)]
+        return losses, [w for m in ("generator", "discriminator", "ema_generator")
+                        for w in _weights(getattr(trainer, m))]
+
+    fused, fused_w = run("fused", make_trainer, fused_step=True)
+    plain, plain_w = run("plain", make_trainer, fused_step=False)
+    ref, ref_w = run("ref", _shared_noise(StyleGANTrainer if family == "stylegan"
+                                          else GANTrainer), fused_step=False)
+    for i, (f, r) in enumerate(zip(fused, ref)):  # every loss of every step, R1 steps included
+        assert f.keys() == r.keys()
+        for k in f:
+            assert f[k] == pytest.approx(r[k], rel=1e-3, abs=1e-4), (i, k, f, r)
+    assert any(abs(f["g_loss"] - p["g_loss"]) > 1e-3 for f, p in zip(fused, plain))
+
+    def share_apart(a, b):  # weights further apart than round-off (Adam can turn a ~0
+        # gradient's rounding into a sign flip of one element's step: keep to a share)
+        diff = np.concatenate([np.abs(x - y).ravel() for x, y in zip(a, b)])
+        return float(np.mean(diff > 2e-5))
+
+    assert share_apart(fused_w, ref_w) < 0.01
+    assert share_apart(fused_w, plain_w) > 0.2
+
+
+def test_one_discriminator_pass_over_real_and_fake_gives_each_examples_logit(data_dir, tmp_path):
+    trainer = _trainer(_cfg(data_dir, tmp_path, aux_char_weight=0.5))
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(-1, 1, (16, 32, 32, 1)), tf.float32)
+    chars = tf.constant(rng.integers(0, 4, 16), tf.int32)
+    writers = tf.constant(rng.integers(0, 3, 16), tf.int32)
+    both, aux = trainer._discriminate(images, chars, writers)
+    first, aux_first = trainer._discriminate(images[:8], chars[:8], writers[:8])
+    second, _ = trainer._discriminate(images[8:], chars[8:], writers[8:])
+    np.testing.assert_allclose(both.numpy(), np.concatenate([first, second]), atol=1e-5)
+    np.testing.assert_allclose(aux.numpy()[:8], aux_first.numpy(), atol=1e-5)
+
+
 def test_two_replica_mirrored_strategy_trains(data_dir, tmp_path):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) >= 2, "conftest configures two logical CPUs"
@@ -170,6 +233,62 @@ def test_strategy_selection():
     assert isinstance(strategy_lib.make_strategy("auto"), tf.distribute.MirroredStrategy)  # 2 CPUs
     with pytest.raises(ValueError, match="TF_CONFIG"):
         strategy_lib.make_strategy("multi_worker")
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(tmp_path):
+    with_bf16, without, unreadable = tmp_path / "a", tmp_path / "b", tmp_path / "missing"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 fma\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw fma\n")
+    assert strategy_lib.cpu_has_native_bf16(str(with_bf16))
+    assert not strategy_lib.cpu_has_native_bf16(str(without))
+    assert not strategy_lib.cpu_has_native_bf16(str(unreadable))
+    assert strategy_lib.resolve_precision("auto", str(with_bf16)) == "mixed_bfloat16"
+    assert strategy_lib.resolve_precision("auto", str(without)) == "float32"
+    assert strategy_lib.resolve_precision("auto", str(unreadable)) == "float32"
+    assert strategy_lib.resolve_precision("float32", str(with_bf16)) == "float32"
+    assert strategy_lib.resolve_precision("mixed_float16", str(without)) == "mixed_float16"
+
+
+def test_bfloat16_training_evaluates_and_exports_float32_models(data_dir, tmp_path):
+    """A run trained under mixed_bfloat16 is scored and shipped as float32: evaluation and
+    export read the float32 checkpoint into float32 models."""
+    cfg = _cfg(data_dir, tmp_path / "run", steps=2, fused_step=True)
+    cfg = cfg.replace(
+        runtime=config_lib.dataclasses.replace(cfg.runtime, precision="mixed_bfloat16",
+                                               export_dir=str(tmp_path / "export")),
+        eval=config_lib.dataclasses.replace(cfg.eval, judge_steps=2, judge_batch=8,
+                                            num_generated=8))
+    try:
+        summary = experiment.run(cfg)
+    finally:
+        strategy_lib.set_precision("float32")
+    assert summary["train"]["step"] == 2 and summary["eval"]["step"] == 2
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["runtime"]["precision"] == "mixed_bfloat16"
+    assert _graph_dtypes(summary["export"]) >= {tf.float32.as_datatype_enum}
+    assert tf.bfloat16.as_datatype_enum not in _graph_dtypes(summary["export"])
+    restored = experiment.float32_trainer(cfg, tf.distribute.get_strategy(),
+                                          tfrecords.load_manifest(data_dir))
+    assert restored.ema_generator.compute_dtype == "float32"
+    assert int(restored.step.numpy()) == 2
+
+
+def _graph_dtypes(export_path) -> set:
+    """Every dtype enum named by an attribute of a node of the SavedModel's graph and
+    functions (a bfloat16 computation shows up as Cast / Conv2D nodes typed DT_BFLOAT16)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = saved_model_pb2.SavedModel()
+    model.ParseFromString((Path(export_path) / "saved_model.pb").read_bytes())
+    graph = model.meta_graphs[0].graph_def
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    out = set()
+    for node in nodes:
+        for attr in node.attr.values():
+            if attr.type:
+                out.add(attr.type)
+            out.update(attr.list.type)
+    return out
 
 
 def test_config_validation_and_resume_compatibility(tmp_path):
