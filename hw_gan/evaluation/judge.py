@@ -25,6 +25,13 @@ json records what the judge was trained on (the manifest's sha256, charset, writ
 image size, steps, batch, seed, split, augment when used); a cache made for another dataset or
 setting is rebuilt, never reused silently. The directory is replaced in one rename.
 
+Training (`train_judge`): each step is one compiled TensorFlow function (forward, gradients, Adam
+update); the batch is augmented in NumPy for the whole batch at once (`augment_batch`: random
+shifts, and `_texture_batch`'s blur, dilation and tone as vectorised array operations that match
+cv2's per glyph), seeded, so a seed trains the same weights. On a CPU the judge is compute-bound
+(a glyph costs about the same at batch 128 or 512), so the time goes with the glyphs seen
+(steps x batch); the recipe and its accuracy against the glyphs seen: docs/results.md ("Judges").
+
 Judges are always float32 (whatever the global mixed-precision policy) and should be built and
 used outside a tf.distribute strategy scope.
 """
@@ -51,7 +58,10 @@ AUGMENTS = ("none", "texture")
 FEATURE_DIM = 128
 HELDOUT_FRACTION = 0.1
 MAX_REAL = 50_000  # real glyphs read per split (float32 in memory: 50k x 64 x 64 is 0.8 GB)
-ARCH = "judge-v1"  # bump when the architecture or training recipe changes: old caches rebuild
+ARCH = "judge-v2"  # bump when the architecture or training recipe changes: old caches rebuild
+LEARNING_RATE = 8e-3  # Adam's peak at batch 256 (learning_rate_for scales it to other batches)
+WARMUP_FRACTION = 0.05  # of the steps, from a tenth of the peak learning rate
+DROPOUT = 0.3  # on the 128-d features while training
 WEIGHTS_FILE = "judge.weights.h5"
 META_FILE = "judge.json"
 FORMAT = 1
@@ -115,7 +125,7 @@ def build_judge_model(image_size: int, num_classes: int, seed: int = 0):
     x = layers.GlobalAveragePooling2D(dtype=f32, name="pool")(x)
     feats = layers.Dense(FEATURE_DIM, activation="relu", kernel_initializer=init(), dtype=f32,
                          name="features")(x)
-    x = layers.Dropout(0.3, seed=seed + 17, dtype=f32, name="dropout")(feats)
+    x = layers.Dropout(DROPOUT, seed=seed + 17, dtype=f32, name="dropout")(feats)
     probs = layers.Dense(num_classes, activation="softmax", dtype=f32,
                          kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 23),
                          name="probs")(x)
@@ -175,44 +185,116 @@ class Judge:
 
 
 def _shift_batch(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
-    """Each image moved by a random integer offset in [-max_shift, max_shift]^2 (paper fills)."""
+    """Each image moved by a random integer offset in [-max_shift, max_shift]^2 (paper fills),
+    for the whole batch at once (one gather, no loop per glyph)."""
     if max_shift <= 0:
         return images
     n, h, w, _ = images.shape
     m = max_shift
-    padded = np.pad(images, ((0, 0), (m, m), (m, m), (0, 0)), constant_values=-1.0)
+    padded = np.pad(images[..., 0], ((0, 0), (m, m), (m, m)), constant_values=-1.0)
     dy = rng.integers(0, 2 * m + 1, n)
     dx = rng.integers(0, 2 * m + 1, n)
-    return np.stack([padded[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    rows = (dy[:, None] + np.arange(h))[:, :, None]
+    cols = (dx[:, None] + np.arange(w))[:, None, :]
+    return padded[np.arange(n)[:, None, None], rows, cols][..., None]
+
+
+def gaussian_kernels(sigmas: np.ndarray) -> np.ndarray:
+    """Float32 [N, 2R+1] 1-D Gaussian kernels, one per sigma (sigma <= 0: the identity), each
+    exactly cv2.getGaussianKernel(ksize, sigma, CV_32F) with OpenCV's float-image size rule
+    (ksize = round(8 sigma + 1) | 1), centred and zero-padded to the largest one's length."""
+    sigmas = np.asarray(sigmas, np.float64)
+    sizes = np.where(sigmas > 0, np.round(np.maximum(sigmas, 0) * 8 + 1).astype(int) | 1, 1)
+    r = int(sizes.max()) // 2
+    x = np.arange(-r, r + 1, dtype=np.float64)[None, :]
+    safe = np.where(sigmas > 0, sigmas, 1.0)[:, None]
+    k = np.where(np.abs(x) <= sizes[:, None] // 2, np.exp(-x * x / (2 * safe * safe)), 0.0)
+    return (k / k.sum(1, keepdims=True)).astype(np.float32)
+
+
+def blur_batch(images: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """[N, H, W] float32 images, each blurred by its own Gaussian (`gaussian_kernels`; sigma <= 0
+    leaves it as it is), separably with reflect-101 borders (cv2.GaussianBlur's default): one
+    multiply-add per kernel tap over the whole batch, no loop per glyph."""
+    images = np.asarray(images, np.float32)
+    kernels = gaussian_kernels(sigmas)
+    r = kernels.shape[1] // 2
+    if r == 0:
+        return images.copy()
+    n, h, w = images.shape
+    p = np.pad(images, ((0, 0), (r, r), (0, 0)), mode="reflect")
+    rows = np.zeros_like(images)
+    for t in range(2 * r + 1):
+        rows += kernels[:, t, None, None] * p[:, t:t + h, :]
+    p = np.pad(rows, ((0, 0), (0, 0), (r, r)), mode="reflect")
+    out = np.zeros_like(images)
+    for t in range(2 * r + 1):
+        out += kernels[:, t, None, None] * p[:, :, t:t + w]
+    return out
+
+
+def _dilate2x2(ink: np.ndarray) -> np.ndarray:
+    """cv2.dilate(ink, np.ones((2, 2))) for a batch [N, H, W]: the max over each pixel, its upper
+    and left neighbours and the upper-left one (outside the image counts as nothing)."""
+    p = np.pad(ink, ((0, 0), (1, 0), (1, 0)), constant_values=-np.inf)
+    return np.maximum(np.maximum(p[:, 1:, 1:], p[:, :-1, 1:]),
+                      np.maximum(p[:, 1:, :-1], p[:, :-1, :-1]))
 
 
 def _texture_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Each glyph ([-1, 1], ink high) re-rendered at random: blurred (p 0.7, Gaussian sigma
     U(0.3, 1.2) px), thickened (p 0.25, 2x2 grey dilation) and re-toned (ink^gamma, gamma
-    log-uniform in [0.5, 2]). The shape of the strokes is kept; how they are drawn is not."""
-    import cv2
+    log-uniform in [0.5, 2]). The shape of the strokes is kept; how they are drawn is not.
+    Vectorised over the batch (the same operations as cv2's, per glyph)."""
+    n = len(images)
+    blur = rng.random(n) < 0.7
+    sigma = rng.uniform(0.3, 1.2, n)
+    dilate = rng.random(n) < 0.25
+    gamma = np.exp(rng.uniform(np.log(0.5), np.log(2.0), n))
+    ink = (np.asarray(images, np.float32)[..., 0] + 1.0) * 0.5
+    ink = blur_batch(ink, np.where(blur, sigma, 0.0))
+    ink = np.where(dilate[:, None, None], _dilate2x2(ink), ink)
+    ink = np.clip(ink, 0.0, 1.0) ** gamma[:, None, None].astype(np.float32)
+    return (ink * 2.0 - 1.0)[..., None].astype(np.float32)
 
-    out = np.empty_like(images)
-    for i, img in enumerate(images):
-        ink = (img[..., 0] + 1.0) * 0.5
-        if rng.random() < 0.7:
-            ink = cv2.GaussianBlur(ink, (0, 0), float(rng.uniform(0.3, 1.2)))
-        if rng.random() < 0.25:
-            ink = cv2.dilate(ink, np.ones((2, 2), np.uint8))
-        ink = np.clip(ink, 0.0, 1.0) ** float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
-        out[i, ..., 0] = ink * 2.0 - 1.0
-    return out
+
+def augment_batch(images: np.ndarray, augment: str, rng: np.random.Generator) -> np.ndarray:
+    """What a judge trains on: random shifts of up to S/16 px, then (`augment="texture"`) the
+    texture re-rendering. Seeded by `rng`; float32 [N, S, S, 1] in [-1, 1]."""
+    x = _shift_batch(np.asarray(images, np.float32), images.shape[1] // 16, rng)
+    return _texture_batch(x, rng) if augment == "texture" else x
+
+
+def _train_step(model, optimizer, size: int):
+    """A compiled step: one Adam update of `model` on (images, labels), returning the loss."""
+    import keras
+    import tensorflow as tf
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    variables = model.trainable_variables
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32),
+                                  tf.TensorSpec([None], tf.int32)])
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    return step
 
 
 def train_judge(images, labels, num_classes: int, steps: int, batch: int, seed: int, *,
                 class_ids: Optional[Sequence[int]] = None, kind: str = "",
-                learning_rate: float = 2e-3, augment: str = "none",
+                learning_rate: Optional[float] = None, augment: str = "none",
                 progress: bool = True) -> Judge:
     """Trains a judge on `images` [N, S, S, 1] with `labels` in [0, num_classes) for `steps`
-    minibatches of `batch` (seeded epoch shuffles, random shifts of up to S/16 px, Adam with
-    cosine decay; `augment="texture"`: every glyph also re-rendered by `_texture_batch`).
-    `class_ids` are the dataset ids of the classes (default range(num_classes)). `progress`:
-    a progress bar with the time left on stderr.
+    minibatches of `batch` (seeded epoch shuffles, `augment_batch`, Adam: a linear warm-up over
+    the first WARMUP_FRACTION of the steps to `learning_rate`, then cosine decay to 5 % of it).
+    `learning_rate` None: `learning_rate_for(batch)`. Each step is
+    one compiled TensorFlow function; the batch is augmented in NumPy, seeded, so the same
+    inputs and seed train the same weights. `class_ids` are the dataset ids of the classes
+    (default range(num_classes)). `progress`: a progress bar with the time left on stderr.
     """
     import keras
 
@@ -230,10 +312,13 @@ def train_judge(images, labels, num_classes: int, steps: int, batch: int, seed: 
     if augment not in AUGMENTS:
         raise ValueError(f"judge augment {augment!r} is not one of {AUGMENTS}")
     size = images.shape[1]
+    lr = learning_rate_for(batch) if learning_rate is None else float(learning_rate)
     model = build_judge_model(size, num_classes, seed)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=keras.losses.SparseCategoricalCrossentropy())
+    warmup = int(steps * WARMUP_FRACTION)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        lr if warmup == 0 else lr * 0.1, steps - warmup, alpha=0.05,
+        warmup_target=None if warmup == 0 else lr, warmup_steps=warmup)
+    step_fn = _train_step(model, keras.optimizers.Adam(schedule), size)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 31337]))
     batch = min(batch, len(images))
     order, pos = rng.permutation(len(images)), 0
@@ -243,13 +328,16 @@ def train_judge(images, labels, num_classes: int, steps: int, batch: int, seed: 
             order, pos = rng.permutation(len(images)), 0
         idx = order[pos:pos + batch]
         pos += batch
-        x = _shift_batch(images[idx], size // 16, rng)
-        if augment == "texture":
-            x = _texture_batch(x, rng)
-        model.train_on_batch(x, labels[idx])
+        step_fn(augment_batch(images[idx], augment, rng), labels[idx])
         bar.update()
     bar.close()
     return Judge(model, range(num_classes) if class_ids is None else class_ids, size, kind)
+
+
+def learning_rate_for(batch: int) -> float:
+    """The judges' peak Adam learning rate at `batch`: LEARNING_RATE at 256, scaled with the
+    square root of the batch above or below it."""
+    return LEARNING_RATE * float(np.sqrt(batch / 256.0))
 
 
 # --------------------------------------------------------------------------------------------

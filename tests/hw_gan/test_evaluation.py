@@ -249,6 +249,85 @@ def test_texture_augment_redraws_strokes_but_keeps_their_shape():
     assert (ink[:, 0:4, :].max() < 0.05)  # no ink appears far from the strokes
 
 
+def test_shift_batch_moves_each_glyph_whole_within_its_range():
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (400, SIZE, SIZE, 1)).astype(np.float32)
+    out = judge_lib._shift_batch(images, 2, np.random.default_rng(5))
+    assert out.shape == images.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(out, judge_lib._shift_batch(images, 2, np.random.default_rng(5)))
+    padded = np.pad(images[..., 0], ((0, 0), (2, 2), (2, 2)), constant_values=-1.0)
+    offsets = []
+    for img, src in zip(out[..., 0], padded):  # each output is one window of its padded input
+        hits = [(dy, dx) for dy in range(5) for dx in range(5)
+                if np.array_equal(img, src[dy:dy + SIZE, dx:dx + SIZE])]
+        assert len(hits) == 1
+        offsets.append(hits[0])
+    dy, dx = np.array(offsets).T - 2
+    # Offsets uniform over [-2, 2] on each axis (400 draws: each value 80 +- 30).
+    assert set(dy) == set(dx) == {-2, -1, 0, 1, 2}
+    assert np.bincount(dy + 2).min() > 50 and np.bincount(dx + 2).min() > 50
+    assert abs(dy.mean()) < 0.3 and abs(dx.mean()) < 0.3
+    assert judge_lib._shift_batch(images, 0, rng) is images
+
+
+def test_vectorised_blur_and_dilation_match_opencv_per_glyph():
+    rng = np.random.default_rng(2)
+    ink = rng.uniform(0, 1, (30, SIZE, SIZE)).astype(np.float32)
+    sigmas = rng.uniform(0.3, 1.2, 30)
+    sigmas[::4] = 0.0  # not blurred
+    want = np.stack([cv2.GaussianBlur(i, (0, 0), float(s)) if s > 0 else i
+                     for i, s in zip(ink, sigmas)])
+    np.testing.assert_allclose(judge_lib.blur_batch(ink, sigmas), want, atol=1e-6)
+    np.testing.assert_array_equal(judge_lib.blur_batch(ink, sigmas)[::4], ink[::4])
+    kernels = judge_lib.gaussian_kernels([0.3, 1.2, 0.0])
+    assert kernels.shape == (3, 11)
+    np.testing.assert_allclose(kernels.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(kernels[1], cv2.getGaussianKernel(11, 1.2, cv2.CV_32F)[:, 0],
+                               atol=1e-7)
+    np.testing.assert_allclose(kernels[0, 4:7], cv2.getGaussianKernel(3, 0.3, cv2.CV_32F)[:, 0],
+                               atol=1e-7)
+    want = np.stack([cv2.dilate(i, np.ones((2, 2), np.uint8)) for i in ink])
+    np.testing.assert_array_equal(judge_lib._dilate2x2(ink), want)
+
+
+def test_texture_augment_draws_each_edit_at_its_rate():
+    img = np.full((1, SIZE, SIZE, 1), -1.0, np.float32)
+    img[0, 8:24, 15:17] = 0.0  # a 2 px bar of half-tone ink: every edit changes it
+    batch = np.repeat(img, 2000, axis=0)
+    out = judge_lib._texture_batch(batch, np.random.default_rng(3))
+    assert out.shape == batch.shape and out.dtype == np.float32
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    ink = (out[..., 0] + 1) / 2
+    blurred = ink[:, 8:24, 14].max(1) > 0  # blur spreads ink left; the dilation does not
+    dilated = (ink[:, 8:24, 17].max(1) > 0) & ~blurred  # the dilation grows it right
+    assert 0.66 < blurred.mean() < 0.74, blurred.mean()
+    assert 0.18 < dilated.sum() / (~blurred).sum() < 0.32
+    tone = ink[~blurred & ~dilated][:, 12, 15]  # 0.5 ** gamma, log-uniform gamma in [0.5, 2]
+    assert 0.5 ** 2 - 1e-6 <= tone.min() < 0.3 and 0.68 < tone.max() <= 0.5 ** 0.5 + 1e-6
+    log_gamma = np.log(np.log(tone) / np.log(0.5))
+    assert abs(np.median(log_gamma)) < 0.1  # centred on gamma 1
+
+
+def test_judge_training_is_deterministic_for_a_seed(data_dir):
+    images, chars, _ = load_glyphs(data_dir, "train", SIZE, limit=96)
+
+    def weights(seed, augment="none"):
+        judge = judge_lib.train_judge(images, chars, 4, 6, 32, seed, augment=augment,
+                                      progress=False)
+        return [v.numpy() for v in judge.model.weights]
+
+    for augment in ("none", "texture"):
+        a, b = weights(3, augment), weights(3, augment)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b)), augment
+    c = weights(4)
+    assert not all(np.array_equal(x, y) for x, y in zip(weights(3), c))
+
+
+def test_learning_rate_scales_with_the_square_root_of_the_batch():
+    assert judge_lib.learning_rate_for(256) == pytest.approx(judge_lib.LEARNING_RATE)
+    assert judge_lib.learning_rate_for(1024) == pytest.approx(2 * judge_lib.LEARNING_RATE)
+
+
 def test_texture_judge_is_cached_apart_from_the_plain_one(data_dir, tmp_path, train_calls):
     kw = dict(image_size=SIZE, steps=5, batch=16, seed=0)
     cache = tmp_path / "cache"
