@@ -90,6 +90,9 @@ class TrainConfig:
 class EvalConfig:
     judge_steps: int = 1500
     judge_batch: int = 128
+    # Where judges are cached ("": <data_dir>/judges/, shared by every run on the dataset, or
+    # the run's model_dir when the data directory is not writable).
+    judge_cache_dir: str = ""
     num_generated: int = 4000
     eval_at_end: bool = True
 

@@ -12,8 +12,10 @@ What is measured (all against the real split the judges train on, TRAIN by defau
   writer_match  (uses_writer) how often the writer judge names the writer the glyph was asked
                 for, against its real held-out accuracy and chance.
 
-The judges never see generated glyphs in training, and they are cached (see `judge.get_judge`),
-so every model evaluated on one dataset with one setting is scored by the same judges.
+The judges never see generated glyphs in training, and they are cached by dataset, in
+`<data_dir>/judges/` by default (see `judge.get_judge`), so every model evaluated on one dataset
+with one setting is scored by the same judges, and only the first run on a dataset trains them;
+the result's "judges" says, for each, whether it was reused or trained and where it lies.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from typing import Callable, Optional
 
 import numpy as np
@@ -87,20 +90,34 @@ def _generate(generate: GenerateFn, chars: np.ndarray, writers: np.ndarray, seed
     return np.clip(images, -1.0, 1.0)
 
 
-def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_generated: int,
-             uses_writer: bool, judge_steps: int, judge_batch: int, seed: int = 0,
-             split: str = tfrecords.TRAIN, max_real: Optional[int] = judge_lib.MAX_REAL,
-             judge_seed: int = 0, progress: bool = True) -> dict:
+def _judge(kind: str, data_dir, cache_dir, fallback_dir, progress: bool, **kw):
+    """get_judge, and what eval.json says about it: reused or trained, where, how long."""
+    t0 = time.perf_counter()
+    judge = judge_lib.get_judge(cache_dir, kind, data_dir, fallback_dir=fallback_dir,
+                                progress=progress, **kw)
+    info = dict(judge.cache, seconds=round(time.perf_counter() - t0, 2),
+                real_accuracy=judge.real_accuracy, steps=kw["steps"], batch=kw["batch"])
+    return judge, info
+
+
+def evaluate(generate: GenerateFn, data_dir, cache_dir=None, *, image_size: int,
+             num_generated: int, uses_writer: bool, judge_steps: int, judge_batch: int,
+             seed: int = 0, split: str = tfrecords.TRAIN,
+             max_real: Optional[int] = judge_lib.MAX_REAL, judge_seed: int = 0,
+             fallback_dir=None, progress: bool = True) -> dict:
     """Scores `generate(char_ids int32 [N], writer_ids int32 [N], seed) -> float32
     [N, image_size, image_size, 1] in [-1, 1]` (ids index the manifest's charset / writers).
 
     It is called once with `num_generated` balanced, seeded requests over the chars and writers
-    present in `split`. Judges come from / go to `cache_dir` (trained for `judge_steps` steps of
-    `judge_batch`). Returns a JSON-able dict (see the module doc; None where a value is
-    undefined). The split's first `max_real` glyphs (None: all) are the real data: 90% train the
-    judges, 10% are the held-out reference. `seed` drives the requests, the generator and the KID
-    subsets; `judge_seed` the judges and the held-out split, and is fixed by default so that runs
-    with different seeds are scored by the same (cached) judges. Call outside any tf.distribute
+    present in `split`. Judges (trained for `judge_steps` steps of `judge_batch`) come from / go
+    to `cache_dir` (None or "": the dataset's shared cache, `<data_dir>/judges/`; `fallback_dir`,
+    a run's model_dir, when that cannot be written: see `judge.get_judge`); the result's "judges"
+    says for each whether it was reused or trained, and where it is. Returns a JSON-able dict
+    (see the module doc; None where a value is undefined). The split's first `max_real` glyphs
+    (None: all) are the real data: 90% train the judges, 10% are the held-out reference. `seed`
+    drives the requests, the generator and the KID subsets; `judge_seed` the judges and the
+    held-out split, and is fixed by default so that runs with different seeds are scored by the
+    same (cached) judges. Call outside any tf.distribute
     strategy scope. `progress`: each phase (and judge training) on stderr with the time taken.
     """
     if num_generated < 2:
@@ -114,9 +131,11 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
     kw = dict(image_size=image_size, steps=judge_steps, batch=judge_batch, seed=judge_seed,
               split=split, max_real=max_real, real=real)
     phases.update(1, extra="char judge", force=True)
-    char_judge = judge_lib.get_judge(cache_dir, "char", data_dir, **kw)
+    judges: dict = {}
+    char_judge, judges["char"] = _judge("char", data_dir, cache_dir, fallback_dir, progress, **kw)
 
-    phases.update(1, extra=f"generating {num_generated} glyphs", force=True)
+    phases.update(1, extra=f"generating {num_generated} glyphs (char judge "
+                           f"{judges['char']['status']}: {judges['char']['path']})", force=True)
     req_chars, req_writers = balanced_requests(char_judge.class_ids, np.unique(writers[train_idx]),
                                                num_generated, seed)
     fake = _generate(generate, req_chars, req_writers, seed, image_size)
@@ -137,6 +156,7 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
         "num_real_heldout": int(len(held)),
         "judge_steps": int(judge_steps),
         "judge_batch": int(judge_batch),
+        "judges": judges,
         "image_size": int(image_size),
         "split": split,
         "seed": int(seed),
@@ -146,10 +166,12 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
     }
     if uses_writer:
         phases.update(1, extra="writer judge and writer match", force=True)
-        writer_judge = judge_lib.get_judge(cache_dir, "writer", data_dir, **kw)
+        writer_judge, judges["writer"] = _judge("writer", data_dir, cache_dir, fallback_dir,
+                                                progress, **kw)
         result["writer_match"] = _writer_match(writer_judge, fake, req_writers, images[held],
                                                writers[held])
-    phases.update(1, extra="done", force=True)
+    phases.update(1, extra=f"done (writer judge {judges['writer']['status']}: "
+                           f"{judges['writer']['path']})" if uses_writer else "done", force=True)
     phases.close()
     log.info("evaluate: legibility %s, FID %.3f, KID %.5f%s", legibility["ratio"], fid, kid,
              f", writer match {result['writer_match']['generated']:.3f}" if uses_writer else "")

@@ -19,11 +19,15 @@ fine-tuned generator against its base).
 Labels and predictions are always the dataset's own ids (indices into the manifest's `charset`
 or `writers`); `Judge.class_ids` maps the softmax units to them.
 
-`get_judge` trains a judge once and caches it in `cache_dir/judge_<kind>/`
-(`judge_<kind>_texture/` with `augment="texture"`) as `judge.weights.h5` + `judge.json`. The
-json records what the judge was trained on (the manifest's sha256, charset, writers, resolution,
-image size, steps, batch, seed, split, augment when used); a cache made for another dataset or
-setting is rebuilt, never reused silently. The directory is replaced in one rename.
+`get_judge` trains a judge once and caches it for every run on the same dataset: by default in
+`<data_dir>/judges/` (`default_cache_dir`; a run's `<model_dir>/judges/` when the data directory
+cannot be written, or any folder the caller names: `--judge_cache_dir`), one folder per judge
+identity, `<kind>-<augment>-<hash>/` (`identity_dirname`), holding `judge.weights.h5` +
+`judge.json`. The json records what the judge was trained on (the manifest's sha256, charset,
+writers, resolution, image size, steps, batch, seed, split, augment, ARCH); a folder whose json
+does not match this dataset and setting is rebuilt, never reused silently. The folder is written
+under a temporary name and renamed (data_pipeline.atomic). `Judge.cache` says whether a judge was
+reused or trained, and where it is.
 
 Training (`train_judge`): each step is one compiled TensorFlow function (forward, gradients, Adam
 update); the batch is augmented in NumPy for the whole batch at once (`augment_batch`: random
@@ -64,6 +68,7 @@ WARMUP_FRACTION = 0.05  # of the steps, from a tenth of the peak learning rate
 DROPOUT = 0.3  # on the 128-d features while training
 WEIGHTS_FILE = "judge.weights.h5"
 META_FILE = "judge.json"
+CACHE_DIRNAME = "judges"  # default_cache_dir: <data_dir>/judges/
 FORMAT = 1
 
 
@@ -145,6 +150,7 @@ class Judge:
         self.kind = kind
         self.real_accuracy = real_accuracy
         self.meta = dict(meta or {})
+        self.cache: dict = {}  # get_judge: {"status": "reused" | "trained", "path": ...}
         self._both = keras.Model(model.input, [model.get_layer("features").output, model.output])
 
     @property
@@ -344,18 +350,42 @@ def learning_rate_for(batch: int) -> float:
 # The cache
 
 
+def default_cache_dir(data_dir) -> Path:
+    """Where judges of `data_dir` are cached unless told otherwise: `<data_dir>/judges/`, shared
+    by every run on that dataset (the dataset's own files are listed by its manifest; nothing
+    that reads a dataset looks at this folder, and a rebuild with --overwrite removes it)."""
+    return Path(data_dir) / CACHE_DIRNAME
+
+
 def _identity(kind: str, manifest: dict, sha: str, image_size: int, steps: int, batch: int,
               seed: int, split: str, heldout_fraction: float, max_real: Optional[int],
               augment: str = "none") -> dict:
-    # "augment" is recorded only when used, so the caches of plain judges stay valid.
-    return {**({"augment": augment} if augment != "none" else {}),
-        "format": FORMAT, "arch": ARCH, "kind": kind, "manifest_sha256": sha,
+    return {
+        "format": FORMAT, "arch": ARCH, "kind": kind, "augment": augment, "manifest_sha256": sha,
         "charset": list(manifest["charset"]), "writers": list(manifest["writers"]),
         "resolution": list(manifest["resolution"]), "image_size": int(image_size),
         "steps": int(steps), "batch": int(batch), "seed": int(seed), "split": split,
         "heldout_fraction": float(heldout_fraction),
         "max_real": None if max_real is None else int(max_real),
     }
+
+
+def identity_dirname(identity: dict) -> str:
+    """`<kind>-<augment>-<12 hex digits of the identity's sha256>`: one folder per judge identity,
+    so judges of several settings (and, in a shared --judge_cache_dir, datasets) coexist."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()
+    return f"{identity['kind']}-{identity['augment']}-{digest[:12]}"
+
+
+def load_judge_dir(path) -> Judge:
+    """The judge cached in `path` (a get_judge folder) as it is: no identity check, never
+    retrained (for tools that score with a run's own judges)."""
+    path = Path(path)
+    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    model = build_judge_model(meta["image_size"], len(meta["class_ids"]), meta["seed"])
+    model.load_weights(str(path / WEIGHTS_FILE))
+    return Judge(model, meta["class_ids"], meta["image_size"], meta["kind"],
+                 meta.get("real_accuracy"), meta)
 
 
 def _load_cached(path: Path, identity: dict) -> Optional[Judge]:
@@ -382,13 +412,41 @@ def _load_cached(path: Path, identity: dict) -> Optional[Judge]:
                  meta.get("real_accuracy"), meta)
 
 
+def _save(judge: Judge, path: Path) -> None:
+    with atomic.atomic_dir(path, overwrite=True) as tmp:
+        judge.model.save_weights(str(tmp / WEIGHTS_FILE))
+        atomic.write_text(tmp / META_FILE, json.dumps(judge.meta, indent=1, sort_keys=True) + "\n")
+
+
+def _store(judge: Judge, roots: list, name: str) -> Optional[Path]:
+    """Writes the judge under the first root that takes it; None when none does (logged)."""
+    for i, root in enumerate(roots):
+        try:
+            _save(judge, root / name)
+            return root / name
+        except OSError as e:
+            following = (f"caching the judge in {roots[i + 1]} instead" if i + 1 < len(roots)
+                         else "the judge is not cached")
+            log.warning("judge cache %s is not writable (%s); %s", root,
+                        e.strerror or type(e).__name__, following)
+    return None
+
+
 def get_judge(cache_dir, kind: str, data_dir, *, image_size: int, steps: int, batch: int,
               seed: int = 0, split: str = tfrecords.TRAIN,
               heldout_fraction: float = HELDOUT_FRACTION, max_real: Optional[int] = MAX_REAL,
-              real=None, augment: str = "none") -> Judge:
-    """The `kind` judge ("char" | "writer") for `data_dir`'s `split` at `image_size`, from
-    `cache_dir/judge_<kind>/` when that cache matches, else trained (on the seeded
-    1 - heldout_fraction of the split; scored on the rest) and cached.
+              real=None, augment: str = "none", fallback_dir=None,
+              progress: bool = True) -> Judge:
+    """The `kind` judge ("char" | "writer") for `data_dir`'s `split` at `image_size`: reused
+    from the cache when one matches, else trained (on the seeded 1 - heldout_fraction of the
+    split; scored on the rest) and cached.
+
+    The cache root is `cache_dir`, or `default_cache_dir(data_dir)` (`<data_dir>/judges/`, shared
+    by every run on the dataset) when `cache_dir` is None or empty; `fallback_dir` (a run's
+    model_dir) is looked in second and written to when the root cannot be written (a read-only
+    data directory; one warning). Each judge lives in its own folder, `identity_dirname`, whose
+    judge.json must match this dataset and setting to be reused. `Judge.cache` says what
+    happened: {"status": "reused" | "trained", "path": the folder (None: could not be cached)}.
 
     The judge sees the split's first `max_real` glyphs (None: all; shards are written in a
     seeded random order, so these are a random sample). `real`: optionally what
@@ -402,12 +460,17 @@ def get_judge(cache_dir, kind: str, data_dir, *, image_size: int, steps: int, ba
     manifest = tfrecords.load_manifest(data_dir)
     identity = _identity(kind, manifest, manifest_sha256(data_dir), image_size, steps, batch, seed,
                          split, heldout_fraction, max_real, augment)
-    path = Path(cache_dir) / (f"judge_{kind}" if augment == "none" else f"judge_{kind}_{augment}")
-    cached = _load_cached(path, identity)
-    if cached is not None:
-        log.info("judge %s: reusing %s (held-out accuracy %.4f)", kind, path,
-                 cached.real_accuracy if cached.real_accuracy is not None else float("nan"))
-        return cached
+    name = identity_dirname(identity)
+    roots = [Path(cache_dir) if cache_dir else default_cache_dir(data_dir)]
+    if fallback_dir and Path(fallback_dir) != roots[0]:
+        roots.append(Path(fallback_dir))
+    for root in roots:
+        cached = _load_cached(root / name, identity)
+        if cached is not None:
+            log.info("judge %s: reusing %s (held-out accuracy %.4f)", kind, root / name,
+                     cached.real_accuracy if cached.real_accuracy is not None else float("nan"))
+            cached.cache = {"status": "reused", "path": str(root / name)}
+            return cached
 
     if real is None:
         real = load_glyphs(data_dir, split, image_size, max_real)
@@ -418,7 +481,7 @@ def get_judge(cache_dir, kind: str, data_dir, *, image_size: int, steps: int, ba
     labels = np.searchsorted(class_ids, ids[train_idx]).astype(np.int32)
     start = time.time()
     judge = train_judge(images[train_idx], labels, len(class_ids), steps, batch, seed,
-                        class_ids=class_ids, kind=kind, augment=augment)
+                        class_ids=class_ids, kind=kind, augment=augment, progress=progress)
     seconds = time.time() - start
     held_pred = judge.predict(images[held_idx])
     judge.real_accuracy = float(np.mean(held_pred == ids[held_idx]))
@@ -427,7 +490,6 @@ def get_judge(cache_dir, kind: str, data_dir, *, image_size: int, steps: int, ba
                       num_heldout=int(len(held_idx)), train_seconds=round(seconds, 2))
     log.info("judge %s: trained %d steps on %d glyphs in %.1fs; held-out accuracy %.4f on %d",
              kind, steps, len(train_idx), seconds, judge.real_accuracy, len(held_idx))
-    with atomic.atomic_dir(path, overwrite=True) as tmp:
-        judge.model.save_weights(str(tmp / WEIGHTS_FILE))
-        atomic.write_text(tmp / META_FILE, json.dumps(judge.meta, indent=1, sort_keys=True) + "\n")
+    path = _store(judge, roots, name)
+    judge.cache = {"status": "trained", "path": None if path is None else str(path)}
     return judge
