@@ -16,6 +16,13 @@ The judges never see generated glyphs in training, and they are cached by datase
 `<data_dir>/judges/` by default (see `judge.get_judge`), so every model evaluated on one dataset
 with one setting is scored by the same judges, and only the first run on a dataset trains them;
 the result's "judges" says, for each, whether it was reused or trained and where it lies.
+
+Phases (each a line on stderr; those that take long also a bar with the time left): reading the
+real glyphs, the char judge (a bar while it trains), generating (a bar over GENERATE_CHUNK-glyph
+calls of `generate`, each with its own seed), scoring (legibility, FID, KID: the judge's
+features of every glyph in SCORE_CHUNK batches), and for char+writer models the writer judge and
+writer match. Nothing loops per glyph in Python: generation, the judges and the metrics work on
+whole batches.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ log = logging.getLogger(__name__)
 GenerateFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
+GENERATE_CHUNK = 512  # glyphs per generate() call (one progress step, its own seed)
+SCORE_CHUNK = 1024  # glyphs per judge pass while scoring (one progress step)
 
 
 def balanced_requests(char_ids, writer_ids, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,17 +86,48 @@ def _jsonable(x):
     return x
 
 
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The generation seed of the `chunk`-th chunk of an evaluation seeded `seed` (31 bits; each
+    chunk draws its own noise)."""
+    return int(np.random.SeedSequence([seed, 2718, chunk]).generate_state(1)[0] >> 1)
+
+
 def _generate(generate: GenerateFn, chars: np.ndarray, writers: np.ndarray, seed: int,
-              image_size: int) -> np.ndarray:
-    images = np.asarray(generate(chars, writers, seed))
-    want = (len(chars), image_size, image_size, 1)
-    if images.shape != want:
-        raise ValueError(f"generate returned images of shape {images.shape}, expected {want}")
-    images = images.astype(np.float32)
+              image_size: int, progress: bool = True) -> np.ndarray:
+    """generate() over the requests in chunks of GENERATE_CHUNK (each with its own
+    `chunk_seed`), with a progress bar; checked and clipped to [-1, 1]."""
+    bar = Progress("generate", len(chars), "glyphs", enabled=progress)
+    out = []
+    for k, start in enumerate(range(0, len(chars), GENERATE_CHUNK)):
+        c, w = chars[start:start + GENERATE_CHUNK], writers[start:start + GENERATE_CHUNK]
+        images = np.asarray(generate(c, w, chunk_seed(seed, k)))
+        want = (len(c), image_size, image_size, 1)
+        if images.shape != want:
+            raise ValueError(f"generate returned images of shape {images.shape}, expected {want}")
+        out.append(images.astype(np.float32))
+        bar.update(len(c))
+    bar.close()
+    images = np.concatenate(out)
     bad = int(np.count_nonzero(~np.isfinite(images)))
     if bad:
         raise ValueError(f"generate returned {bad} non-finite pixel values (a diverged model?)")
     return np.clip(images, -1.0, 1.0)
+
+
+def _outputs(judge, parts, label: str, progress: bool = True):
+    """judge.outputs of each of `parts` (image arrays), in chunks, with one progress bar."""
+    bar = Progress(label, sum(len(p) for p in parts), "glyphs", enabled=progress)
+    out = []
+    for images in parts:
+        feats, probs = [], []
+        for start in range(0, len(images), SCORE_CHUNK):
+            f, p = judge.outputs(images[start:start + SCORE_CHUNK])
+            feats.append(f)
+            probs.append(p)
+            bar.update(len(f))
+        out.append((np.concatenate(feats), np.concatenate(probs)))
+    bar.close()
+    return out
 
 
 def _judge(kind: str, data_dir, cache_dir, fallback_dir, progress: bool, **kw):
@@ -108,17 +148,19 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir=None, *, image_size: int,
     """Scores `generate(char_ids int32 [N], writer_ids int32 [N], seed) -> float32
     [N, image_size, image_size, 1] in [-1, 1]` (ids index the manifest's charset / writers).
 
-    It is called once with `num_generated` balanced, seeded requests over the chars and writers
-    present in `split`. Judges (trained for `judge_steps` steps of `judge_batch`) come from / go
-    to `cache_dir` (None or "": the dataset's shared cache, `<data_dir>/judges/`; `fallback_dir`,
-    a run's model_dir, when that cannot be written: see `judge.get_judge`); the result's "judges"
-    says for each whether it was reused or trained, and where it is. Returns a JSON-able dict
-    (see the module doc; None where a value is undefined). The split's first `max_real` glyphs
-    (None: all) are the real data: 90% train the judges, 10% are the held-out reference. `seed`
-    drives the requests, the generator and the KID subsets; `judge_seed` the judges and the
-    held-out split, and is fixed by default so that runs with different seeds are scored by the
-    same (cached) judges. Call outside any tf.distribute
-    strategy scope. `progress`: each phase (and judge training) on stderr with the time taken.
+    It is called on `num_generated` balanced, seeded requests over the chars and writers present
+    in `split`, in chunks of GENERATE_CHUNK, each with its own seed (`chunk_seed(seed, k)`).
+    Judges (trained for `judge_steps` steps of `judge_batch`) come from / go to `cache_dir`
+    (None or "": the dataset's shared cache, `<data_dir>/judges/`; `fallback_dir`, a run's
+    model_dir, when that cannot be written: see `judge.get_judge`); the result's "judges" says
+    for each whether it was reused or trained, and where it is. Returns a JSON-able dict (see
+    the module doc; None where a value is undefined). The split's first `max_real` glyphs (None:
+    all) are the real data: 90% train the judges, 10% are the held-out reference. `seed` drives
+    the requests, the generator and the KID subsets; `judge_seed` the judges and the held-out
+    split, and is fixed by default so that runs with different seeds are scored by the same
+    (cached) judges. Call outside any tf.distribute strategy scope. `progress`: a line per phase
+    on stderr, and a bar with the time left for each phase that takes long (judge training,
+    generation, scoring).
     """
     if num_generated < 2:
         raise ValueError(f"num_generated={num_generated}: need at least 2 for FID / KID")
@@ -138,11 +180,11 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir=None, *, image_size: int,
                            f"{judges['char']['status']}: {judges['char']['path']})", force=True)
     req_chars, req_writers = balanced_requests(char_judge.class_ids, np.unique(writers[train_idx]),
                                                num_generated, seed)
-    fake = _generate(generate, req_chars, req_writers, seed, image_size)
+    fake = _generate(generate, req_chars, req_writers, seed, image_size, progress)
 
     phases.update(1, extra="legibility, FID, KID", force=True)
-    fake_feats, fake_probs = char_judge.outputs(fake)
-    real_feats, real_probs = char_judge.outputs(images[held])
+    (fake_feats, fake_probs), (real_feats, real_probs) = _outputs(
+        char_judge, [fake, images[held]], "char judge scoring", progress)
     legibility = _legibility(char_judge, fake_probs, req_chars, real_probs, chars[held],
                              manifest["charset"])
     fid, kid, kid_std = _fid_kid(fake_feats, real_feats, chars[held], seed)
@@ -168,8 +210,10 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir=None, *, image_size: int,
         phases.update(1, extra="writer judge and writer match", force=True)
         writer_judge, judges["writer"] = _judge("writer", data_dir, cache_dir, fallback_dir,
                                                 progress, **kw)
-        result["writer_match"] = _writer_match(writer_judge, fake, req_writers, images[held],
-                                               writers[held])
+        (_, fake_wprobs), (_, real_wprobs) = _outputs(
+            writer_judge, [fake, images[held]], "writer judge scoring", progress)
+        result["writer_match"] = _writer_match(writer_judge, fake_wprobs, req_writers,
+                                               real_wprobs, writers[held])
     phases.update(1, extra=f"done (writer judge {judges['writer']['status']}: "
                            f"{judges['writer']['path']})" if uses_writer else "done", force=True)
     phases.close()
@@ -209,11 +253,12 @@ def _legibility(char_judge, fake_probs, req_chars, real_probs, real_chars, label
     }
 
 
-def _writer_match(writer_judge, fake, req_writers, real_images, real_writers) -> dict:
+def _writer_match(writer_judge, fake_probs, req_writers, real_probs, real_writers) -> dict:
     """How often the writer judge names the requested writer for generated glyphs, against
-    chance and against real held-out glyphs."""
-    gen_match = metrics.accuracy(writer_judge.predict(fake), req_writers)
-    real_match = metrics.accuracy(writer_judge.predict(real_images), real_writers)
+    chance and against real held-out glyphs (from the judge's class probabilities)."""
+    ids = writer_judge.class_ids
+    gen_match = metrics.accuracy(ids[np.argmax(fake_probs, -1)], req_writers)
+    real_match = metrics.accuracy(ids[np.argmax(real_probs, -1)], real_writers)
     chance = 1.0 / writer_judge.num_classes
     return {
         "generated": gen_match,

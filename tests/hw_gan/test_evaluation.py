@@ -496,6 +496,21 @@ def test_evaluate_tells_a_perfect_generator_from_noise(data_dir, cache_dir, tmp_
                               cache_dir, uses_writer=False, **kw)
 
 
+def test_evaluate_generates_in_seeded_chunks(data_dir, cache_dir, monkeypatch):
+    calls = []
+
+    def generate(chars, writers, seed):
+        calls.append((len(chars), seed))
+        return _noise_generator(chars, writers, seed)
+
+    monkeypatch.setattr(evaluate_lib, "GENERATE_CHUNK", 100)
+    kw = dict(image_size=SIZE, num_generated=250, judge_steps=STEPS, judge_batch=BATCH, seed=4)
+    evaluate_lib.evaluate(generate, data_dir, cache_dir, uses_writer=False, progress=False, **kw)
+    assert [n for n, _ in calls] == [100, 100, 50]
+    assert [s for _, s in calls] == [evaluate_lib.chunk_seed(4, k) for k in range(3)]
+    assert len({s for _, s in calls}) == 3 and evaluate_lib.chunk_seed(5, 0) != calls[0][1]
+
+
 def _run_cfg(data_dir, model_dir, **eval_kw):
     manifest = tfrecords.load_manifest(data_dir)
     return config_lib.validate(config_lib.ExperimentConfig(
