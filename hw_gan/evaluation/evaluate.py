@@ -20,9 +20,9 @@ the result's "judges" says, for each, whether it was reused or trained and where
 Phases (each a line on stderr; those that take long also a bar with the time left): reading the
 real glyphs, the char judge (a bar while it trains), generating (a bar over GENERATE_CHUNK-glyph
 calls of `generate`, each with its own seed), scoring (legibility, FID, KID: the judge's
-features of every glyph in SCORE_CHUNK batches), and for char+writer models the writer judge and
-writer match. Nothing loops per glyph in Python: generation, the judges and the metrics work on
-whole batches.
+features of every glyph in SCORE_CHUNK batches, then a bar over KID's subsets), and for
+char+writer models the writer judge and writer match. Nothing loops per glyph in Python:
+generation, the judges and the metrics work on whole batches.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir=None, *, image_size: int,
         char_judge, [fake, images[held]], "char judge scoring", progress)
     legibility = _legibility(char_judge, fake_probs, req_chars, real_probs, chars[held],
                              manifest["charset"])
-    fid, kid, kid_std = _fid_kid(fake_feats, real_feats, chars[held], seed)
+    fid, kid, kid_std = _fid_kid(fake_feats, real_feats, chars[held], seed, progress)
 
     result = {
         "legibility": legibility,
@@ -214,23 +214,27 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir=None, *, image_size: int,
             writer_judge, [fake, images[held]], "writer judge scoring", progress)
         result["writer_match"] = _writer_match(writer_judge, fake_wprobs, req_writers,
                                                real_wprobs, writers[held])
-    phases.update(1, extra=f"done (writer judge {judges['writer']['status']}: "
-                           f"{judges['writer']['path']})" if uses_writer else "done", force=True)
+    phases.count += 1  # close() prints the last line (an update would print it twice)
+    phases.extra = (f"done (writer judge {judges['writer']['status']}: "
+                    f"{judges['writer']['path']})" if uses_writer else "done")
     phases.close()
     log.info("evaluate: legibility %s, FID %.3f, KID %.5f%s", legibility["ratio"], fid, kid,
              f", writer match {result['writer_match']['generated']:.3f}" if uses_writer else "")
     return _jsonable(result)
 
 
-def _fid_kid(fake_feats, real_feats, real_chars, seed: int) -> tuple[float, float, float]:
+def _fid_kid(fake_feats, real_feats, real_chars, seed: int,
+             progress: bool = True) -> tuple[float, float, float]:
     """FID, KID and KID's spread against the real held-out glyphs, reweighted to equal
-    characters."""
+    characters (a progress bar over KID's subsets)."""
     _, inverse, counts = np.unique(real_chars, return_inverse=True, return_counts=True)
     weights = 1.0 / counts[inverse]
     fid = metrics.frechet_distance(fake_feats, real_feats, weights_b=weights)
+    bar = Progress("KID", KID_SUBSETS, "subsets", enabled=progress)
     kid, kid_std = metrics.kernel_inception_distance(
         fake_feats, real_feats, KID_SUBSETS, KID_SUBSET_SIZE, seed, probs_b=weights,
-        return_std=True)
+        return_std=True, on_subset=bar.update)
+    bar.close()
     return fid, kid, kid_std
 
 
