@@ -381,7 +381,10 @@ def load_judge_dir(path) -> Judge:
     """The judge cached in `path` (a get_judge folder) as it is: no identity check, never
     retrained (for tools that score with a run's own judges)."""
     path = Path(path)
-    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    return _from_folder(path, json.loads((path / META_FILE).read_text(encoding="utf-8")))
+
+
+def _from_folder(path: Path, meta: dict) -> Judge:
     model = build_judge_model(meta["image_size"], len(meta["class_ids"]), meta["seed"])
     model.load_weights(str(path / WEIGHTS_FILE))
     return Judge(model, meta["class_ids"], meta["image_size"], meta["kind"],
@@ -403,13 +406,10 @@ def _load_cached(path: Path, identity: dict) -> Optional[Judge]:
                     "rebuilding", path, ", ".join(differ))
         return None
     try:
-        model = build_judge_model(identity["image_size"], len(meta["class_ids"]), identity["seed"])
-        model.load_weights(str(weights))
+        return _from_folder(path, meta)  # its image size, seed and kind are the identity's
     except Exception as e:  # a truncated or foreign weights file: rebuild rather than fail
         log.warning("judge cache %s: cannot load weights (%s); rebuilding", path, e)
         return None
-    return Judge(model, meta["class_ids"], identity["image_size"], identity["kind"],
-                 meta.get("real_accuracy"), meta)
 
 
 def _save(judge: Judge, path: Path) -> None:
