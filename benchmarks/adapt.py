@@ -15,8 +15,8 @@ from sim-000..sim-023 with the same source seed). Each renders 5 variants of eve
 variants 0..k-1 (k in --variants) form the one-writer dataset the adaptation uses (written like
 any dataset: the `--writer_data` path), variants 3 and 4 are held out.
 
-Scored in the feature spaces of the base run's cached judges (runs/quickstart/judge_char: the
-FID space of evaluation; judge_writer: trained to tell the base writers apart), against the
+Scored in the feature spaces of the base run's cached judges (the char judge its eval.json names:
+the FID space of evaluation; the writer judge: trained to tell the base writers apart), against the
 held-out real glyphs of the new writer:
   char_dist    mean over characters of || mean real feature - mean generated feature || for one
                writer's generated glyphs (--per_char samples per character)
@@ -123,38 +123,48 @@ def write_writer_dataset(records, charset, out_dir) -> str:
     return str(out_dir)
 
 
+def run_judge_dir(base_dir: Path, kind: str) -> Path:
+    """The folder of the base run's cached `kind` judge: the one its eval.json names (judges are
+    cached by dataset, <data_dir>/judges/, since issue 21), else the run's own judge_<kind>/
+    (runs evaluated before)."""
+    eval_json = base_dir / "eval.json"
+    if eval_json.exists():
+        path = json.loads(eval_json.read_text()).get("judges", {}).get(kind, {}).get("path")
+        if path:
+            return Path(path)
+    return base_dir / f"judge_{kind}"
+
+
 def load_cached_judge(path: Path):
     """A judge cached by get_judge, loaded as it is (never retrained here)."""
     from hw_gan.evaluation import judge as judge_lib
 
-    meta = json.loads((path / judge_lib.META_FILE).read_text())
-    model = judge_lib.build_judge_model(meta["image_size"], len(meta["class_ids"]), meta["seed"])
-    model.load_weights(str(path / judge_lib.WEIGHTS_FILE))
-    return judge_lib.Judge(model, meta["class_ids"], meta["image_size"], meta["kind"],
-                           meta.get("real_accuracy"), meta)
+    return judge_lib.load_judge_dir(path)
 
 
 def augmented_judge(base_dir: Path, spec: str):
     """--judges "KIND:AUGMENT" (e.g. writer:texture): the base's KIND judge retrained with that
     augmentation (hw_gan.evaluation.judge), with the plain cached judge's settings and data;
-    cached beside it (judge_KIND_AUGMENT/) after the first time."""
+    cached with it (the dataset's judges/, or the base's when that is read-only) after the
+    first time."""
     from hw_gan import config as config_lib
     from hw_gan.evaluation import judge as judge_lib
 
     kind, augment = spec.split(":")
-    meta = json.loads((base_dir / f"judge_{kind}" / judge_lib.META_FILE).read_text())
+    meta = json.loads((run_judge_dir(base_dir, kind) / judge_lib.META_FILE).read_text())
     data_dir = config_lib.load_json(str(base_dir / "config.json")).data.data_dir
-    return judge_lib.get_judge(base_dir, kind, data_dir, image_size=meta["image_size"],
+    return judge_lib.get_judge(None, kind, data_dir, image_size=meta["image_size"],
                                steps=meta["steps"], batch=meta["batch"], seed=meta["seed"],
                                split=meta["split"], heldout_fraction=meta["heldout_fraction"],
-                               max_real=meta["max_real"], augment=augment)
+                               max_real=meta["max_real"], augment=augment,
+                               fallback_dir=base_dir / judge_lib.CACHE_DIRNAME)
 
 
 def load_judges(base_dir: Path, spec: str) -> dict:
     """{name: Judge} for --judges ("char,writer,writer:texture"): cached plain judges as they are,
     KIND:AUGMENT judges through augmented_judge."""
     return {k: augmented_judge(base_dir, k) if ":" in k else
-            load_cached_judge(base_dir / f"judge_{k}") for k in spec.split(",") if k}
+            load_cached_judge(run_judge_dir(base_dir, k)) for k in spec.split(",") if k}
 
 
 def to_float(records):

@@ -90,8 +90,13 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    judge_steps: int = 1500
-    judge_batch: int = 128
+    # The judges' recipe (hw_gan.evaluation.judge; docs/results.md, "Judges"): 300 x 256 glyphs,
+    # about 9 passes over the quickstart's 8,700 training glyphs.
+    judge_steps: int = 300
+    judge_batch: int = 256
+    # Where judges are cached ("": <data_dir>/judges/, shared by every run on the dataset, or
+    # the run's model_dir when the data directory is not writable).
+    judge_cache_dir: str = ""
     num_generated: int = 4000
     eval_at_end: bool = True
 

@@ -27,6 +27,7 @@ from hw_gan import adaptation
 from hw_gan import config as config_lib
 from hw_gan import export as export_lib
 from hw_gan.evaluation import evaluate as evaluate_lib
+from hw_gan.evaluation import judge as judge_lib
 from hw_gan.render.grid import write_sample_grid
 from hw_gan.training import StopRequest, make_trainer
 from hw_gan.training import run_dir as run_dir_lib
@@ -129,12 +130,15 @@ def check_run_dir(cfg: config_lib.ExperimentConfig, manifest: dict) -> None:
 
 
 def evaluate(cfg: config_lib.ExperimentConfig, trainer, manifest: dict) -> dict:
-    """Scores the trainer's EMA generator; writes eval.json and the eval summaries."""
+    """Scores the trainer's EMA generator; writes eval.json and the eval summaries. Judges come
+    from --judge_cache_dir, by default the dataset's shared cache (<data_dir>/judges/), and go to
+    <model_dir>/judges/ when that cannot be written."""
     result = evaluate_lib.evaluate(
-        trainer.generate, cfg.data.data_dir, cfg.runtime.model_dir,
+        trainer.generate, cfg.data.data_dir, cfg.eval.judge_cache_dir or None,
         image_size=cfg.model.resolution, num_generated=cfg.eval.num_generated,
         uses_writer=trainer.uses_writer, judge_steps=cfg.eval.judge_steps,
-        judge_batch=cfg.eval.judge_batch, seed=cfg.train.seed, split=cfg.data.train_split)
+        judge_batch=cfg.eval.judge_batch, seed=cfg.train.seed, split=cfg.data.train_split,
+        fallback_dir=Path(cfg.runtime.model_dir) / judge_lib.CACHE_DIRNAME)
     result["step"] = int(trainer.step.numpy())
     evaluate_lib.write_eval_json(Path(cfg.runtime.model_dir) / "eval.json", result)
     writer = tf.summary.create_file_writer(str(Path(cfg.runtime.model_dir) / "eval"))

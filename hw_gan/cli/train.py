@@ -157,6 +157,9 @@ def _define_evaluation_flags() -> None:
     _e = config_lib.EvalConfig()
     flags.DEFINE_integer("judge_steps", _e.judge_steps, "Training steps of the judge classifiers.")
     flags.DEFINE_integer("judge_batch", _e.judge_batch, "Batch size of the judge classifiers.")
+    flags.DEFINE_string("judge_cache_dir", _e.judge_cache_dir,
+                        "Cache of trained judges, shared by runs (empty: DATA_DIR/judges, or "
+                        "MODEL_DIR/judges when the data directory is not writable).")
     flags.DEFINE_integer("num_generated", _e.num_generated, "Generated glyphs scored by evaluation.")
     flags.DEFINE_boolean("eval_at_end", _e.eval_at_end, "Evaluate (and export) after training.")
 
@@ -232,6 +235,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             log_every=FLAGS.log_every, image_every=FLAGS.image_every),
         eval=config_lib.EvalConfig(
             judge_steps=FLAGS.judge_steps, judge_batch=FLAGS.judge_batch,
+            judge_cache_dir=FLAGS.judge_cache_dir,
             num_generated=FLAGS.num_generated, eval_at_end=FLAGS.eval_at_end),
         runtime=config_lib.RuntimeConfig(
             model_dir=FLAGS.model_dir, mode=FLAGS.mode, strategy=FLAGS.strategy,

@@ -12,8 +12,17 @@ What is measured (all against the real split the judges train on, TRAIN by defau
   writer_match  (uses_writer) how often the writer judge names the writer the glyph was asked
                 for, against its real held-out accuracy and chance.
 
-The judges never see generated glyphs in training, and they are cached (see `judge.get_judge`),
-so every model evaluated on one dataset with one setting is scored by the same judges.
+The judges never see generated glyphs in training, and they are cached by dataset, in
+`<data_dir>/judges/` by default (see `judge.get_judge`), so every model evaluated on one dataset
+with one setting is scored by the same judges, and only the first run on a dataset trains them;
+the result's "judges" says, for each, whether it was reused or trained and where it lies.
+
+Phases (each a line on stderr; those that take long also a bar with the time left): reading the
+real glyphs, the char judge (a bar while it trains), generating (a bar over GENERATE_CHUNK-glyph
+calls of `generate`, each with its own seed), scoring (legibility, FID, KID: the judge's
+features of every glyph in SCORE_CHUNK batches, then a bar over KID's subsets), and for
+char+writer models the writer judge and writer match. Nothing loops per glyph in Python:
+generation, the judges and the metrics work on whole batches.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from typing import Callable, Optional
 
 import numpy as np
@@ -36,6 +46,8 @@ log = logging.getLogger(__name__)
 GenerateFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
+GENERATE_CHUNK = 512  # glyphs per generate() call (one progress step, its own seed)
+SCORE_CHUNK = 1024  # glyphs per judge pass while scoring (one progress step)
 
 
 def balanced_requests(char_ids, writer_ids, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,34 +86,81 @@ def _jsonable(x):
     return x
 
 
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The generation seed of the `chunk`-th chunk of an evaluation seeded `seed` (31 bits; each
+    chunk draws its own noise)."""
+    return int(np.random.SeedSequence([seed, 2718, chunk]).generate_state(1)[0] >> 1)
+
+
 def _generate(generate: GenerateFn, chars: np.ndarray, writers: np.ndarray, seed: int,
-              image_size: int) -> np.ndarray:
-    images = np.asarray(generate(chars, writers, seed))
-    want = (len(chars), image_size, image_size, 1)
-    if images.shape != want:
-        raise ValueError(f"generate returned images of shape {images.shape}, expected {want}")
-    images = images.astype(np.float32)
+              image_size: int, progress: bool = True) -> np.ndarray:
+    """generate() over the requests in chunks of GENERATE_CHUNK (each with its own
+    `chunk_seed`), with a progress bar; checked and clipped to [-1, 1]."""
+    bar = Progress("generate", len(chars), "glyphs", enabled=progress)
+    out = []
+    for k, start in enumerate(range(0, len(chars), GENERATE_CHUNK)):
+        c, w = chars[start:start + GENERATE_CHUNK], writers[start:start + GENERATE_CHUNK]
+        images = np.asarray(generate(c, w, chunk_seed(seed, k)))
+        want = (len(c), image_size, image_size, 1)
+        if images.shape != want:
+            raise ValueError(f"generate returned images of shape {images.shape}, expected {want}")
+        out.append(images.astype(np.float32))
+        bar.update(len(c))
+    bar.close()
+    images = np.concatenate(out)
     bad = int(np.count_nonzero(~np.isfinite(images)))
     if bad:
         raise ValueError(f"generate returned {bad} non-finite pixel values (a diverged model?)")
     return np.clip(images, -1.0, 1.0)
 
 
-def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_generated: int,
-             uses_writer: bool, judge_steps: int, judge_batch: int, seed: int = 0,
-             split: str = tfrecords.TRAIN, max_real: Optional[int] = judge_lib.MAX_REAL,
-             judge_seed: int = 0, progress: bool = True) -> dict:
+def _outputs(judge, parts, label: str, progress: bool = True):
+    """judge.outputs of each of `parts` (image arrays), in chunks, with one progress bar."""
+    bar = Progress(label, sum(len(p) for p in parts), "glyphs", enabled=progress)
+    out = []
+    for images in parts:
+        feats, probs = [], []
+        for start in range(0, len(images), SCORE_CHUNK):
+            f, p = judge.outputs(images[start:start + SCORE_CHUNK])
+            feats.append(f)
+            probs.append(p)
+            bar.update(len(f))
+        out.append((np.concatenate(feats), np.concatenate(probs)))
+    bar.close()
+    return out
+
+
+def _judge(kind: str, data_dir, cache_dir, fallback_dir, progress: bool, **kw):
+    """get_judge, and what eval.json says about it: reused or trained, where, how long."""
+    t0 = time.perf_counter()
+    judge = judge_lib.get_judge(cache_dir, kind, data_dir, fallback_dir=fallback_dir,
+                                progress=progress, **kw)
+    info = dict(judge.cache, seconds=round(time.perf_counter() - t0, 2),
+                real_accuracy=judge.real_accuracy, steps=kw["steps"], batch=kw["batch"])
+    return judge, info
+
+
+def evaluate(generate: GenerateFn, data_dir, cache_dir=None, *, image_size: int,
+             num_generated: int, uses_writer: bool, judge_steps: int, judge_batch: int,
+             seed: int = 0, split: str = tfrecords.TRAIN,
+             max_real: Optional[int] = judge_lib.MAX_REAL, judge_seed: int = 0,
+             fallback_dir=None, progress: bool = True) -> dict:
     """Scores `generate(char_ids int32 [N], writer_ids int32 [N], seed) -> float32
     [N, image_size, image_size, 1] in [-1, 1]` (ids index the manifest's charset / writers).
 
-    It is called once with `num_generated` balanced, seeded requests over the chars and writers
-    present in `split`. Judges come from / go to `cache_dir` (trained for `judge_steps` steps of
-    `judge_batch`). Returns a JSON-able dict (see the module doc; None where a value is
-    undefined). The split's first `max_real` glyphs (None: all) are the real data: 90% train the
-    judges, 10% are the held-out reference. `seed` drives the requests, the generator and the KID
-    subsets; `judge_seed` the judges and the held-out split, and is fixed by default so that runs
-    with different seeds are scored by the same (cached) judges. Call outside any tf.distribute
-    strategy scope. `progress`: each phase (and judge training) on stderr with the time taken.
+    It is called on `num_generated` balanced, seeded requests over the chars and writers present
+    in `split`, in chunks of GENERATE_CHUNK, each with its own seed (`chunk_seed(seed, k)`).
+    Judges (trained for `judge_steps` steps of `judge_batch`) come from / go to `cache_dir`
+    (None or "": the dataset's shared cache, `<data_dir>/judges/`; `fallback_dir`, a run's
+    model_dir, when that cannot be written: see `judge.get_judge`); the result's "judges" says
+    for each whether it was reused or trained, and where it is. Returns a JSON-able dict (see
+    the module doc; None where a value is undefined). The split's first `max_real` glyphs (None:
+    all) are the real data: 90% train the judges, 10% are the held-out reference. `seed` drives
+    the requests, the generator and the KID subsets; `judge_seed` the judges and the held-out
+    split, and is fixed by default so that runs with different seeds are scored by the same
+    (cached) judges. Call outside any tf.distribute strategy scope. `progress`: a line per phase
+    on stderr, and a bar with the time left for each phase that takes long (judge training,
+    generation, scoring).
     """
     if num_generated < 2:
         raise ValueError(f"num_generated={num_generated}: need at least 2 for FID / KID")
@@ -114,19 +173,21 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
     kw = dict(image_size=image_size, steps=judge_steps, batch=judge_batch, seed=judge_seed,
               split=split, max_real=max_real, real=real)
     phases.update(1, extra="char judge", force=True)
-    char_judge = judge_lib.get_judge(cache_dir, "char", data_dir, **kw)
+    judges: dict = {}
+    char_judge, judges["char"] = _judge("char", data_dir, cache_dir, fallback_dir, progress, **kw)
 
-    phases.update(1, extra=f"generating {num_generated} glyphs", force=True)
+    phases.update(1, extra=f"generating {num_generated} glyphs (char judge "
+                           f"{judges['char']['status']}: {judges['char']['path']})", force=True)
     req_chars, req_writers = balanced_requests(char_judge.class_ids, np.unique(writers[train_idx]),
                                                num_generated, seed)
-    fake = _generate(generate, req_chars, req_writers, seed, image_size)
+    fake = _generate(generate, req_chars, req_writers, seed, image_size, progress)
 
     phases.update(1, extra="legibility, FID, KID", force=True)
-    fake_feats, fake_probs = char_judge.outputs(fake)
-    real_feats, real_probs = char_judge.outputs(images[held])
+    (fake_feats, fake_probs), (real_feats, real_probs) = _outputs(
+        char_judge, [fake, images[held]], "char judge scoring", progress)
     legibility = _legibility(char_judge, fake_probs, req_chars, real_probs, chars[held],
                              manifest["charset"])
-    fid, kid, kid_std = _fid_kid(fake_feats, real_feats, chars[held], seed)
+    fid, kid, kid_std = _fid_kid(fake_feats, real_feats, chars[held], seed, progress)
 
     result = {
         "legibility": legibility,
@@ -137,6 +198,7 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
         "num_real_heldout": int(len(held)),
         "judge_steps": int(judge_steps),
         "judge_batch": int(judge_batch),
+        "judges": judges,
         "image_size": int(image_size),
         "split": split,
         "seed": int(seed),
@@ -146,25 +208,33 @@ def evaluate(generate: GenerateFn, data_dir, cache_dir, *, image_size: int, num_
     }
     if uses_writer:
         phases.update(1, extra="writer judge and writer match", force=True)
-        writer_judge = judge_lib.get_judge(cache_dir, "writer", data_dir, **kw)
-        result["writer_match"] = _writer_match(writer_judge, fake, req_writers, images[held],
-                                               writers[held])
-    phases.update(1, extra="done", force=True)
+        writer_judge, judges["writer"] = _judge("writer", data_dir, cache_dir, fallback_dir,
+                                                progress, **kw)
+        (_, fake_wprobs), (_, real_wprobs) = _outputs(
+            writer_judge, [fake, images[held]], "writer judge scoring", progress)
+        result["writer_match"] = _writer_match(writer_judge, fake_wprobs, req_writers,
+                                               real_wprobs, writers[held])
+    phases.count += 1  # close() prints the last line (an update would print it twice)
+    phases.extra = (f"done (writer judge {judges['writer']['status']}: "
+                    f"{judges['writer']['path']})" if uses_writer else "done")
     phases.close()
     log.info("evaluate: legibility %s, FID %.3f, KID %.5f%s", legibility["ratio"], fid, kid,
              f", writer match {result['writer_match']['generated']:.3f}" if uses_writer else "")
     return _jsonable(result)
 
 
-def _fid_kid(fake_feats, real_feats, real_chars, seed: int) -> tuple[float, float, float]:
+def _fid_kid(fake_feats, real_feats, real_chars, seed: int,
+             progress: bool = True) -> tuple[float, float, float]:
     """FID, KID and KID's spread against the real held-out glyphs, reweighted to equal
-    characters."""
+    characters (a progress bar over KID's subsets)."""
     _, inverse, counts = np.unique(real_chars, return_inverse=True, return_counts=True)
     weights = 1.0 / counts[inverse]
     fid = metrics.frechet_distance(fake_feats, real_feats, weights_b=weights)
+    bar = Progress("KID", KID_SUBSETS, "subsets", enabled=progress)
     kid, kid_std = metrics.kernel_inception_distance(
         fake_feats, real_feats, KID_SUBSETS, KID_SUBSET_SIZE, seed, probs_b=weights,
-        return_std=True)
+        return_std=True, on_subset=bar.update)
+    bar.close()
     return fid, kid, kid_std
 
 
@@ -187,11 +257,12 @@ def _legibility(char_judge, fake_probs, req_chars, real_probs, real_chars, label
     }
 
 
-def _writer_match(writer_judge, fake, req_writers, real_images, real_writers) -> dict:
+def _writer_match(writer_judge, fake_probs, req_writers, real_probs, real_writers) -> dict:
     """How often the writer judge names the requested writer for generated glyphs, against
-    chance and against real held-out glyphs."""
-    gen_match = metrics.accuracy(writer_judge.predict(fake), req_writers)
-    real_match = metrics.accuracy(writer_judge.predict(real_images), real_writers)
+    chance and against real held-out glyphs (from the judge's class probabilities)."""
+    ids = writer_judge.class_ids
+    gen_match = metrics.accuracy(ids[np.argmax(fake_probs, -1)], req_writers)
+    real_match = metrics.accuracy(ids[np.argmax(real_probs, -1)], real_writers)
     chance = 1.0 / writer_judge.num_classes
     return {
         "generated": gen_match,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -78,14 +78,15 @@ def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def kernel_inception_distance(feats_a, feats_b, subsets: int = 100, subset_size: int = 1000,
-                              seed: int = 0, *, probs_b=None, return_std: bool = False):
+                              seed: int = 0, *, probs_b=None, return_std: bool = False,
+                              on_subset: Optional[Callable[[], None]] = None):
     """KID (Binkowski et al. 2018): the unbiased MMD^2 estimate with the cubic polynomial kernel,
     averaged over `subsets` random subsets of `subset_size` drawn without replacement from each
     set (subset_size is capped at the smaller set). Can be slightly negative when the sets match.
 
     probs_b: optional sampling probabilities for feats_b's rows (to rebalance classes; drawn
     without replacement, so approximately that distribution). return_std: also the std over
-    subsets."""
+    subsets. on_subset: called after each subset (a progress bar)."""
     a, b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feature sizes differ: {a.shape[1]} vs {b.shape[1]}")
@@ -103,10 +104,12 @@ def kernel_inception_distance(feats_a, feats_b, subsets: int = 100, subset_size:
         p = p / p.sum()
         m = min(m, int(np.count_nonzero(p)))
     rng = np.random.default_rng(np.random.SeedSequence([seed, 271828]))
-    values = np.array([
-        _mmd2_unbiased(a[rng.choice(len(a), m, replace=False)],
-                       b[rng.choice(len(b), m, replace=False, p=p)])
-        for _ in range(subsets)])
+    values = np.empty(subsets)
+    for i in range(subsets):
+        values[i] = _mmd2_unbiased(a[rng.choice(len(a), m, replace=False)],
+                                   b[rng.choice(len(b), m, replace=False, p=p)])
+        if on_subset is not None:
+            on_subset()
     if return_std:
         return float(values.mean()), float(values.std())
     return float(values.mean())

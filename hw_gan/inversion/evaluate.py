@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -140,18 +141,22 @@ def load_heldout(data_dir, heldout_split: str, train_split: str, image_size: int
 
 
 def _train_judges(model: StyleModel, h: Heldout, data_dir, train_split: str,
-                  writer_judge_steps: int, char_judge_steps: Optional[int], judge_batch: int,
+                  writer_judge_steps: int, char_judge_steps: Optional[int],
+                  judge_batch: Optional[int],
                   cache_dir, seed: int) -> None:
-    """A writer judge on the reference pools of the held-out writers; the run's char judge."""
+    """A writer judge on the reference pools of the held-out writers; the run's char judge (from
+    the dataset's judge cache, as the run's evaluation left it, unless `cache_dir` says
+    otherwise)."""
+    judge_batch = judge_batch or model.cfg.eval.judge_batch
     ref_all = np.concatenate([h.pools.ref[w] for w in h.writer_ids])
     h.writer_judge = judge_lib.train_judge(
         h.images[ref_all], np.array([h.label[int(w)] for w in h.writers[ref_all]]),
         len(h.writer_ids), writer_judge_steps, judge_batch, seed, kind="heldout-writer")
-    h.char_judge = judge_lib.get_judge(cache_dir or model.cfg.runtime.model_dir, "char", data_dir,
-                                       image_size=model.resolution,
-                                       steps=char_judge_steps or model.cfg.eval.judge_steps,
-                                       batch=judge_batch,
-                                       seed=0, split=train_split)
+    h.char_judge = judge_lib.get_judge(
+        cache_dir or model.cfg.eval.judge_cache_dir or None, "char", data_dir,
+        image_size=model.resolution, steps=char_judge_steps or model.cfg.eval.judge_steps,
+        batch=judge_batch, seed=0, split=train_split,
+        fallback_dir=Path(model.cfg.runtime.model_dir) / judge_lib.CACHE_DIRNAME)
 
 
 def _real_scores(h: Heldout, targets) -> tuple[np.ndarray, float, float]:
@@ -208,7 +213,8 @@ def evaluate_styles(model: StyleModel, data_dir, *, heldout_split: str = "test",
                     ablations_k: Optional[int] = 10, ablations: Optional[dict] = None,
                     max_targets: int = 60,
                     writer_judge_steps: int = 2000, char_judge_steps: Optional[int] = None,
-                    judge_batch: int = 128, cache_dir=None, seed: int = 0, log=print) -> dict:
+                    judge_batch: Optional[int] = None, cache_dir=None, seed: int = 0,
+                    log=print) -> dict:
     """Runs the protocol (module doc); returns {"table": [...rows], "writers": n, ...} and keeps
     the images of the k=`ablations_k` (or middle k) "both" run for a picture under "_picture"."""
     r = model.resolution
