@@ -192,4 +192,5 @@ def run_adapt(acfg: config_lib.AdaptConfig, log: Log = _stderr) -> dict:
     return adaptation.adapt(acfg, log=log)
 
 
-__all__ = ["run", "run_adapt", "float32_trainer", "ensure_dataset", "check_run_dir", "evaluate", "export", "sample"]
+__all__ = ["run", "run_adapt", "float32_trainer", "ensure_dataset", "check_run_dir", "evaluate",
+           "export", "sample"]
