@@ -77,6 +77,10 @@ class TrainConfig:
     style_feature_weight: float = 1.0
     style_cycle_weight: float = 1.0
     pl_weight: float = 0.0
+    # Lazy style regularisation (stylegan): the encoder's cycle and reconstruction losses and the
+    # path length on one step in N (the steps that end a group of N, so the logged steps carry
+    # them when N divides --log_every), weighted by N; the other steps are adversarial only.
+    style_reg_interval: int = 1
     # Auxiliary classifiers on the discriminator's features (AC-GAN style, trained on real
     # glyphs only): G is also rewarded when its glyph is classified as the intended char/writer.
     aux_char_weight: float = 0.0
@@ -185,6 +189,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(t.loss in LOSSES, "loss", f"{t.loss!r} is not one of {LOSSES}")
     _check(t.r1_gamma >= 0, "r1_gamma", "must be >= 0")
     _check(t.r1_interval >= 1, "r1_interval", "must be >= 1")
+    _check(t.style_reg_interval >= 1, "style_reg_interval", "must be >= 1")
     _check(0.0 <= t.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
     _check(0.0 <= t.style_mixing_prob <= 1.0, "style_mixing_prob", "must be in [0, 1]")
     _check(t.style_group_size >= 2, "style_group_size", "must be >= 2")

@@ -142,6 +142,9 @@ def _define_training_flags() -> None:
     flags.DEFINE_float("style_cycle_weight", _t.style_cycle_weight,
                        "StyleGAN: weight of recovering w from glyphs generated with it.")
     flags.DEFINE_float("pl_weight", _t.pl_weight, "StyleGAN: path-length regularisation (0 = off).")
+    flags.DEFINE_integer("style_reg_interval", _t.style_reg_interval,
+                         "StyleGAN: lazy style regularisation: the cycle, reconstruction and "
+                         "path-length losses every N steps, weighted by N (1 = every step).")
     flags.DEFINE_float("aux_char_weight", _t.aux_char_weight,
                        "Weight of the auxiliary character classifier on D's features (0 = off).")
     flags.DEFINE_float("aux_writer_weight", _t.aux_writer_weight,
@@ -229,6 +232,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             style_recon_weight=FLAGS.style_recon_weight,
             style_feature_weight=FLAGS.style_feature_weight,
             style_cycle_weight=FLAGS.style_cycle_weight, pl_weight=FLAGS.pl_weight,
+            style_reg_interval=FLAGS.style_reg_interval,
             aux_char_weight=FLAGS.aux_char_weight,
             aux_writer_weight=FLAGS.aux_writer_weight, seed=FLAGS.seed,
             checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,

@@ -66,8 +66,16 @@ class StyleGANTrainer(GANTrainer):
         t = self.cfg.train
         return (t.style_cycle_weight + t.style_recon_weight + t.style_feature_weight) > 0
 
-    def _g_variables(self) -> list:
-        extra = self.encoder.trainable_variables if self._uses_encoder() else []
+    def regularises(self, step: int) -> bool:
+        """Lazy style regularisation: the steps that end a group of style_reg_interval."""
+        return (step + 1) % self.cfg.train.style_reg_interval == 0
+
+    def _reg_scale(self) -> float:
+        return float(self.cfg.train.style_reg_interval)
+
+    def _g_variables(self, with_reg: bool = True) -> list:
+        # The encoder learns only from the regularisation losses.
+        extra = self.encoder.trainable_variables if with_reg and self._uses_encoder() else []
         return self.generator.trainable_variables + extra
 
     def _ema_pairs(self) -> list:
@@ -100,7 +108,9 @@ class StyleGANTrainer(GANTrainer):
         return tf.nn.compute_average_loss(tf.cast(per_group, tf.float32),
                                           global_batch_size=self.global_batch // self.group_size)
 
-    def _g_extra_losses(self, batch, step, fake, info) -> dict:
+    def _g_extra_losses(self, batch, step, fake, info, with_reg: bool = True) -> dict:
+        if not with_reg:
+            return {}
         t = self.cfg.train
         k, r = self.group_size, self.cfg.model.resolution
         groups = self.per_replica // k

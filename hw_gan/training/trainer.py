@@ -129,8 +129,9 @@ class GANTrainer:
         """{checkpoint name: trackable} of family-specific models, built in the strategy scope."""
         return {}
 
-    def _g_variables(self) -> list:
-        """What the generator's optimizer trains (subclasses add e.g. an encoder)."""
+    def _g_variables(self, with_reg: bool = True) -> list:
+        """What the generator's optimizer trains (subclasses add e.g. an encoder that only
+        the regularisation losses train)."""
         return self.generator.trainable_variables
 
     def _ema_pairs(self) -> list:
@@ -142,8 +143,18 @@ class GANTrainer:
         z = self._noise(step, salt, batch_size)
         return self.generator(self._inputs(z, chars, writers), training=training), {}
 
-    def _g_extra_losses(self, batch, step, fake, info) -> dict:
-        """{name: averaged loss} added to the generator's objective (none by default)."""
+    def regularises(self, step: int) -> bool:
+        """Whether step `step` (0-based) carries the generator's lazy regularisation."""
+        return True
+
+    def _reg_scale(self) -> float:
+        """What the extra losses are multiplied by in the generator's objective: N when they
+        are applied on one step in N (their logged values stay per step)."""
+        return 1.0
+
+    def _g_extra_losses(self, batch, step, fake, info, with_reg: bool = True) -> dict:
+        """{name: averaged loss} added to the generator's objective (none by default);
+        `with_reg` False on the steps that skip lazy regularisation."""
         return {}
 
     def _d_variables(self) -> list:
@@ -202,10 +213,10 @@ class GANTrainer:
         grads = tape.gradient(scaled_loss, variables)
         opt.apply_gradients(list(zip(grads, variables)))
 
-    def _replica_step(self, batch, step, with_r1: bool):
+    def _replica_step(self, batch, step, with_r1: bool, with_reg: bool = True):
         if self.cfg.train.fused_step:
-            return self._fused_step(batch, step, with_r1)
-        return {**self._d_step(batch, step, with_r1), **self._g_step(batch, step)}
+            return self._fused_step(batch, step, with_r1, with_reg)
+        return {**self._d_step(batch, step, with_r1), **self._g_step(batch, step, with_reg)}
 
     def _d_step(self, batch, step, with_r1: bool, fake=None) -> dict:
         """The discriminator's update on one replica's batch (R1 on the real glyphs when
@@ -243,28 +254,29 @@ class GANTrainer:
         return {"d_loss": d_loss, "r1": r1_term, "d_aux": d_aux,
                 "real_logit": self._average(real_logits)}
 
-    def _g_step(self, batch, step) -> dict:
+    def _g_step(self, batch, step, with_reg: bool = True) -> dict:
         """The generator's update on one replica's batch, with fresh noise; its losses."""
         chars, writers = batch["char"], batch["writer"]
         with tf.GradientTape() as tape:
             fake, info = self._make_fakes(step, 2, chars, writers, tf.shape(chars)[0])
-            out, g_scaled = self._g_objective(batch, step, fake, info)
-        self._apply(self.g_opt, g_scaled, tape, self._g_variables())
+            out, g_scaled = self._g_objective(batch, step, fake, info, with_reg)
+        self._apply(self.g_opt, g_scaled, tape, self._g_variables(with_reg))
         return out
 
-    def _g_objective(self, batch, step, fake, info) -> tuple[dict, tf.Tensor]:
+    def _g_objective(self, batch, step, fake, info, with_reg: bool = True
+                     ) -> tuple[dict, tf.Tensor]:
         """({name: averaged loss}, the scaled total) of the generator on `fake`, recorded on
         the caller's tape."""
         fake_logits, fake_aux = self._discriminate(fake, batch["char"], batch["writer"])
         g_loss = self._average(self.g_loss_fn(fake_logits))
         g_aux = self._average(fake_aux)
-        extra = self._g_extra_losses(batch, step, fake, info)
-        g_scaled = self._scale(self.g_opt, g_loss + g_aux + tf.add_n(
+        extra = self._g_extra_losses(batch, step, fake, info, with_reg)
+        g_scaled = self._scale(self.g_opt, g_loss + g_aux + self._reg_scale() * tf.add_n(
             [tf.zeros([], tf.float32), *extra.values()]))
         return ({"g_loss": g_loss, "g_aux": g_aux, "fake_logit": self._average(fake_logits),
                  **extra}, g_scaled)
 
-    def _fused_step(self, batch, step, with_r1: bool) -> dict:
+    def _fused_step(self, batch, step, with_r1: bool, with_reg: bool = True) -> dict:
         """The D update then the G update from ONE generator forward pass: the fakes the
         discriminator learns from are the ones the generator then improves, judged by the
         updated discriminator (the alternating step draws a second batch of fakes for that).
@@ -275,19 +287,22 @@ class GANTrainer:
             fake, info = self._make_fakes(step, 1, chars, writers, tf.shape(chars)[0])
             with tape.stop_recording():
                 d_out = self._d_step(batch, step, with_r1, fake=tf.stop_gradient(fake))
-            g_out, g_scaled = self._g_objective(batch, step, fake, info)
-        self._apply(self.g_opt, g_scaled, tape, self._g_variables())
+            g_out, g_scaled = self._g_objective(batch, step, fake, info, with_reg)
+        self._apply(self.g_opt, g_scaled, tape, self._g_variables(with_reg))
         return {**d_out, **g_out}
 
-    def _train_step_fn(self, with_r1: bool):
-        if with_r1 in self._steps:
-            return self._steps[with_r1]
+    def _train_step_fn(self, with_r1: bool, with_reg: bool = True):
+        """The compiled training step (one per kind: with or without R1 and the lazy
+        regularisation of the generator)."""
+        key = (with_r1, with_reg)
+        if key in self._steps:
+            return self._steps[key]
         # XLA compiles the math of a step (the replica step, then the EMA), never the input
         # iterator: IteratorGetNext has no XLA kernel, so compiling the whole step fails.
         jit = bool(self.cfg.runtime.jit_compile)
 
         def replica_step(batch, step):
-            return self._replica_step(batch, step, with_r1)
+            return self._replica_step(batch, step, with_r1, with_reg)
 
         ema_update = self._ema_update
         if jit:
@@ -305,7 +320,7 @@ class GANTrainer:
             return out
 
         fn = tf.function(step_fn)
-        self._steps[with_r1] = fn
+        self._steps[key] = fn
         return fn
 
     def _ema_update(self, step) -> None:
@@ -391,13 +406,13 @@ class GANTrainer:
         if start == 0 and self.chief:
             with writer.as_default(step=0):
                 tf.summary.text("config", "```\n" + self.cfg.to_json() + "\n```")
-        last_saved = start
+        last_saved, seen = start, {}
         t0, images_done = time.perf_counter(), 0
         try:
             step = start
             while step < t.steps:
                 with_r1 = t.r1_gamma > 0 and step % t.r1_interval == 0
-                out = self._train_step_fn(with_r1)(iterator)
+                out = self._train_step_fn(with_r1, self.regularises(step))(iterator)
                 step += 1
                 images_done += self.global_batch
                 log_now = step % t.log_every == 0 or step == t.steps
@@ -405,7 +420,10 @@ class GANTrainer:
                 save_now = step % t.checkpoint_every == 0 or step == t.steps or bool(stopping)
                 # Losses are checked before every save, so a NaN never reaches a checkpoint.
                 if log_now or save_now or step % 10 == 0:
-                    values = self._checked_values(out, step, last_saved)
+                    # A step without lazy regularisation lacks its losses: the last ones
+                    # measured stand in (the logged steps carry them when the interval
+                    # divides --log_every).
+                    values = seen = {**seen, **self._checked_values(out, step, last_saved)}
                     if log_now:
                         rate = images_done / (time.perf_counter() - t0)
                         self._log_scalars(writer, step, values, rate)

@@ -200,6 +200,50 @@ def test_stylegan_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path)
     assert grid.shape == (1, 8 * 32, 3 * 32, 1)
 
 
+def test_lazy_style_regularisation_skips_the_encoder_and_weighs_its_losses_by_n(data_dir,
+                                                                               tmp_path):
+    """--style_reg_interval=N: the cycle/reconstruction losses on the steps that end a group of
+    N, weighted by N in G's objective (logged unweighted); the other steps leave the encoder be."""
+    lazy = _trainer(_cfg(data_dir, tmp_path / "lazy", style_reg_interval=2))
+    every = _trainer(_cfg(data_dir, tmp_path / "every"))
+    assert [lazy.regularises(s) for s in range(4)] == [False, True, False, True]
+    assert all(every.regularises(s) for s in range(4))
+    batch = next(iter(dataset.make_dataset(data_dir, "train", 8, group_size=4, seed=1,
+                                           shuffle_buffer=64)))
+    step = tf.constant(0, tf.int64)
+    fake, info = lazy._make_fakes(step, 1, batch["char"], batch["writer"], 8)
+    objectives = {}
+    for name, trainer in (("lazy", lazy), ("every", every)):
+        for with_reg in (True, False):
+            out, total = trainer._g_objective(batch, step, fake, info, with_reg)
+            objectives[name, with_reg] = ({k: float(v) for k, v in out.items()}, float(total))
+    regs = ("cycle", "recon_l1", "recon_adv", "recon_feat")
+    (lazy_out, lazy_total), (every_out, every_total) = objectives["lazy", True], \
+        objectives["every", True]
+    assert lazy_out == pytest.approx(every_out, rel=1e-5)  # logged per step
+    extra = sum(lazy_out[k] for k in regs)
+    assert abs(extra) > 1e-3
+    assert lazy_total == pytest.approx(every_total + extra, rel=1e-4)
+    plain_out, plain_total = objectives["lazy", False]
+    assert not set(regs) & set(plain_out)
+    assert plain_total == pytest.approx(every_total - extra, rel=1e-4, abs=1e-5)
+    paths = {r: {v.path for v in lazy._g_variables(r)} for r in (True, False)}
+    assert paths[False] == {v.path for v in lazy.generator.trainable_variables}
+    assert paths[True] - paths[False] == {v.path for v in lazy.encoder.trainable_variables}
+
+    enc_before = [w.numpy().copy() for w in lazy.encoder.weights]
+    it = iter(lazy.dataset(0))
+    out = lazy._train_step_fn(False, False)(it)
+    assert not set(regs) & set(out)
+    for a, b in zip(enc_before, lazy.encoder.weights):
+        np.testing.assert_array_equal(a, b.numpy())  # no gradient reached the encoder
+    out = lazy._train_step_fn(False, True)(it)
+    assert set(regs) <= set(out)
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(enc_before, lazy.encoder.weights))
+    with pytest.raises(ValueError, match="--style_reg_interval: must be >= 1"):
+        _cfg(data_dir, tmp_path, style_reg_interval=0)
+
+
 def test_stylegan_two_replicas_and_path_length(data_dir, tmp_path):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
     strategy = strategy_lib.mirrored(devices)
