@@ -15,6 +15,7 @@ records for the same strokes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -54,6 +55,17 @@ class StrokeSamples:
 
     def __len__(self) -> int:
         return len(self.sample_stroke_counts)
+
+    @functools.cached_property
+    def offsets(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first point of each stroke, first stroke of each sample), each with the total last."""
+        return (np.concatenate([[0], np.cumsum(self.stroke_lengths)]).astype(np.int64),
+                np.concatenate([[0], np.cumsum(self.sample_stroke_counts)]).astype(np.int64))
+
+    def strokes(self, i: int) -> list[np.ndarray]:
+        """Sample i's strokes, (n, 2) views of `points`."""
+        offs, first = self.offsets
+        return [self.points[offs[j]:offs[j + 1]] for j in range(first[i], first[i + 1])]
 
 
 def load_npz(path: str) -> StrokeSamples:
@@ -134,9 +146,8 @@ class InkSource:
             "width_variation": width_variation, "quality": quality, "writers": wanted_writers,
             "chars": chars, "min_points": min_points, "limit": limit, "seed": seed,
         }
-        self._points = samples.points
-        self._stroke_offsets = np.concatenate([[0], np.cumsum(samples.stroke_lengths)])
-        self._sample_offsets = np.concatenate([[0], np.cumsum(samples.sample_stroke_counts)])
+        self._samples = samples
+        self._stroke_offsets, self._sample_offsets = samples.offsets
         self._labels = samples.labels
         self._writer_names = samples.writer_names
         self._writer_ids = samples.writer_ids
@@ -171,15 +182,10 @@ class InkSource:
         if len(self._indices) == 0:
             raise ValueError(f"{self.where}: no sample passes the filters {self.params}")
 
-    def _strokes(self, i: int) -> list[np.ndarray]:
-        s0, s1 = self._sample_offsets[i], self._sample_offsets[i + 1]
-        offs = self._stroke_offsets
-        return [self._points[offs[j]:offs[j + 1]] for j in range(s0, s1)]
-
     def _extent(self, i: int) -> float:
         p0 = self._stroke_offsets[self._sample_offsets[i]]
         p1 = self._stroke_offsets[self._sample_offsets[i + 1]]
-        pts = self._points[p0:p1]
+        pts = self._samples.points[p0:p1]
         return float(np.ptp(pts, axis=0).max())
 
     def __len__(self) -> int:
@@ -196,7 +202,7 @@ class InkSource:
             rng = None
             if self.width_variation > 0:
                 rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(i)]))
-            image = render_strokes(self._strokes(i), self.image_size, self.pen_width,
+            image = render_strokes(self._samples.strokes(i), self.image_size, self.pen_width,
                                    self.width_variation, rng)
             yield GlyphRecord(
                 char=str(self._labels[i]),
