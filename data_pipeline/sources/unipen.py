@@ -177,6 +177,10 @@ class _Reader:
             "segments_without_ink": 0, "samples": 0,
         }
 
+    def forget(self) -> None:
+        """Drops the parsed files (the samples cut from them stay)."""
+        self._cache.clear()
+
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
@@ -365,18 +369,22 @@ def read_release(path, categories="1a,1b,1c,1d", labs=None,
         raise ValueError(f"zero_points={zero_points!r} is not one of {ZERO_POINTS}")
     categories = [c for c in CATEGORIES if c in categories]
     reader = _Reader(root, zero_points)
-    points, lengths, counts, labels, writers, quality, keys, cats, lab_of = ([] for _ in range(9))
-    for category, lab, dat in _dat_files(root, categories, as_list(labs)):
-        for label, q, writer, strokes, key in reader.read_dat(dat, lab):
-            points.extend(strokes)
-            lengths.extend(len(s) for s in strokes)
-            counts.append(len(strokes))
-            labels.append(label)
-            writers.append(writer)
-            quality.append(q)
-            keys.append(key)
-            cats.append(category)
-            lab_of.append(lab)
+    files = _dat_files(root, categories, as_list(labs))
+    # Lab by lab (a lab's .dat files of every category include the same pen data, and no other
+    # lab's), so that only one lab's parsed files are held at a time; then in the release's order.
+    by_category: dict[str, list] = {c: [] for c in categories}
+    for lab in sorted({lab for _, lab, _ in files}):
+        for category, dat_lab, dat in files:
+            if dat_lab == lab:
+                by_category[category].extend(
+                    (*sample, category, lab) for sample in reader.read_dat(dat, lab))
+        reader.forget()
+    read = [sample for c in categories for sample in by_category[c]]
+    labels, quality, writers, sample_strokes, keys, cats, lab_of = (list(v) for v in zip(*read)) \
+        if read else ([] for _ in range(7))
+    points = [s for strokes in sample_strokes for s in strokes]
+    lengths = [len(s) for s in points]
+    counts = [len(strokes) for strokes in sample_strokes]
     skipped = reader.counts["missing_includes"]
     if skipped and not reader.counts["dat_files"]:
         raise ValueError(f"no .dat file of {root} could be read: each .INCLUDEs a missing file, "

@@ -131,6 +131,21 @@ def test_zero_points_kept_on_request_and_categories_and_labs(release, tmp_path):
         unipen.read_release(release, zero_points="sometimes")
 
 
+def test_order_is_category_then_lab_then_file_then_segment(release):
+    pen = ".WRITER_ID w2\n" + "\n".join(_pen(True, _bar(1)) + _pen(True, _bar(2))) + "\n"
+    write_release(release, {
+        "include/aaa/w2.pen": pen,
+        "data/1a/aaa/w2.dat": '.INCLUDE aaa/w2.pen\n.SEGMENT CHARACTER 0 OK "5"\n',
+        "data/1d/aaa/w2.dat": '.INCLUDE aaa/w2.pen\n.SEGMENT CHARACTER 1 OK "!"\n',
+        "data/1a/abc/a0.dat": HEAD + _segments('CHARACTER 0 OK "0"')})
+    rel = unipen.read_release(release)
+    assert list(rel.samples.labels) == ["5", "0", "1", "7", "L", "T", "l", "i",
+                                        "!", '"', "\\", "@", ","]
+    assert list(rel.labs[:4]) == ["aaa", "abc", "abc", "abc"]
+    assert list(rel.samples.writer_names) == ["aaa:w2", "abc:w1"]
+    assert rel.keys[1] == "unipen:data/1a/abc/a0.dat:4"
+
+
 def test_records_equal_the_ink_sources_for_the_same_strokes(release, tmp_path):
     rel = unipen.read_release(release)
     s = rel.samples
