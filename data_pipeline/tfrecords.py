@@ -141,6 +141,8 @@ def write_dataset(source, out_dir, *, split: str = "writer", test_fraction: floa
                       "test_writers": held_out},
             "splits": _write_splits(tmp, got, is_test, seed, shard_mb, num_shards),
         }
+        if getattr(source, "counts", None) is not None:  # what a source read and dropped
+            manifest["source"]["counts"] = source.counts
         atomic.write_bytes(tmp / CONTACT_SHEET, _contact_sheet(got.thumbs, writer_list, labels))
         atomic.write_text(tmp / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest

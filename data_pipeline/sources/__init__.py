@@ -20,6 +20,7 @@ OPENERS = {
     "ink": "data_pipeline.sources.ink:open_ink",
     "emnist": "data_pipeline.sources.emnist:open_emnist",
     "scans": "data_pipeline.sources.scans:open_scans",
+    "unipen": "data_pipeline.sources.unipen:open_unipen",
 }
 
 
