@@ -18,12 +18,14 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-LOSSES = ("d_loss", "g_loss", "r1")
+LOSSES = ("d_loss", "g_loss", "r1")  # always reported; a family's own losses (stylegan: cycle,
+# recon_l1, recon_feat, recon_adv) are reported when its runs log them
 
 
 def read_scalars(logdir: Path) -> dict:
@@ -45,11 +47,14 @@ def train(config: str, flags: list[str], steps: int, log_every: int, model_dir: 
     cmd = [sys.executable, str(REPO / "train_main.py"), f"--flagfile={config}",
            f"--steps={steps}", f"--log_every={log_every}", f"--model_dir={model_dir}",
            "--noeval_at_end", "--export_dir=", f"--checkpoint_every={steps}", *flags]
+    t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(flags) or 'baseline'} failed:\n{proc.stderr[-3000:]}")
-    return read_scalars(model_dir)
+    scalars = read_scalars(model_dir)
+    scalars["_wall_s"] = round(time.perf_counter() - t0, 1)  # the whole process, build excluded
+    return scalars
 
 
 def main():
@@ -71,11 +76,13 @@ def main():
                                      for k in LOSSES}}), file=sys.stderr)
     ref_name = next(iter(curves))
     ref = curves[ref_name]
+    names = [*LOSSES, *sorted(k for k in ref if k not in LOSSES and not k.startswith("_"))]
     report = {"config": args.config, "steps": args.steps, "reference": ref_name, "variants": {}}
     for name, curve in curves.items():
-        entry = {"losses": {k: curve.get(k, {}) for k in LOSSES if k in curve}}
+        entry = {"wall_s": curve["_wall_s"],
+                 "losses": {k: curve.get(k, {}) for k in names if k in curve}}
         if name != ref_name:
-            for k in LOSSES:
+            for k in names:
                 steps = sorted(set(ref.get(k, {})) & set(curve.get(k, {})))
                 if not steps:
                     continue

@@ -11,7 +11,8 @@
   python benchmarks/train.py --compare REF [--rounds 2] [--configs ...]
       the same, alternating this checkout and commit REF (checked out in a temporary git
       worktree) on the same machine: round 1 this / REF, round 2 REF / this, ...; prints each
-      side's figures and the speed-up of this checkout over REF.
+      side's figures and the speed-up of this checkout over REF: of the median images/s,
+      per round (the two sides back to back, under like load) and of the CPU time per step.
 
   python benchmarks/train.py --grid [--families char_cgan,style_cgan] [--widths 0.25,1.0]
                              [--batches 64,256]
@@ -32,7 +33,9 @@ flags to this checkout's side). Figures:
                   log_every and the image grid every image_every steps, spread per step) and
                   checkpoint (one save spread over checkpoint_every steps). The D, G and EMA
                   phases need a trainer that exposes them (_d_step, _g_step, _ema_update);
-                  older trees report null there.
+                  older trees report null there. With lazy style regularisation
+                  (--style_reg_interval=N) g_step is the mean over N steps and
+                  g_step_unregularised the step without it.
 
 Absolute times are noise while anything else runs; compare figures from one --compare run.
 """
@@ -144,24 +147,30 @@ def measure_config(config_file: str, data_dir: str, steps: int, extra_flags=(),
     t = cfg.train
     interval = max(1, int(t.r1_interval)) if t.r1_gamma > 0 else 0
 
-    def with_r1(step):
-        return bool(interval) and step % interval == 0
+    lazy = hasattr(trainer, "regularises")  # older trees have no lazy G regularisation
+
+    def step_fn(step):
+        """The compiled step train() runs at `step` (R1 and lazy regularisation schedules)."""
+        with_r1 = bool(interval) and step % interval == 0
+        if lazy:
+            return trainer._train_step_fn(with_r1, trainer.regularises(step))
+        return trainer._train_step_fn(with_r1)
 
     # The step as train() runs it, after a warm-up that traces every variant.
     it = iter(trainer.dataset(0))
     step = 0
-    for _ in range(max(2, interval + 1) + 2):
-        trainer._train_step_fn(with_r1(step))(it)
+    for _ in range(max(2, interval + 1, int(getattr(t, "style_reg_interval", 1)) + 1) + 2):
+        step_fn(step)(it)
         step += 1
     out = None
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
-        out = trainer._train_step_fn(with_r1(step))(it)
+        out = step_fn(step)(it)
         step += 1
     float(out["g_loss"])  # the last step has finished
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if trace_dir:
-        result_ops = trace(trainer, it, step, with_r1, trace_dir)
+        result_ops = trace(it, step, step_fn, trace_dir)
     result = {"config": config_file, "family": cfg.model.family, "width": cfg.model.width,
               "precision": cfg.runtime.precision, "jit": bool(cfg.runtime.jit_compile),
               "batch": t.batch_size, "resolution": cfg.model.resolution, "steps": steps,
@@ -173,7 +182,7 @@ def measure_config(config_file: str, data_dir: str, steps: int, extra_flags=(),
     return result
 
 
-def trace(trainer, it, step: int, with_r1, logdir: str, steps: int = 8) -> dict:
+def trace(it, step: int, step_fn, logdir: str, steps: int = 8) -> dict:
     """A TensorBoard profiler trace of `steps` training steps in `logdir`, and what it holds:
     {"ms_per_step": {op type: ms}, "by_model": {model/fwd|bwd: ms}} from the host plane's
     executor threads (op kernels only; the profiler slows the step down)."""
@@ -185,7 +194,7 @@ def trace(trainer, it, step: int, with_r1, logdir: str, steps: int = 8) -> dict:
 
     tf.profiler.experimental.start(logdir)
     for _ in range(steps):
-        out = trainer._train_step_fn(with_r1(step))(it)
+        out = step_fn(step)(it)
         step += 1
     float(out["g_loss"])
     tf.profiler.experimental.stop()
@@ -240,6 +249,14 @@ def phases(trainer, cfg, n: int, interval: int) -> dict:
         d_r1_ms = 1000 * _timed(lambda: d_r1(batch, step), max(2, n // 2))[0]
         out["r1"] = round((d_r1_ms - out["d_step"]) / interval, 1) if interval else 0.0
         out["g_step"] = round(1000 * _timed(lambda: g(batch, step), n)[0], 1)
+        lazy = int(getattr(t, "style_reg_interval", 1))
+        if lazy > 1:  # G's step without the lazy regularisation, and the mean over N steps
+            g_plain = tf.function(lambda b, s: run(trainer._g_step, args=(b, s, False)))
+            g_plain(batch, step)
+            out["g_step_unregularised"] = round(1000 * _timed(lambda: g_plain(batch, step),
+                                                             n)[0], 1)
+            out["g_step"] = round((out["g_step"] + (lazy - 1) * out["g_step_unregularised"])
+                                  / lazy, 1)
         out["ema"] = round(1000 * _timed(lambda: ema(step), n)[0], 2)
     else:
         out.update(d_step=None, r1=None, g_step=None, ema=None)
@@ -355,7 +372,10 @@ def summarize(rows: list[dict]) -> dict:
     out = {"rounds": len(rows), "images_per_s": _median([r["images_per_s"] for r in rows]),
            "cores": _median([r["cores"] for r in rows]),
            "ms_per_step": _median([r["ms_per_step"] for r in rows]),
-           "per_round_images_per_s": [r["images_per_s"] for r in rows]}
+           "per_round_images_per_s": [r["images_per_s"] for r in rows],
+           # CPU time per step (cores x wall): the work a step costs, less sensitive to how
+           # much of the machine others take than the wall time
+           "cpu_ms_per_step": _median([r["cores"] * r["ms_per_step"] for r in rows])}
     keys = rows[0]["phases_ms"].keys()
     out["phases_ms"] = {k: (None if rows[0]["phases_ms"][k] is None else
                             round(_median([r["phases_ms"][k] for r in rows]), 2)) for k in keys}
@@ -425,8 +445,15 @@ def main():
         if args.trace:
             entry["this"]["trace"] = rows[config]["this"][0].get("trace")
         if args.compare:
+            this, ref = rows[config]["this"], rows[config]["ref"]
             entry["speedup"] = round(entry["this"]["images_per_s"] / entry["ref"]["images_per_s"],
                                      3)
+            # Each round measures the two sides back to back, so a round's ratio compares like
+            # load with like; the median ratio can mix a quiet round of one side with a busy one.
+            entry["per_round_speedup"] = [round(a["images_per_s"] / b["images_per_s"], 3)
+                                          for a, b in zip(this, ref)]
+            entry["cpu_time_ratio"] = round(entry["ref"]["cpu_ms_per_step"]
+                                            / entry["this"]["cpu_ms_per_step"], 3)
         report["configs"][config] = entry
     print(json.dumps(report, indent=1))
 
