@@ -22,6 +22,7 @@ from data_pipeline import atomic
 from data_pipeline.atomic import PathLike
 from data_pipeline.charset import validate_charset
 from hw_gan.config import ModelConfig
+from hw_gan.export.limits import ExportLimits
 from hw_gan.export.module import GeneratorModule
 from hw_gan.export.names import (BUILTIN_SIGNATURES, CHARSET_FILE, FORMAT, FORMAT_VERSION,
                                  GLYPHS, METADATA_FILE, SERVING_DEFAULT, UNTRAINED_WRITERS_KEY,
@@ -191,12 +192,15 @@ def export_generator(generator, model_cfg: ModelConfig, charset_labels: Sequence
                      writer_names: Sequence[str], export_root: PathLike, name: str,
                      version: int = 1, overwrite: bool = False,
                      extra_signatures: Optional[Mapping[str, SignatureBuilder]] = None,
-                     extra_metadata: Optional[Mapping[str, Any]] = None) -> Path:
+                     extra_metadata: Optional[Mapping[str, Any]] = None,
+                     limits: Optional[ExportLimits] = None) -> Path:
     """Writes `generator` (the inference / EMA copy) as SavedModel `export_root/name/version/`.
 
     charset_labels: the dataset's charset (label ids in order); writer_names: writer ids in order
     (may be empty for a family without writers). extra_signatures: {name: builder(module)} for
-    more signatures (see hw_gan.export's docstring); extra_metadata: more keys for hwgan.json.
+    more signatures (see hw_gan.export's docstring); extra_metadata: more keys for hwgan.json;
+    limits: the caps the glyph and style signatures check in the graph (hw_gan.export.limits;
+    recorded in hwgan.json as "limits").
     Raises FileExistsError if the version exists and overwrite is False; returns the version dir.
     """
     out = version_dir(export_root, name, version)
@@ -212,8 +216,10 @@ def export_generator(generator, model_cfg: ModelConfig, charset_labels: Sequence
     _check_untrained(untrained, writers)
     extra_signatures = dict(extra_signatures or {})
     _check_signature_names(extra_signatures)
+    limits = limits or ExportLimits()
     info = _export_info(generator, model_cfg, charset, writers, uses_writer,
-                        sorted([*BUILTIN_SIGNATURES, *extra_signatures]), extra_metadata)
+                        sorted([*BUILTIN_SIGNATURES, *extra_signatures]),
+                        {"limits": dataclasses.asdict(limits), **dict(extra_metadata or {})})
     assets = _asset_texts(charset, writers, info)
 
     staging = Path(tempfile.mkdtemp(prefix="hwgan-export-assets-"))
@@ -223,7 +229,7 @@ def export_generator(generator, model_cfg: ModelConfig, charset_labels: Sequence
             (staging / fname).write_text(text, encoding="utf-8")
             asset_paths[fname] = str(staging / fname)
         module = GeneratorModule(generator, model_cfg, charset, writers, uses_writer, asset_paths,
-                                 untrained)
+                                 untrained, limits)
         _save(module, _attach_signatures(module, extra_signatures), assets, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
