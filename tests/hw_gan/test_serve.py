@@ -188,7 +188,7 @@ def test_wrong_method(server):
     status, headers, _ = request(server, "GET", f"/v1/models/{NAME}:predict")
     assert status == 405 and headers["Allow"] == "POST"
     status, headers, _ = request(server, "POST", f"/v1/models/{NAME}", {})
-    assert status == 405 and headers["Allow"] == "GET"
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
     status, _, body = request(server, "PUT", f"/v1/models/{NAME}:write", {"text": "a"})
     assert status == 405 and "error" in json.loads(body)
     status, _, _ = request(server, "DELETE", f"/v1/models/{NAME}")
