@@ -264,13 +264,15 @@ def export_model(generator, model_cfg: ModelConfig, charset: Sequence[str],
                  untrained_writers: Sequence[str] = (),
                  writer_geometry: Optional[Mapping[str, Any]] = None,
                  extra_signatures: Optional[Mapping[str, SignatureBuilder]] = None,
-                 metadata: Optional[Mapping[str, Any]] = None) -> Path:
+                 metadata: Optional[Mapping[str, Any]] = None,
+                 limits: Optional[ExportLimits] = None) -> Path:
     """The export of a trained or adapted model: export_generator with `default_signatures` for
     its family (encoder / feature_net: see there; extra_signatures are added, and replace a
     default of the same name) and hwgan.json holding `metadata`, then "untrained_writers"
     (writers with a row the model never trained: refused by name) when there are any, then
     "writer_geometry" ({writer: {char: [top, bottom]}}, also given to the write signature)
-    when given. Returns the version directory."""
+    when given; limits: the glyph and style signatures' caps (export_generator). Returns the
+    version directory."""
     extra = default_signatures(model_cfg, generator, encoder=encoder, feature_net=feature_net,
                                writer_geometry=writer_geometry)
     extra.update(extra_signatures or {})
@@ -280,4 +282,5 @@ def export_model(generator, model_cfg: ModelConfig, charset: Sequence[str],
     if writer_geometry:
         info[WRITER_GEOMETRY_KEY] = writer_geometry
     return export_generator(generator, model_cfg, charset, writers, export_dir, name, version,
-                            overwrite=overwrite, extra_signatures=extra, extra_metadata=info)
+                            overwrite=overwrite, extra_signatures=extra, extra_metadata=info,
+                            limits=limits)

@@ -140,8 +140,11 @@ def _styled(model, body: dict):
     style = body["style"]
     if not isinstance(style, list) or has_non_number(style):
         raise ValueError("style must be a matrix of numbers ([layers][w_dim])")
-    with np.errstate(over="ignore"):
-        ws = np.asarray(style, np.float32)
+    try:
+        with np.errstate(over="ignore"):
+            ws = np.asarray(style, np.float32)
+    except ValueError:  # ragged, or deeper than NumPy's 64 dimensions
+        ws = np.zeros(0, np.float32)
     if ws.ndim != 2 or not np.all(np.isfinite(ws)):
         raise ValueError("style must be a matrix ([layers][w_dim]) of finite numbers (no NaN "
                          "or infinity)")
