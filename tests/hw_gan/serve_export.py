@@ -41,13 +41,13 @@ def build_export(root):
 
 
 @contextlib.contextmanager
-def running_server(version_dir, **kwargs):
-    """A server on 127.0.0.1 (free port) in a thread; its log is `.app.log` (a StringIO)."""
+def running_server(version_dir, **options):
+    """A server on 127.0.0.1 (free port) in a thread, with make_server's `options` (default:
+    this module's budgets); its log is `.app.log` (a StringIO)."""
     from hw_gan.serve import make_server
 
-    options = dict(max_body_bytes=MAX_BODY, max_concurrent=2, log=io.StringIO(), **BUDGET)
-    options.update(kwargs)
-    srv = make_server(version_dir, "127.0.0.1", 0, **options)
+    options = {"max_body_bytes": MAX_BODY, "max_concurrent": 2, **BUDGET, **options}
+    srv = make_server(version_dir, "127.0.0.1", 0, log=io.StringIO(), **options)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
