@@ -213,8 +213,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, "application/json", headers)
 
     def send_error(self, code, message=None, explain=None) -> None:
-        """http.server's own errors (bad request line, header too long, ...) as JSON too."""
+        """http.server's own errors (bad request line, header too long, ...) as JSON too, and
+        as 4xx: a method it has no handler for is 405 (not 501), an HTTP version it does not
+        speak 400 (not 505)."""
         self.close_connection = True
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code, message = 405, f"method {str(self.command)[:20]!r} is not allowed"
+        elif code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+            code, message = 400, f"{message}: use HTTP/1.1"
         try:
             phrase = HTTPStatus(code).phrase
         except ValueError:

@@ -23,6 +23,16 @@ BUDGET = dict(max_text_chars=150, max_glyphs=100, max_pixels=200_000)
 MAX_BODY = 64 * 1024
 
 
+_BUILT: dict = {}
+
+
+def shared_export(tmp_path_factory):
+    """build_export once per test session (both serve test modules use it)."""
+    if "path" not in _BUILT:
+        _BUILT["path"] = build_export(tmp_path_factory.mktemp("serve_sg_export"))
+    return _BUILT["path"]
+
+
 def build_export(root):
     """-> the version directory of the export."""
     import keras

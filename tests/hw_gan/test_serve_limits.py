@@ -17,8 +17,8 @@ import pytest
 import tensorflow as tf
 
 from hw_gan.export import load_export
-from tests.hw_gan.serve_export import (BUDGET, CHARS, LIMITS, NAME, RES, WRITE_CAPS, build_export,
-                                       running_server)
+from tests.hw_gan.serve_export import (CHARS, LIMITS, NAME, RES, WRITE_CAPS, running_server,
+                                       shared_export)
 
 PREDICT = f"/v1/models/{NAME}:predict"
 WRITE = f"/v1/models/{NAME}:write"
@@ -28,7 +28,7 @@ SMALL = {"page": "40x40mm", "margin_mm": 2}  # a page within the pixel budget
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    return build_export(tmp_path_factory.mktemp("limits_export"))
+    return shared_export(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
