@@ -18,17 +18,17 @@ import argparse
 import concurrent.futures
 import http.client
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from serve import start_server  # noqa: E402  (benchmarks/serve.py)
 
 
 def _export(root: Path) -> Path:
@@ -45,24 +45,6 @@ def _export(root: Path) -> Path:
     keras.utils.set_random_seed(0)
     generator = get_family("style_cgan").build_generator(cfg)
     return export.export_model(generator, cfg, DEFAULT_CHARSET, writers, root, "memory")
-
-
-def _start(model: Path, flags: list[str]):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "hw_gan.cli.serve", "--model", str(model),
-                             "--port", "0", *flags], cwd=ROOT, env=env, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        m = re.search(r"serving model '([^']+)' .* at http://127\.0\.0\.1:(\d+)", line)
-        if m:
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-            return proc, m.group(1), int(m.group(2))
-    proc.kill()
-    raise RuntimeError("the server did not start")
 
 
 def _status_kb(pid: int, key: str) -> int:
@@ -119,7 +101,7 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(args.model) if args.model else _export(Path(tmp))
-        proc, name, port = _start(model, ["--max_concurrent", str(args.concurrent), *args.flag])
+        proc, name, port, _ = start_server(str(model), args.concurrent, args.flag)
         try:
             from hw_gan.export import load_export
 
