@@ -281,8 +281,11 @@ def raw_request(draw):
 def test_fuzz_raw_framing(server, data):
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT_S)
     try:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)  # no more bytes: a short body must not hang the server
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)  # no more bytes: a short body must not hang it
+        except OSError:  # the server answered (e.g. a 70 kB header line) and closed first
+            pass
         resp = http.client.HTTPResponse(sock, method="HEAD" if data.startswith(b"HEAD") else None)
         try:
             resp.begin()
