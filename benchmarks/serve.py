@@ -34,11 +34,13 @@ PARAGRAPH = ("The quick brown fox jumps over the lazy dog, and then it writes a 
              "before the winter comes. Yours ever, the fox and friends.")
 
 
-def _start_server(model: str, clients: int):
+def start_server(model: str, clients: int, flags=()):
+    """`hwgan serve` in a subprocess on a free port -> (process, model name, port, log lines);
+    also used by benchmarks/serve_memory.py."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "hw_gan.cli.serve", "--model", model, "--port", "0",
-         "--max_concurrent", str(clients)],
+         "--max_concurrent", str(clients), *flags],
         cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     deadline = time.time() + 300
     port = None
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
-    proc, name, port, log_lines = _start_server(args.model, args.clients)
+    proc, name, port, log_lines = start_server(args.model, args.clients)
     startup = time.perf_counter() - t0
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

@@ -2,6 +2,7 @@
 
   hwgan serve --model export/quickstart [--host 127.0.0.1] [--port 8501] [--model_name NAME]
               [--max_body_bytes 1048576] [--max_text_chars 5000] [--max_concurrent 4]
+              [--max_glyphs 5000] [--max_pixels 16777216] [--allow_origin O] [--allow_host H]
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import sys
 from typing import Sequence
 
 from hw_gan.serve import (DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT,
-                          DEFAULT_MAX_TEXT_CHARS, DEFAULT_PORT, make_server)
+                          DEFAULT_MAX_GLYPHS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TEXT_CHARS,
+                          DEFAULT_PORT, make_server)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +35,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max_concurrent", "--max-concurrent", dest="max_concurrent", type=int,
                    default=DEFAULT_MAX_CONCURRENT, help="predict/write requests run at once; "
                    "more get 503")
+    p.add_argument("--max_glyphs", "--max-glyphs", dest="max_glyphs", type=int,
+                   default=DEFAULT_MAX_GLYPHS, help="glyphs drawn per request; more get 413")
+    p.add_argument("--max_pixels", "--max-pixels", dest="max_pixels", type=int,
+                   default=DEFAULT_MAX_PIXELS, help="pixels returned per request (glyph images, "
+                   "a page, a write image); more get 413")
+    p.add_argument("--allow_origin", "--allow-origin", dest="allow_origins", action="append",
+                   default=[], metavar="ORIGIN", help="a web origin (http://host:port) whose "
+                   "pages may call this server (repeatable); other Origins get 403")
+    p.add_argument("--allow_host", "--allow-host", dest="allow_hosts", action="append",
+                   default=[], metavar="HOST", help="a Host name requests may use besides the "
+                   "bound address and localhost (repeatable); others get 403")
     return p
 
 
@@ -43,7 +56,9 @@ def serve_main(argv: Sequence[str]) -> int:
         server = make_server(args.model, args.host, args.port, model_name=args.model_name,
                              max_body_bytes=args.max_body_bytes,
                              max_text_chars=args.max_text_chars,
-                             max_concurrent=args.max_concurrent)
+                             max_concurrent=args.max_concurrent,
+                             max_glyphs=args.max_glyphs, max_pixels=args.max_pixels,
+                             allow_origins=args.allow_origins, allow_hosts=args.allow_hosts)
     except (ValueError, FileNotFoundError, NotADirectoryError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -32,7 +32,9 @@ stateless_normal([1, latent_dim], seed=[seed, 0]), for all N glyphs: the seed pi
         char_ids   int32 [N]
         writer_ids int32 [N]           (-1 when the family takes no writer)
     An unknown character or writer fails the call with InvalidArgumentError "character not in the
-    model's charset" / "writer not known to the model", followed by the offending values.
+    model's charset" / "writer not known to the model", followed by the offending values; more
+    than the export's `max_glyphs` glyphs (or N x R x R over `max_pixels`) with "too many glyphs"
+    (hwgan.json "limits"; glyphs go through the generator 256 at a time).
 
   glyphs_by_id
       char_ids int32 [N], writer_ids int32 [N] or [1], seed int64 [] -> images uint8 [N, R, R, 1]
@@ -51,8 +53,9 @@ More signatures (e.g. `extract_style`, `write`) are attached by passing
 
 `load_export` loads such a directory back (in any process; TensorFlow only, no Keras).
 
-Modules: names (every signature name, file name, hwgan.json key and message), module (the
-tf.Module), saved_model (writing), loader (reading), signatures/ (the signature builders).
+Modules: names (every signature name, file name, hwgan.json key and message), limits (the cost
+caps every signature checks in the graph before it draws: glyphs and pixels per call, a write
+text's characters and image, extract_style's images and steps), module (the tf.Module), saved_model (writing), loader (reading), signatures/ (the signature builders).
 This package imports hw_gan.inversion, hw_gan.layout, hw_gan.models, hw_gan.config and
 data_pipeline; never hw_gan.adaptation, render, experiment, serve or cli (drawing a sample grid
 from an export is hw_gan.render.grid).
@@ -60,9 +63,10 @@ from an export is hw_gan.render.grid).
 
 from __future__ import annotations
 
+from hw_gan.export.limits import ExportLimits
 from hw_gan.export.loader import LoadedExport, load_export, resolve_export_path
 from hw_gan.export.module import GeneratorModule, string_table, tf_variable
-from hw_gan.export import names
+from hw_gan.export import limits, names
 from hw_gan.export.names import (BUILTIN_SIGNATURES, CHAR_ID_MESSAGE, CHARSET_FILE,
                                  EMPTY_TEXT_MESSAGE, EXTRACT_STYLE, FORMAT, FORMAT_VERSION, GLYPHS,
                                  GLYPHS_BY_ID, GLYPHS_WITH_STYLE, LINE_WIDTH_MESSAGE, MEAN_STYLE,
@@ -79,7 +83,7 @@ from hw_gan.export.signatures import (WriteParams, stylegan_signatures,
 
 __all__ = [
     # writing
-    "GeneratorModule", "SignatureBuilder", "WriteParams", "default_signatures",
+    "ExportLimits", "GeneratorModule", "SignatureBuilder", "WriteParams", "default_signatures",
     "export_generator", "export_model", "string_table", "stylegan_signatures", "tf_variable",
     "version_dir", "write_signature_builder",
     # reading

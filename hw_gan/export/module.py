@@ -10,8 +10,9 @@ import tensorflow as tf
 
 from data_pipeline.schema import to_uint8
 from hw_gan.config import ModelConfig
-from hw_gan.export.names import (CHAR_ID_MESSAGE, CHARSET_FILE, METADATA_FILE,
-                                 UNKNOWN_CHAR_MESSAGE, UNKNOWN_WRITER_MESSAGE,
+from hw_gan.export.limits import GENERATE_BLOCK, ExportLimits
+from hw_gan.export.names import (CHAR_ID_MESSAGE, CHARSET_FILE, GLYPH_COUNT_MESSAGE,
+                                 METADATA_FILE, UNKNOWN_CHAR_MESSAGE, UNKNOWN_WRITER_MESSAGE,
                                  WRITER_COUNT_MESSAGE, WRITER_ID_COUNT_MESSAGE, WRITER_ID_MESSAGE,
                                  WRITERS_FILE)
 
@@ -65,13 +66,18 @@ class GeneratorModule(tf.Module):
       check_ids(char_ids, writer_ids)  -> (char_ids, writer_ids broadcast to [N]), range-asserted
       latent(n, seed)               -> z float32 [n, latent_dim] (stateless, from seed)
       synthesize(z, char_ids, writer_ids)  tf.function -> float32 images [N, R, R, 1] in [-1, 1]
-      generate(char_ids, writer_ids, seed) -> uint8 ink-high images [N, R, R, 1]
+      check_count(n, x)             x, after asserting n glyphs are within `limits`
+      in_blocks(draw, n, *tensors)  uint8 [n, R, R, 1]: draw(*rows) on blocks of GENERATE_BLOCK
+                                    rows of the tensors, one block at a time
+      generate(char_ids, writer_ids, seed) -> uint8 ink-high images [N, R, R, 1] (count checked,
+                                    drawn in blocks)
     """
 
     def __init__(self, generator, model_cfg: ModelConfig, charset_labels: Sequence[str],
                  writer_names: Sequence[str], uses_writer: bool, asset_paths: Mapping[str, str],
-                 untrained_writers: Sequence[str] = ()):
+                 untrained_writers: Sequence[str] = (), limits: ExportLimits = ExportLimits()):
         super().__init__(name="hwgan_generator")
+        self.limits = limits
         self.charset_labels = tuple(charset_labels)
         self.writer_names = tuple(writer_names)
         self.family = model_cfg.family
@@ -187,8 +193,46 @@ class GeneratorModule(tf.Module):
         return tf.random.stateless_normal(tf.stack([tf.cast(n, tf.int32), self.latent_dim]),
                                           seed=seed, dtype=tf.float32)
 
+    def check_count(self, n, x):
+        """`x` once n glyphs are known to be within the limits (max_glyphs, and n x R x R
+        output pixels within max_pixels): checked before any glyph is drawn."""
+        n64 = tf.cast(n, tf.int64)
+        pixels = n64 * self.resolution * self.resolution
+        check = tf.debugging.Assert(
+            (n64 <= self.limits.max_glyphs) & (pixels <= self.limits.max_pixels),
+            [GLYPH_COUNT_MESSAGE + f" (max_glyphs={self.limits.max_glyphs}, "
+             f"max_pixels={self.limits.max_pixels}, R={self.resolution}); got", n64, "glyphs"],
+            summarize=4)
+        with tf.control_dependencies([check]):
+            return tf.identity(x)
+
+    def in_blocks(self, draw, n, *tensors):
+        """uint8 [n, R, R, 1]: `draw(*rows)` (float32 [b, R, R, 1] in [-1, 1]) on blocks of
+        GENERATE_BLOCK rows of `tensors`, one block at a time (parallel_iterations=1), so that
+        only one block's activations are alive: memory follows the output, not the batch. The
+        generator has no batch statistics, so a glyph does not depend on its block."""
+        n = tf.cast(n, tf.int32)
+        res = self.resolution
+        num_blocks = (n + GENERATE_BLOCK - 1) // GENERATE_BLOCK
+
+        def body(c, out):
+            start = c * GENERATE_BLOCK
+            size = tf.minimum(GENERATE_BLOCK, n - start)
+            rows = [t[start:start + size] for t in tensors]
+            return c + 1, out.write(c, to_uint8(tf.cast(draw(*rows), tf.float32)))
+
+        _, blocks = tf.while_loop(
+            lambda c, _: c < num_blocks, body,
+            [tf.constant(0, tf.int32),
+             tf.TensorArray(tf.uint8, size=num_blocks, infer_shape=False,
+                            element_shape=tf.TensorShape([None, res, res, 1]))],
+            parallel_iterations=1)
+        return tf.cond(num_blocks > 0,
+                       lambda: tf.reshape(blocks.concat(), [n, res, res, 1]),
+                       lambda: tf.zeros([0, res, res, 1], tf.uint8))
+
     def generate(self, char_ids, writer_ids, seed):
         """Validated ids (see check_ids) -> uint8 ink-high images [N, R, R, 1]."""
-        n = tf.shape(char_ids, out_type=tf.int32)[0]
-        images = self.synthesize(self.latent(n, seed), char_ids, writer_ids)
-        return to_uint8(images)
+        n = self.check_count(tf.shape(char_ids, out_type=tf.int32)[0],
+                             tf.shape(char_ids, out_type=tf.int32)[0])
+        return self.in_blocks(self.synthesize, n, self.latent(n, seed), char_ids, writer_ids)

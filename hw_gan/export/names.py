@@ -41,14 +41,24 @@ WRITER_ID_COUNT_MESSAGE = "writer_ids must have length 1 or the length of char_i
 EMPTY_TEXT_MESSAGE = "the text is empty: nothing to write"
 TOO_LONG_MESSAGE = "the text has more characters than max_glyphs"
 LINE_WIDTH_MESSAGE = "line_width must be at least 4 x-heights and at most max_line_width"
-# the extract_style signature
+TOO_MANY_PIXELS_MESSAGE = "the image would have more pixels than max_pixels"
+TEXT_CHARS_MESSAGE = "the text has more characters than max_text_chars"
+# every glyph signature (hw_gan.export.limits)
+GLYPH_COUNT_MESSAGE = ("too many glyphs for one call: at most max_glyphs, and N x R x R at most "
+                       "max_pixels")
+# the style signatures
 STYLE_IMAGE_COUNT_MESSAGE = "extract_style needs as many images as chars, at least one; got"
+STYLE_IMAGE_CAP_MESSAGE = "extract_style takes at most max_style_images images"
+STYLE_STEPS_MESSAGE = "extract_style takes at most max_style_steps steps"
+STYLE_FINITE_MESSAGE = "style and variation must be finite (no NaN or infinity)"
 
 __all__ = [
     "BUILTIN_SIGNATURES", "CHARSET_FILE", "CHAR_ID_MESSAGE", "EMPTY_TEXT_MESSAGE",
     "EXTRACT_STYLE", "FORMAT", "FORMAT_VERSION", "GLYPHS", "GLYPHS_BY_ID", "GLYPHS_WITH_STYLE",
-    "LINE_WIDTH_MESSAGE", "MEAN_STYLE", "METADATA", "METADATA_FILE", "SERVING_DEFAULT",
-    "STYLE_IMAGE_COUNT_MESSAGE", "STYLE_SIGNATURES", "TOO_LONG_MESSAGE", "UNKNOWN_CHAR_MESSAGE",
+    "GLYPH_COUNT_MESSAGE", "LINE_WIDTH_MESSAGE", "MEAN_STYLE", "METADATA", "METADATA_FILE",
+    "SERVING_DEFAULT", "STYLE_FINITE_MESSAGE", "STYLE_IMAGE_CAP_MESSAGE",
+    "STYLE_IMAGE_COUNT_MESSAGE", "STYLE_SIGNATURES", "STYLE_STEPS_MESSAGE", "TEXT_CHARS_MESSAGE",
+    "TOO_LONG_MESSAGE", "TOO_MANY_PIXELS_MESSAGE", "UNKNOWN_CHAR_MESSAGE",
     "UNKNOWN_WRITER_MESSAGE", "UNTRAINED_WRITERS_KEY", "UNTRAINED_WRITER_MESSAGE", "WRITE",
     "WRITERS_FILE", "WRITER_COUNT_MESSAGE", "WRITER_GEOMETRY_KEY", "WRITER_ID_COUNT_MESSAGE",
     "WRITER_ID_MESSAGE",

@@ -22,6 +22,7 @@ from data_pipeline import atomic
 from data_pipeline.atomic import PathLike
 from data_pipeline.charset import validate_charset
 from hw_gan.config import ModelConfig
+from hw_gan.export.limits import ExportLimits
 from hw_gan.export.module import GeneratorModule
 from hw_gan.export.names import (BUILTIN_SIGNATURES, CHARSET_FILE, FORMAT, FORMAT_VERSION,
                                  GLYPHS, METADATA_FILE, SERVING_DEFAULT, UNTRAINED_WRITERS_KEY,
@@ -191,12 +192,15 @@ def export_generator(generator, model_cfg: ModelConfig, charset_labels: Sequence
                      writer_names: Sequence[str], export_root: PathLike, name: str,
                      version: int = 1, overwrite: bool = False,
                      extra_signatures: Optional[Mapping[str, SignatureBuilder]] = None,
-                     extra_metadata: Optional[Mapping[str, Any]] = None) -> Path:
+                     extra_metadata: Optional[Mapping[str, Any]] = None,
+                     limits: Optional[ExportLimits] = None) -> Path:
     """Writes `generator` (the inference / EMA copy) as SavedModel `export_root/name/version/`.
 
     charset_labels: the dataset's charset (label ids in order); writer_names: writer ids in order
     (may be empty for a family without writers). extra_signatures: {name: builder(module)} for
-    more signatures (see hw_gan.export's docstring); extra_metadata: more keys for hwgan.json.
+    more signatures (see hw_gan.export's docstring); extra_metadata: more keys for hwgan.json;
+    limits: the caps the glyph and style signatures check in the graph (hw_gan.export.limits;
+    recorded in hwgan.json as "limits").
     Raises FileExistsError if the version exists and overwrite is False; returns the version dir.
     """
     out = version_dir(export_root, name, version)
@@ -212,8 +216,10 @@ def export_generator(generator, model_cfg: ModelConfig, charset_labels: Sequence
     _check_untrained(untrained, writers)
     extra_signatures = dict(extra_signatures or {})
     _check_signature_names(extra_signatures)
+    limits = limits or ExportLimits()
     info = _export_info(generator, model_cfg, charset, writers, uses_writer,
-                        sorted([*BUILTIN_SIGNATURES, *extra_signatures]), extra_metadata)
+                        sorted([*BUILTIN_SIGNATURES, *extra_signatures]),
+                        {"limits": dataclasses.asdict(limits), **dict(extra_metadata or {})})
     assets = _asset_texts(charset, writers, info)
 
     staging = Path(tempfile.mkdtemp(prefix="hwgan-export-assets-"))
@@ -223,7 +229,7 @@ def export_generator(generator, model_cfg: ModelConfig, charset_labels: Sequence
             (staging / fname).write_text(text, encoding="utf-8")
             asset_paths[fname] = str(staging / fname)
         module = GeneratorModule(generator, model_cfg, charset, writers, uses_writer, asset_paths,
-                                 untrained)
+                                 untrained, limits)
         _save(module, _attach_signatures(module, extra_signatures), assets, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -258,13 +264,15 @@ def export_model(generator, model_cfg: ModelConfig, charset: Sequence[str],
                  untrained_writers: Sequence[str] = (),
                  writer_geometry: Optional[Mapping[str, Any]] = None,
                  extra_signatures: Optional[Mapping[str, SignatureBuilder]] = None,
-                 metadata: Optional[Mapping[str, Any]] = None) -> Path:
+                 metadata: Optional[Mapping[str, Any]] = None,
+                 limits: Optional[ExportLimits] = None) -> Path:
     """The export of a trained or adapted model: export_generator with `default_signatures` for
     its family (encoder / feature_net: see there; extra_signatures are added, and replace a
     default of the same name) and hwgan.json holding `metadata`, then "untrained_writers"
     (writers with a row the model never trained: refused by name) when there are any, then
     "writer_geometry" ({writer: {char: [top, bottom]}}, also given to the write signature)
-    when given. Returns the version directory."""
+    when given; limits: the glyph and style signatures' caps (export_generator). Returns the
+    version directory."""
     extra = default_signatures(model_cfg, generator, encoder=encoder, feature_net=feature_net,
                                writer_geometry=writer_geometry)
     extra.update(extra_signatures or {})
@@ -274,4 +282,5 @@ def export_model(generator, model_cfg: ModelConfig, charset: Sequence[str],
     if writer_geometry:
         info[WRITER_GEOMETRY_KEY] = writer_geometry
     return export_generator(generator, model_cfg, charset, writers, export_dir, name, version,
-                            overwrite=overwrite, extra_signatures=extra, extra_metadata=info)
+                            overwrite=overwrite, extra_signatures=extra, extra_metadata=info,
+                            limits=limits)

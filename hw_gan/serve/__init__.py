@@ -7,6 +7,8 @@ status, metadata), the :write endpoint (`serve.write`, drawing through hw_gan.re
 
   hwgan serve --model export/quickstart [--host 127.0.0.1] [--port 8501] [--model_name NAME]
               [--max_body_bytes 1048576] [--max_text_chars 5000] [--max_concurrent 4]
+              [--max_glyphs 5000] [--max_pixels 16777216]
+              [--allow_origin http://app.example:3000 ...] [--allow_host myhost.lan ...]
 
 Endpoints (NAME: the export's directory name, e.g. "quickstart"; V: its served version, the
 highest numeric version directory, or the one given):
@@ -38,22 +40,38 @@ highest numeric version directory, or the one given):
        pages is refused with 400 asking for "pdf" (or a bigger page / smaller x_height_mm).
        Pages are rendered in memory; the server writes no files.
 
-Errors are JSON {"error": "..."}: 400 bad JSON / bad input / unknown writer (named) / unsupported
-characters (listed) / unknown signature, 404 unknown model, version or path, 405 wrong method,
-411 no Content-Length, 413 body over --max_body_bytes or text over --max_text_chars, 503 when
---max_concurrent predict/write requests are already running (GETs are not limited), 500 others.
-One line per request is logged to stderr. Binds 127.0.0.1 unless --host says otherwise.
+Cost is bounded before the work (413, the flag named): a :write text or a write-signature
+text over --max_text_chars characters; more than --max_glyphs glyphs to draw in a request (a
+:predict glyph signature's chars / char_ids, extract_style's images, a text's non-space
+characters, a :write plan's glyphs); more than --max_pixels pixels returned (N x R x R glyph
+images, a :write page, a write-signature image: the signature checks its laid-out size against
+the export's own cap before drawing, the server against --max_pixels before encoding). The
+export's signatures carry their own caps in the graph (hw_gan.export.limits), for TF Serving.
+
+Who may ask: `Host` must name the bound address, localhost or an --allow_host name (DNS
+rebinding: 403); a request with an `Origin` not this server's own nor an --allow_origin one gets
+403 (TF Serving clients send no Origin); POSTs need `Content-Type: application/json` (415).
+Strict framing: one Content-Length of digits only (else 400 and the connection closes); after an
+error whose body was not read the connection closes. HEAD works wherever GET does.
+
+Errors are JSON {"error": "..."}: 400 bad JSON (also nested too deeply) / bad input (the field
+named) / unknown writer (named) / unsupported characters (listed) / unknown signature / NaN or
+infinity in a style, 403 Host or Origin, 404 unknown model, version or path, 405 wrong method,
+411 no Content-Length, 413 body over --max_body_bytes or a request over a budget above, 415 not
+JSON, 503 when --max_concurrent predict/write requests are already running (GETs are not
+limited), 500 others. One line per request is logged to stderr (a client that drops its
+connection is one line too). Binds 127.0.0.1 unless --host says otherwise.
 """
 
 from hw_gan.serve.http import (DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT,
-                               DEFAULT_MAX_TEXT_CHARS, DEFAULT_PORT, App, ModelHTTPServer,
-                               make_server)
-from hw_gan.serve.rest import HttpError, ServedModel, predict
+                               DEFAULT_MAX_GLYPHS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TEXT_CHARS,
+                               DEFAULT_PORT, App, ModelHTTPServer, make_server)
+from hw_gan.serve.rest import Budget, HttpError, ServedModel, predict
 from hw_gan.serve.write import MAX_PAGE_PIXELS, MAX_X_HEIGHT_PX, WRITE_FORMATS, write_response
 
 __all__ = [
-    "App", "DEFAULT_HOST", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_CONCURRENT",
-    "DEFAULT_MAX_TEXT_CHARS", "DEFAULT_PORT", "HttpError", "MAX_PAGE_PIXELS", "MAX_X_HEIGHT_PX",
+    "App", "Budget", "DEFAULT_HOST", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_CONCURRENT",
+    "DEFAULT_MAX_GLYPHS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_TEXT_CHARS", "DEFAULT_PORT", "HttpError", "MAX_PAGE_PIXELS", "MAX_X_HEIGHT_PX",
     "ModelHTTPServer", "ServedModel", "WRITE_FORMATS", "make_server", "predict",
     "write_response",
 ]

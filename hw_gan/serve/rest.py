@@ -1,12 +1,20 @@
 """TF Serving's REST API over an export: the served model (ServedModel: name, version, signature
-specs, status and metadata JSON), JSON <-> tensor conversion, and :predict in the row
-("instances") and columnar ("inputs") formats. Independent of HTTP: errors are HttpError."""
+specs, status and metadata JSON), the per-request budgets (Budget), JSON <-> tensor conversion,
+and :predict in the row ("instances") and columnar ("inputs") formats. Independent of HTTP:
+errors are HttpError.
+
+A :predict request's cost is checked against the Budget before the signature runs: glyphs per
+call (`chars` / `char_ids` / extract_style's `images`) and their N x R x R pixels, a write text's
+characters and glyphs, extract_style's steps; a write image's pixels (known only after the
+layout, which the signature checks against its own cap before drawing) before it is encoded."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Optional
@@ -15,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from hw_gan.export import load_export
+from hw_gan.export import limits, load_export
 
 
 class HttpError(Exception):
@@ -29,6 +37,44 @@ class HttpError(Exception):
 def bad_request(message: str) -> HttpError:
     """A 400 with `message`."""
     return HttpError(400, message)
+
+
+def over_budget(message: str) -> HttpError:
+    """A 413: the request would cost more than this server's budget (the flag is named)."""
+    return HttpError(413, message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What one request may cost (the `hwgan serve` flags): characters of a text, glyphs drawn,
+    pixels of what is returned (glyph images N x R x R, a write image, a :write page)."""
+
+    max_text_chars: int = 5000
+    max_glyphs: int = 5000
+    max_pixels: int = 1 << 24
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{field.name} must be an integer >= 1, got {value!r}")
+
+    def check_glyphs(self, n: int, resolution: int, what: str = "glyphs") -> None:
+        if n > self.max_glyphs:
+            raise over_budget(f"{n} {what} is over this server's limit of {self.max_glyphs} "
+                              "glyphs a request (--max_glyphs)")
+        self.check_pixels(n * resolution * resolution, f"{n} {what} of {resolution}x{resolution}")
+
+    def check_pixels(self, pixels: int, what: str) -> None:
+        if pixels > self.max_pixels:
+            raise over_budget(f"{what} is {pixels} pixels, over this server's limit of "
+                              f"{self.max_pixels} pixels a request (--max_pixels)")
+
+    def check_text(self, text: str) -> None:
+        n = len(text) + 3 * text.count("\t")
+        if n > self.max_text_chars:
+            raise over_budget(f"text has {n} characters (a tab counts 4); this server writes at "
+                              f"most {self.max_text_chars} a request (--max_text_chars)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -138,7 +184,13 @@ def _number_array(value, spec, where: str) -> np.ndarray:
         if arr.size and (np.min(arr) < info.min or np.max(arr) > info.max):
             raise bad_request(f"input {where!r}: a value is out of the range of "
                               f"{spec.dtype.name}")
-    return arr.astype(np_dtype)
+        return arr.astype(np_dtype)
+    with np.errstate(over="ignore"):
+        out = arr.astype(np_dtype)
+    if not np.all(np.isfinite(out)):
+        raise bad_request(f"input {where!r} holds NaN or infinity (or a number too large for "
+                          f"{spec.dtype.name}): give finite numbers")
+    return out
 
 
 def to_tensor(value, spec, where: str):
@@ -206,14 +258,34 @@ def _strings_json(value):
         return {"b64": base64.b64encode(value).decode("ascii")}
 
 
+# "  0", " 17", "255": each uint8 as 3 bytes, right-aligned (JSON allows the spaces; they are
+# dropped after the brackets and commas are in).
+_UINT8_TEXT = np.frombuffer(b"".join(b"%3d" % v for v in range(256)), np.uint8).reshape(256, 3)
+
+
+def _uint8_text(arr: np.ndarray) -> str:
+    """The JSON text of a uint8 tensor (rank >= 1, not empty), built with NumPy in a few bytes
+    per element (a Python str per pixel costs ~60 bytes: 1.9 GB for one big write image)."""
+    text = _UINT8_TEXT[arr]  # [..., 3] bytes
+    for _ in range(arr.ndim):  # innermost axis first: [..., n, w] -> [..., 1 + n * (w + 1)]
+        *lead, n, w = text.shape
+        sep = np.full((*lead, n, 1), ord(","), np.uint8)
+        sep[..., 0, 0] = ord("[")
+        text = np.concatenate([sep, text], axis=-1).reshape(*lead, n * (w + 1))
+        text = np.concatenate([text, np.full((*lead, 1), ord("]"), np.uint8)], axis=-1)
+    return text.tobytes().replace(b" ", b"").decode("ascii")
+
+
 def json_value(arr: np.ndarray):
     """A tensor as JSON: nested lists; strings as UTF-8 text, else {"b64": ...}. Integer and
     bool tensors are formatted straight to text (`tolist` of an [N, R, R, 1] image batch makes a
-    one-element list per pixel, about 10x slower)."""
+    one-element list per pixel, about 10x slower); uint8 ones (images) with NumPy."""
     if arr.dtype == object or arr.dtype.kind == "S":
         return _strings_json(arr.tolist())
     if arr.ndim == 0 or arr.size == 0:
         return arr.tolist()
+    if arr.dtype == np.uint8:
+        return RawJSON(_uint8_text(arr))
     if arr.dtype.kind in "iu":
         return RawJSON(_nested_text(list(map(str, arr.reshape(-1).tolist())), arr.shape))
     if arr.dtype.kind == "b":
@@ -238,9 +310,10 @@ def _clean_tf_error(e: Exception) -> str:
 # :predict.
 
 
-def predict(served: ServedModel, body: Any) -> dict:
+def predict(served: ServedModel, body: Any, budget: Budget = Budget()) -> dict:
     """TF Serving's predict: the JSON answer to a request body (row or columnar format); its
-    tensors are RawJSON pieces (write it with `encode_json`)."""
+    tensors are RawJSON pieces (write it with `encode_json`). HttpError 413 when the request
+    would cost more than `budget` (checked before the signature runs)."""
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object with \"instances\" or "
                           "\"inputs\"")
@@ -254,8 +327,11 @@ def predict(served: ServedModel, body: Any) -> dict:
         tensors, n = _row_inputs(body["instances"], specs, sig)
     else:
         tensors, n = _columnar_inputs(body["inputs"], specs, sig)
+    _check_cost(served, sig, tensors, budget)
     _check_glyph_names(served, sig, tensors)
     outputs = _run(served, sig, tensors)
+    for k, v in outputs.items():  # a write image: its size is known after the layout
+        budget.check_pixels(int(v.size), f"output {k!r} of signature {sig!r}")
     if has_inputs:
         if len(outputs) == 1:
             return {"outputs": json_value(next(iter(outputs.values())))}
@@ -333,6 +409,32 @@ def _columnar_inputs(inputs, specs: dict, sig: str):
                           + (f"; missing {missing}" if missing else "")
                           + (f"; unknown {extra}" if extra else ""))
     return {k: to_tensor(inputs[k], spec, k) for k, spec in specs.items()}, None
+
+
+def _check_cost(served: ServedModel, sig: str, tensors: dict, budget: Budget) -> None:
+    """413 for a request over `budget`, before the signature runs: glyphs (and their pixels)
+    of a glyph signature or extract_style, a write text's characters and glyphs, a write
+    line_width alone over the pixel budget; 400 for extract_style steps over the export's cap."""
+    res = int(served.model.resolution)
+    if {"text", "line_width"} <= set(tensors):  # the write signature
+        try:
+            text = tensors["text"].numpy().decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request("input 'text' must be UTF-8 text") from None
+        budget.check_text(text)
+        budget.check_glyphs(sum(not c.isspace() for c in text), res, "characters to draw")
+        budget.check_pixels(int(tensors["line_width"].numpy()), "a line_width")
+        return
+    if "images" in tensors:  # extract_style
+        budget.check_glyphs(int(tensors["images"].shape[0]), res, "sample images")
+        if "steps" in tensors and int(tensors["steps"].numpy()) > limits.MAX_STYLE_STEPS:
+            raise bad_request(f"input 'steps' must be at most {limits.MAX_STYLE_STEPS}, got "
+                              f"{int(tensors['steps'].numpy())}")
+        return
+    for key in ("chars", "char_ids"):
+        if key in tensors:
+            budget.check_glyphs(int(tf.size(tensors[key])), res)
+            return
 
 
 def _check_glyph_names(served: ServedModel, sig: str, tensors: dict) -> None:

@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from hw_gan import export
-from hw_gan.serve import make_server
+from hw_gan.serve import DEFAULT_MAX_GLYPHS, DEFAULT_MAX_PIXELS
 from tests.conftest import tiny_export
+from tests.hw_gan.serve_export import running_server
 
 CHARSET = tuple("abdegpxyTH1.,-'") + ("Oo",)
 WRITERS = ("w0", "w1", "held")  # "held": a writer the model has a row for but never trained
@@ -34,18 +35,10 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve_export")
     tiny_export(root, NAME, CHARSET, WRITERS, resolution=RES,
                 extra_metadata={"untrained_writers": ["held"]})
-    log = io.StringIO()
-    srv = make_server(root / NAME, "127.0.0.1", 0, max_body_bytes=MAX_BODY,
-                      max_text_chars=MAX_TEXT, max_concurrent=MAX_CONCURRENT, log=log)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
+    with running_server(root / NAME, max_body_bytes=MAX_BODY, max_text_chars=MAX_TEXT,
+                        max_concurrent=MAX_CONCURRENT, max_glyphs=DEFAULT_MAX_GLYPHS,
+                        max_pixels=DEFAULT_MAX_PIXELS) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=10)
 
 
 def request(srv, method, path, body=None, raw=None, timeout=30):
@@ -188,7 +181,7 @@ def test_wrong_method(server):
     status, headers, _ = request(server, "GET", f"/v1/models/{NAME}:predict")
     assert status == 405 and headers["Allow"] == "POST"
     status, headers, _ = request(server, "POST", f"/v1/models/{NAME}", {})
-    assert status == 405 and headers["Allow"] == "GET"
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
     status, _, body = request(server, "PUT", f"/v1/models/{NAME}:write", {"text": "a"})
     assert status == 405 and "error" in json.loads(body)
     status, _, _ = request(server, "DELETE", f"/v1/models/{NAME}")

@@ -6,11 +6,14 @@
       ProjectionConfig, the discriminator's features included in the export for this,
       hw_gan.inversion.project_styles)
     -> style float32 [L, w_dim] (W+), char_ids int32 [K]
+      At most `max_style_images` images and `max_style_steps` steps (the export's limits).
   glyphs_with_style
       chars string [N], style float32 [L, w_dim], seed int64 [], variation float32 []
     -> images uint8 [N, R, R, 1], char_ids int32 [N]
       Each glyph gets style + variation * (mapping(z_i) - mean w), z_i from the seed: 0 draws
       every "a" alike, ~0.1-0.2 gives the natural variation of a hand. Deterministic per seed.
+      A style or variation with NaN or infinity fails (InvalidArgumentError), as does a call over
+      the export's limits (hw_gan.export.limits: max_glyphs, max_pixels).
   mean_style
     -> style float32 [L, w_dim]: the centre of W (a neutral hand; the truncation anchor).
 
@@ -24,10 +27,11 @@ import dataclasses
 
 import tensorflow as tf
 
-from data_pipeline.schema import to_float, to_uint8
+from data_pipeline.schema import to_float
 from hw_gan.export.module import tf_variable
 from hw_gan.export.names import (EXTRACT_STYLE, GLYPHS_WITH_STYLE, MEAN_STYLE,
-                                 STYLE_IMAGE_COUNT_MESSAGE)
+                                 STYLE_FINITE_MESSAGE, STYLE_IMAGE_CAP_MESSAGE,
+                                 STYLE_IMAGE_COUNT_MESSAGE, STYLE_STEPS_MESSAGE)
 from hw_gan.inversion import ProjectionConfig, project_styles
 from hw_gan.models import stylegan
 
@@ -82,11 +86,19 @@ class _StyleSignatures:
             tf.TensorSpec([], tf.int32, name="steps"),
         ])
         def fn(images, chars, steps):
-            char_ids = module.char_ids_for(chars)
+            lim = module.limits
+            num_images = tf.shape(images)[0]
+            caps = [tf.debugging.Assert(num_images <= lim.max_style_images,
+                                        [STYLE_IMAGE_CAP_MESSAGE + f" ({lim.max_style_images});"
+                                         " got", num_images]),
+                    tf.debugging.Assert(steps <= lim.max_style_steps,
+                                        [STYLE_STEPS_MESSAGE + f" ({lim.max_style_steps}); got",
+                                         steps])]
+            with tf.control_dependencies(caps):
+                char_ids = module.char_ids_for(chars)
             k = tf.shape(char_ids)[0]
-            check = tf.debugging.Assert(tf.logical_and(k > 0, tf.equal(k, tf.shape(images)[0])),
-                                        [STYLE_IMAGE_COUNT_MESSAGE, tf.shape(images)[0],
-                                         "images for", k],
+            check = tf.debugging.Assert(tf.logical_and(k > 0, tf.equal(k, num_images)),
+                                        [STYLE_IMAGE_COUNT_MESSAGE, num_images, "images for", k],
                                         summarize=4)
             with tf.control_dependencies([check]):
                 x = to_float(images)[None]
@@ -110,19 +122,19 @@ class _StyleSignatures:
             tf.TensorSpec([], tf.float32, name="variation"),
         ])
         def fn(chars, style, seed, variation):
-            char_ids = module.char_ids_for(chars)
-            n = tf.shape(char_ids)[0]
+            finite = tf.debugging.Assert(
+                tf.reduce_all(tf.math.is_finite(style)) & tf.math.is_finite(variation),
+                [STYLE_FINITE_MESSAGE])
+            with tf.control_dependencies([finite]):
+                n = module.check_count(tf.shape(chars)[0], tf.shape(chars)[0])
+            with tf.control_dependencies([n]):
+                char_ids = module.char_ids_for(chars)
             z = tf.random.stateless_normal(tf.stack([n, module.latent_dim]),
                                            seed=tf.stack([seed, tf.constant(1, tf.int64)]))
             jitter = tf.cast(self.mapping(z, training=False), tf.float32) - module.mean_w
             ws = style[None] + variation * jitter[:, None, :]
-
-            def draw():
-                return tf.cast(self.synthesize(ws, char_ids), tf.float32)
-
-            images = tf.cond(n > 0, draw,
-                             lambda: tf.zeros([0, module.resolution, module.resolution, 1]))
-            return {"images": to_uint8(images), "char_ids": char_ids}
+            images = module.in_blocks(self.synthesize, n, ws, char_ids)
+            return {"images": images, "char_ids": char_ids}
 
         return fn
 

@@ -22,7 +22,10 @@ A character the charset does not serve fails with InvalidArgumentError "characte
 model's charset: ..." (spaces and line breaks are never missing); an unknown writer with "writer
 not known to the model"; an empty text with "the text is empty"; a line_width below 4 x-heights
 (or above `max_line_width`) with "line_width"; more than `max_glyphs` non-space characters with
-"the text has more characters than max_glyphs".
+"the text has more characters than max_glyphs"; more than `max_text_chars` characters (spaces
+and line breaks included, a tab as 4) with "max_text_chars"; and a laid-out image of more than
+`max_pixels` pixels (line_width x the lines' height) with "max_pixels", checked after the layout
+and before the raster. Glyphs go through the generator `limits.GENERATE_BLOCK` at a time.
 
 It follows `hw_gan.layout` (hwgan write) exactly, in its variation-free mode
 (baseline_drift = size_variation = spacing_variation = 0; `WriteParams.layout_params`):
@@ -59,11 +62,12 @@ from typing import Mapping, NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from data_pipeline.schema import to_uint8
 from hw_gan import layout as layout_lib
+from hw_gan.export import limits
 from hw_gan.export.module import string_table
-from hw_gan.export.names import (EMPTY_TEXT_MESSAGE, LINE_WIDTH_MESSAGE, TOO_LONG_MESSAGE,
-                                 UNKNOWN_CHAR_MESSAGE, WRITE)
+from hw_gan.export.names import (EMPTY_TEXT_MESSAGE, LINE_WIDTH_MESSAGE, TEXT_CHARS_MESSAGE,
+                                 TOO_LONG_MESSAGE, TOO_MANY_PIXELS_MESSAGE, UNKNOWN_CHAR_MESSAGE,
+                                 WRITE)
 from hw_gan.layout import CHUNK, INK_THRESHOLD
 
 __all__ = ["WriteParams", "chunk_seed_tf", "default_signatures", "write_signature_builder"]
@@ -90,8 +94,10 @@ class WriteParams:
     slant: float = layout_lib.LayoutParams.slant
     max_width: float = layout_lib.LayoutParams.max_width
     threshold: int = INK_THRESHOLD
-    max_line_width: int = 16384
-    max_glyphs: int = 8192  # a longer text fails (all its glyphs are generated in one batch)
+    max_line_width: int = limits.MAX_LINE_WIDTH
+    max_glyphs: int = limits.MAX_GLYPHS  # non-space characters of a text
+    max_text_chars: int = limits.MAX_TEXT_CHARS  # characters, spaces and line breaks included
+    max_pixels: int = limits.MAX_PIXELS  # of the image (line_width x height)
     writer_geometry: Optional[Mapping[str, Mapping[str, object]]] = None
 
     def __post_init__(self):
@@ -103,6 +109,9 @@ class WriteParams:
             raise ValueError(f"line_spacing must be > 0, got {self.line_spacing}")
         if not 0 <= self.threshold < 255:
             raise ValueError(f"threshold must be in [0, 255), got {self.threshold}")
+        for cap in ("max_line_width", "max_glyphs", "max_text_chars", "max_pixels"):
+            if int(getattr(self, cap)) < 1:
+                raise ValueError(f"{cap} must be >= 1, got {getattr(self, cap)}")
 
     def layout_params(self, line_width: int, geometry=None) -> layout_lib.LayoutParams:
         """The Python LayoutParams the graph reproduces: no margins, one page of unlimited
@@ -209,7 +218,8 @@ def default_signatures(writer_geometry=None) -> dict:
 def write_signature_builder(x_height_px: float = 24.0, **kwargs):
     """A builder for export_generator(extra_signatures={"write": ...}); kwargs are the other
     WriteParams fields (letter_spacing, word_spacing, line_spacing, paragraph_spacing, indent,
-    slant, max_width, threshold, max_line_width, max_glyphs, writer_geometry). The builder's
+    slant, max_width, threshold, max_line_width, max_glyphs, max_text_chars, max_pixels,
+    writer_geometry). The builder's
     `.params` is the WriteParams (e.g. for extra_metadata, or for render_lines_python)."""
     params = WriteParams(x_height_px=x_height_px, **kwargs)
 
@@ -285,6 +295,7 @@ class _WriteGraph:
             glyphs = self.glyphs(key, is_g, writer, seed)
             toks = self.token_arrays(glyphs, is_g, is_nl, is_sp)
             tok_x, tok_y, n_lines, height_px = self.layout(toks, line_width)
+            height_px = self.check_pixels(height_px, line_width)
             canvas = self.rasterize(glyphs, toks, tok_x, tok_y, height_px, line_width)
             return {"image": tf.cast(canvas, tf.uint8), "num_lines": n_lines}
 
@@ -308,7 +319,11 @@ class _WriteGraph:
         unknown = is_g & (key < 0)
         width_ok = (line_width >= tf.cast(math.ceil(4 * xh - 1e-9), tf.int32)) & (
             line_width <= params.max_line_width)
+        num_chars = tf.shape(chars)[0]
         checks = [
+            tf.debugging.Assert(num_chars <= params.max_text_chars,
+                                [TEXT_CHARS_MESSAGE + f" ({params.max_text_chars}, a tab "
+                                 "counting 4); got", num_chars]),
             tf.debugging.Assert(tf.reduce_any(is_g), [EMPTY_TEXT_MESSAGE]),
             tf.debugging.Assert(tf.logical_not(tf.reduce_any(unknown)),
                                 [UNKNOWN_CHAR_MESSAGE + ":", tf.boolean_mask(chars, unknown)],
@@ -323,6 +338,16 @@ class _WriteGraph:
             key, is_g = tf.identity(key), tf.identity(is_g)
             is_nl, is_sp = tf.identity(is_nl), tf.identity(is_sp)
         return key, is_g, is_nl, is_sp
+
+    def check_pixels(self, height_px, line_width):
+        """height_px, once line_width x height_px is within max_pixels (before the raster)."""
+        pixels = tf.cast(height_px, tf.int64) * tf.cast(line_width, tf.int64)
+        check = tf.debugging.Assert(
+            pixels <= self.params.max_pixels,
+            [TOO_MANY_PIXELS_MESSAGE + f" ({self.params.max_pixels}: fewer lines or a narrower "
+             "line_width); got", line_width, "x", height_px], summarize=4)
+        with tf.control_dependencies([check]):
+            return tf.identity(height_px)
 
     # -- glyphs -----------------------------------------------------------------------------------
 
@@ -355,7 +380,7 @@ class _WriteGraph:
              tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False,
                             element_shape=tf.TensorShape([None, module.latent_dim]))])
         z = tf.reshape(z_blocks.concat(), [n, module.latent_dim])
-        return to_uint8(module.synthesize(z, char_ids, writer_ids))[..., 0]
+        return module.in_blocks(module.synthesize, n, z, char_ids, writer_ids)[..., 0]
 
     def ink_boxes(self, images) -> _Ink:
         res = self.module.resolution
