@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
-from data_pipeline import build, tfrecords
+from data_pipeline import build, extents, tfrecords
 from hw_gan import adaptation
 from hw_gan import config as config_lib
 from hw_gan import export as export_lib
@@ -163,14 +163,28 @@ def export(cfg: config_lib.ExperimentConfig, trainer, manifest: dict, overwrite:
                  if trainer.uses_writer else [])
     stylegan = cfg.model.family == "stylegan"
     t0 = time.perf_counter()
+    geometry = _writer_geometry(cfg, trainer, manifest, log)
     log(f"export: writing {Path(cfg.runtime.export_dir) / name} ...")
     path = export_lib.export_model(
         trainer.ema_generator, cfg.model, manifest["charset"], manifest["writers"],
         cfg.runtime.export_dir, name, cfg.runtime.export_version, overwrite=overwrite,
         encoder=trainer.ema_encoder if stylegan else None,
-        feature_net=trainer.d_feature_net if stylegan else None, untrained_writers=untrained)
+        feature_net=trainer.d_feature_net if stylegan else None, untrained_writers=untrained,
+        writer_geometry=geometry)
     log(f"export: {path} in {time.perf_counter() - t0:.0f} s")
     return str(path)
+
+
+def _writer_geometry(cfg: config_lib.ExperimentConfig, trainer, manifest: dict,
+                     log: Log) -> Optional[dict]:
+    """Each trained writer's punctuation extents (data_pipeline.extents) where the dataset's
+    records carry geometry or sizes; None otherwise (the layout's typographic classes)."""
+    if not trainer.uses_writer or not (manifest.get("has_size") or manifest.get("has_geometry")):
+        return None
+    table = extents.writer_extents(
+        tfrecords.read_records(cfg.data.data_dir, cfg.data.train_split))
+    log(f"export: punctuation sizes of {len(table)} writers from {cfg.data.data_dir}")
+    return table or None
 
 
 def sample(cfg: config_lib.ExperimentConfig) -> dict:
