@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from data_pipeline import build, extents, tfrecords
+from data_pipeline import charset as charset_lib
 from hw_gan import adaptation
 from hw_gan import config as config_lib
 from hw_gan import export as export_lib
@@ -109,7 +110,16 @@ def ensure_dataset(cfg: config_lib.ExperimentConfig, log: Log = _stderr) -> dict
         split_args = {k: params.pop(k) for k in ("split", "test_fraction", "seed") if k in params}
         log(f"building dataset {data_dir} from source {cfg.data.build_source}")
         build.build(cfg.data.build_source, str(data_dir), params, **split_args)
-    return tfrecords.load_manifest(data_dir)
+    manifest = tfrecords.load_manifest(data_dir)
+    required = dict(cfg.data.build_params).get("require_chars")
+    if required:  # a dataset built before (say, without the symbols) is not silently reused
+        absent = [c for c in charset_lib.parse_charset(required)
+                  if not any(c in label for label in manifest["charset"])]
+        if absent:
+            raise ValueError(f"--data_dir={data_dir} was built without {''.join(absent)!r}, "
+                             f"which --build_param=require_chars={required} asks for: rebuild it "
+                             f"(remove the folder or give another --data_dir)")
+    return manifest
 
 
 def check_run_dir(cfg: config_lib.ExperimentConfig, manifest: dict) -> None:
