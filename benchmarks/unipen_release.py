@@ -9,8 +9,9 @@ writers it holds: writer name, label, quality, category, lab and every point. Sa
 matched as multisets (and the order is checked separately), so writers of the release that the
 shared files keep aside are counted, not compared. With zero_points=keep the rows must be equal;
 with the default zero_points=drop, equal to the rows with their (0, 0) points removed. Unless
---no-records, both are also rendered to 32x32 glyphs (unipen source vs ink source on the shared
-files) and the records compared (writer, char, image bytes).
+--no-records, both are also rendered to 32x32 glyphs (unipen source vs ink source on the two
+shared files read as one, (0, 0) points kept by both) and the records compared (writer, char,
+image bytes, size against the writer's letters).
 """
 
 import argparse
@@ -104,13 +105,14 @@ def main(argv=None) -> int:
     out["total"] = dict(total)
     if args.records:
         t0 = time.perf_counter()
-        mine = Counter((r.writer, r.char, r.image.tobytes()) for r in sources.open_source(
+        mine = Counter((r.writer, r.char, r.image.tobytes(), r.size) for r in sources.open_source(
             "unipen", path=args.release, zero_points="keep"))
-        theirs = Counter()
-        for name, _ in FILES.values():
-            src = sources.open_source("ink", path=str(Path(args.shared) / name),
-                                      writers=sorted(release_writers & held))
-            theirs.update((r.writer, r.char, r.image.tobytes()) for r in src)
+        # Both files at once, as the release holds letters and symbols together (symbols are
+        # drawn at their size against the writer's letters), with the (0, 0) points kept alike.
+        src = sources.open_source(
+            "ink", path=[str(Path(args.shared) / name) for name, _ in FILES.values()],
+            writers=sorted(release_writers & held), zero_points="keep")
+        theirs = Counter((r.writer, r.char, r.image.tobytes(), r.size) for r in src)
         out["records"] = {"unipen": sum(mine.values()), "ink": sum(theirs.values()),
                           "equal": sum((mine & theirs).values()),
                           "seconds": round(time.perf_counter() - t0, 1)}

@@ -19,6 +19,8 @@ DIGITS = string.digits
 UPPER = string.ascii_uppercase
 LOWER = string.ascii_lowercase
 PUNCTUATION = ".,;:!?'\"-()/&"
+# Every printable ASCII symbol (UNIPEN category 1d writes all 32).
+SYMBOLS = "".join(c for c in map(chr, range(33, 127)) if not c.isalnum())
 DEFAULT_CHARSET: tuple[str, ...] = tuple(DIGITS + UPPER + LOWER + PUNCTUATION)
 
 # Typographic classes.
@@ -32,6 +34,59 @@ CAP_HEIGHT = 1.45
 ASCENDER_HEIGHT = 1.6
 DESCENDER_DEPTH = -0.6
 
+# Where a punctuation mark sits: its class names the edge of its box that stays put when the
+# mark's own size (a writer's measured geometry) replaces the default size of the table below.
+# class: (anchor, what it means)
+MARK_CLASSES = {
+    "base": ("bottom", "stands on the baseline: . : ! ? # % &"),
+    "hang": ("top", "hangs from dot height (or x-height) down below the baseline: , ;"),
+    "high": ("top", "hangs from cap height: ' \" ` ^ *"),
+    "mid": ("middle", "centred on mid x-height: - ~ + = < >"),
+    "low": ("top", "a line just below the baseline: _"),
+    "span": ("middle", "spans ascender to descender: ( ) [ ] { } / \\ | $ @"),
+}
+
+# The typographic table of punctuation: char: (class, top, bottom, typical width), in x-heights
+# above the baseline (x-height 1, caps 1.45, ascenders 1.6, descenders -0.6). Used wherever a
+# glyph's own geometry is unknown (EMNIST, simulated writers, models trained without geometry),
+# and for the position of marks whose data has a size but no baseline (UNIPEN).
+_A, _C, _D = ASCENDER_HEIGHT, CAP_HEIGHT, DESCENDER_DEPTH
+PUNCT_TABLE: dict[str, tuple[str, float, float, float]] = {
+    #      class    top    bottom   width
+    ".": ("base", 0.18, 0.0, 0.18),
+    ":": ("base", 0.85, 0.0, 0.18),
+    "!": ("base", _C, 0.0, 0.2),
+    "?": ("base", _C, 0.0, 0.7),
+    "#": ("base", _C, 0.0, 1.0),
+    "%": ("base", _C, 0.0, 1.1),
+    "&": ("base", _C, 0.0, 1.1),
+    ",": ("hang", 0.18, -0.3, 0.2),
+    ";": ("hang", 0.85, -0.3, 0.2),
+    "'": ("high", _C, 1.05, 0.15),
+    '"': ("high", _C, 1.05, 0.4),
+    "`": ("high", _C, 1.1, 0.2),
+    "^": ("high", _C, 0.95, 0.6),
+    "*": ("high", _C, 0.75, 0.6),
+    "-": ("mid", 0.6, 0.4, 0.6),
+    "~": ("mid", 0.62, 0.38, 0.8),
+    "+": ("mid", 0.9, 0.1, 0.8),
+    "=": ("mid", 0.72, 0.28, 0.8),
+    "<": ("mid", 0.9, 0.1, 0.7),
+    ">": ("mid", 0.9, 0.1, 0.7),
+    "_": ("low", -0.1, -0.25, 0.9),
+    "(": ("span", _A, _D * 0.6, 0.4),
+    ")": ("span", _A, _D * 0.6, 0.4),
+    "[": ("span", _A, _D * 0.6, 0.4),
+    "]": ("span", _A, _D * 0.6, 0.4),
+    "{": ("span", _A, _D * 0.6, 0.5),
+    "}": ("span", _A, _D * 0.6, 0.5),
+    "/": ("span", _A, _D * 0.4, 0.7),
+    "\\": ("span", _A, _D * 0.4, 0.7),
+    "|": ("span", _A, _D * 0.6, 0.15),
+    "$": ("span", _A, -0.15, 0.8),
+    "@": ("span", 1.25, -0.25, 1.4),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class CharInfo:
@@ -43,6 +98,19 @@ class CharInfo:
     top: float
     bottom: float
     width: float
+    mark: str = ""  # punctuation: its class in MARK_CLASSES
+
+    def extent_of_height(self, height: float) -> tuple[float, float]:
+        """(top, bottom) of a glyph `height` x-heights tall placed as this character: its
+        class's anchor edge stays where the table puts it (letters and digits: on their
+        bottom)."""
+        anchor = MARK_CLASSES[self.mark][0] if self.mark else "bottom"
+        if anchor == "top":
+            return self.top, self.top - height
+        if anchor == "middle":
+            mid = (self.top + self.bottom) / 2
+            return mid + height / 2, mid - height / 2
+        return self.bottom + height, self.bottom
 
 
 def _info(char: str) -> CharInfo:
@@ -64,24 +132,9 @@ def _info(char: str) -> CharInfo:
         if char == "i":
             return CharInfo(char, ASCENDER, 1.35, 0.0, narrow[char])
         return CharInfo(char, XHEIGHT, 1.0, 0.0, wide.get(char, narrow.get(char, 0.85)))
-    punct = {
-        ".": (0.18, 0.0, 0.18),
-        ",": (0.18, -0.3, 0.2),
-        ";": (0.85, -0.3, 0.2),
-        ":": (0.85, 0.0, 0.18),
-        "!": (CAP_HEIGHT, 0.0, 0.2),
-        "?": (CAP_HEIGHT, 0.0, 0.7),
-        "'": (CAP_HEIGHT, 1.05, 0.15),
-        '"': (CAP_HEIGHT, 1.05, 0.4),
-        "-": (0.6, 0.4, 0.6),
-        "(": (ASCENDER_HEIGHT, DESCENDER_DEPTH * 0.6, 0.4),
-        ")": (ASCENDER_HEIGHT, DESCENDER_DEPTH * 0.6, 0.4),
-        "/": (ASCENDER_HEIGHT, DESCENDER_DEPTH * 0.4, 0.7),
-        "&": (CAP_HEIGHT, 0.0, 1.1),
-    }
-    if char in punct:
-        top, bottom, width = punct[char]
-        return CharInfo(char, PUNCT, top, bottom, width)
+    if char in PUNCT_TABLE:
+        mark, top, bottom, width = PUNCT_TABLE[char]
+        return CharInfo(char, PUNCT, top, bottom, width, mark)
     raise KeyError(f"no typographic information for character {char!r}")
 
 
@@ -115,15 +168,16 @@ def validate_charset(labels: Sequence[str]) -> tuple[str, ...]:
 def parse_charset(spec: str | None) -> tuple[str, ...]:
     """Turns a command-line charset spec into labels.
 
-    None or "default" gives DEFAULT_CHARSET; "digits", "upper", "lower", "letters", "alnum" and
-    "punct" name parts of it and may be joined with "+"; anything else is taken literally as a
+    None or "default" gives DEFAULT_CHARSET; "digits", "upper", "lower", "letters", "alnum",
+    "punct" (the default's punctuation) and "symbols" (all 32 printable ASCII symbols) name sets
+    of characters and may be joined with "+"; anything else is taken literally as a
     string of characters ("abc123").
     """
     if spec is None or spec == "default":
         return DEFAULT_CHARSET
     parts = {
         "digits": DIGITS, "upper": UPPER, "lower": LOWER, "letters": UPPER + LOWER,
-        "alnum": DIGITS + UPPER + LOWER, "punct": PUNCTUATION,
+        "alnum": DIGITS + UPPER + LOWER, "punct": PUNCTUATION, "symbols": SYMBOLS,
     }
     names = spec.split("+")
     if all(name in parts for name in names):

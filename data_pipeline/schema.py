@@ -8,6 +8,12 @@ Image convention (everywhere in hwgan):
 Geometry: where a source knows it, a glyph's ink extent against its baseline, in units of the
 writer's x-height, y upward from the baseline (top > bottom; a descender has bottom < 0) and x
 rightward from the left edge of the glyph's writing box. Unknown geometry is stored as NaN.
+
+Size: where a source knows a glyph's size against the writer's letters but not where it sat on a
+baseline (UNIPEN's isolated characters), its ink (height, width) in units of the writer's
+x-height, pen width included. A record with geometry has its size in the geometry; `size` is
+stored only when known (the `size` feature is absent otherwise, so records of other sources are
+unchanged).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ IMAGE = "image"
 HEIGHT = "height"
 WIDTH = "width"
 GEOMETRY = "geometry"
+SIZE = "size"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +72,15 @@ class GlyphRecord:
     image: np.ndarray
     geometry: Optional[Geometry] = None
     key: str = ""
+    size: Optional[tuple[float, float]] = None  # ink (height, width) in the writer's x-heights
+
+    @property
+    def ink_size(self) -> Optional[tuple[float, float]]:
+        """(height, width) in x-heights from the geometry, else the size; None if unknown."""
+        if self.geometry is not None:
+            g = self.geometry
+            return g.top - g.bottom, g.right - g.left
+        return self.size
 
     def check(self) -> "GlyphRecord":
         """Raises ValueError naming the record if a field is malformed."""
@@ -85,6 +101,9 @@ class GlyphRecord:
             g = self.geometry
             if not all(math.isfinite(v) for v in g.as_list()) or g.top < g.bottom or g.right < g.left:
                 raise ValueError(f"{where}: geometry {g} is not a box (top >= bottom, right >= left)")
+        if self.size is not None:
+            if len(self.size) != 2 or not all(math.isfinite(v) and v > 0 for v in self.size):
+                raise ValueError(f"{where}: size {self.size} is not a (height, width) > 0")
         return self
 
 
@@ -112,6 +131,8 @@ def encode(record: GlyphRecord) -> bytes:
         WIDTH: _int(img.shape[1]),
         GEOMETRY: tf.train.Feature(float_list=tf.train.FloatList(value=geometry)),
     }
+    if record.size is not None:
+        features[SIZE] = tf.train.Feature(float_list=tf.train.FloatList(value=list(record.size)))
     # deterministic: map entries in key order, so the bytes do not depend on the process
     # (protobuf orders a map by hash otherwise, and str hashes differ between processes).
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(
@@ -138,7 +159,14 @@ def decode(serialized: bytes) -> GlyphRecord:
         image=np.frombuffer(raw, np.uint8).reshape(h, w).copy(),
         geometry=Geometry.from_list(f[GEOMETRY].float_list.value),
         key=f[KEY].bytes_list.value[0].decode("utf-8"),
+        size=_size(f[SIZE].float_list.value) if SIZE in f else None,
     )
+
+
+def _size(values) -> Optional[tuple[float, float]]:
+    if len(values) != 2:
+        raise ValueError(f"glyph record size has {len(values)} values, expected 2")
+    return float(values[0]), float(values[1])
 
 
 def feature_spec(height: int, width: int) -> dict:

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 SUPERSAMPLE = 4
+MARGIN_FRAC = 0.08  # blank margin on each side of a fitted glyph, as a fraction of its box
 _SHIFT = 4  # OpenCV fixed-point bits for sub-pixel coordinates
 _ONE = 1 << _SHIFT
 
@@ -25,12 +26,15 @@ def stroke_bounds(strokes: Sequence[np.ndarray]) -> tuple[float, float, float, f
 
 
 def fit_transform(strokes: Sequence[np.ndarray], size: int, pen_px: float,
-                  margin_frac: float = 0.08) -> tuple[float, float, float]:
+                  margin_frac: float = MARGIN_FRAC, min_extent: float = 0.0
+                  ) -> tuple[float, float, float]:
     """Scale and offsets (s, ox, oy) that map stroke units into a size x size box so the ink
-    (including the pen's half width) fits inside the margin, centred, aspect ratio kept."""
+    (including the pen's half width) fits inside the margin, centred, aspect ratio kept.
+    min_extent (stroke units): the box spans at least this much, so a mark smaller than it is
+    drawn at its size within the box instead of blown up to fill it."""
     xmin, ymin, xmax, ymax = stroke_bounds(strokes)
     avail = size * (1.0 - 2.0 * margin_frac) - pen_px
-    extent = max(xmax - xmin, ymax - ymin)
+    extent = max(xmax - xmin, ymax - ymin, float(min_extent))
     scale = avail / extent if extent > 1e-9 else 1.0
     ox = size / 2.0 - scale * (xmin + xmax) / 2.0
     oy = size / 2.0 - scale * (ymin + ymax) / 2.0
@@ -39,8 +43,9 @@ def fit_transform(strokes: Sequence[np.ndarray], size: int, pen_px: float,
 
 def render_strokes(strokes: Sequence[np.ndarray], size: int, pen_width: float = 0.055,
                    width_variation: float = 0.0, rng: Optional[np.random.Generator] = None,
-                   margin_frac: float = 0.08, transform: Optional[tuple[float, float, float]] = None
-                   ) -> np.ndarray:
+                   margin_frac: float = MARGIN_FRAC,
+                   transform: Optional[tuple[float, float, float]] = None,
+                   min_extent: float = 0.0) -> np.ndarray:
     """Draws strokes into a uint8 [size, size] ink-high image.
 
     pen_width: pen diameter as a fraction of the image side (UNIPEN's README suggests 4-7 %).
@@ -48,6 +53,7 @@ def render_strokes(strokes: Sequence[np.ndarray], size: int, pen_width: float = 
       width drifts smoothly, like pressure, and needs `rng`.
     transform: (scale, ox, oy) to use instead of fitting the bounding box (for callers that place
       glyphs on a shared baseline).
+    min_extent: the smallest extent (stroke units) the fitted box spans (see fit_transform).
     """
     strokes = [np.asarray(s, np.float64).reshape(-1, 2) for s in strokes if len(s) > 0]
     if not strokes:
@@ -56,7 +62,7 @@ def render_strokes(strokes: Sequence[np.ndarray], size: int, pen_width: float = 
         raise ValueError("width_variation needs an rng")
     pen_px = pen_width * size
     scale, ox, oy = transform if transform is not None else fit_transform(
-        strokes, size, pen_px, margin_frac)
+        strokes, size, pen_px, margin_frac, min_extent)
     big = size * SUPERSAMPLE
     canvas = np.zeros((big, big), np.uint8)
     base_thickness = max(1.0, pen_px * SUPERSAMPLE)

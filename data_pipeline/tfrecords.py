@@ -136,6 +136,7 @@ def write_dataset(source, out_dir, *, split: str = "writer", test_fraction: floa
             "charset": list(labels),
             "writers": writer_list,
             "has_geometry": bool(got.has_geometry),
+            "has_size": bool(got.has_size),
             "source": {"name": source.name, "params": getattr(source, "params", {})},
             "split": {"method": split, "test_fraction": test_fraction, "seed": seed,
                       "test_writers": held_out},
@@ -157,6 +158,7 @@ class _Collected:
     thumbs: dict[tuple[str, str], np.ndarray]  # the first image of each (writer, char)
     shape: Optional[tuple[int, ...]] = None
     has_geometry: bool = False
+    has_size: bool = False
 
 
 def _collect(source, progress: bool) -> _Collected:
@@ -174,6 +176,7 @@ def _collect(source, progress: bool) -> _Collected:
         got.chars.append(record.char)
         got.writers.append(record.writer)
         got.has_geometry |= record.geometry is not None
+        got.has_size |= record.size is not None
         got.thumbs.setdefault((record.writer, record.char), record.image)
         bar.update()
     bar.close()

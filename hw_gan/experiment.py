@@ -22,7 +22,8 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
-from data_pipeline import build, tfrecords
+from data_pipeline import build, extents, tfrecords
+from data_pipeline import charset as charset_lib
 from hw_gan import adaptation
 from hw_gan import config as config_lib
 from hw_gan import export as export_lib
@@ -109,7 +110,16 @@ def ensure_dataset(cfg: config_lib.ExperimentConfig, log: Log = _stderr) -> dict
         split_args = {k: params.pop(k) for k in ("split", "test_fraction", "seed") if k in params}
         log(f"building dataset {data_dir} from source {cfg.data.build_source}")
         build.build(cfg.data.build_source, str(data_dir), params, **split_args)
-    return tfrecords.load_manifest(data_dir)
+    manifest = tfrecords.load_manifest(data_dir)
+    required = dict(cfg.data.build_params).get("require_chars")
+    if required:  # a dataset built before (say, without the symbols) is not silently reused
+        absent = [c for c in charset_lib.parse_charset(required)
+                  if not any(c in label for label in manifest["charset"])]
+        if absent:
+            raise ValueError(f"--data_dir={data_dir} was built without {''.join(absent)!r}, "
+                             f"which --build_param=require_chars={required} asks for: rebuild it "
+                             f"(remove the folder or give another --data_dir)")
+    return manifest
 
 
 def check_run_dir(cfg: config_lib.ExperimentConfig, manifest: dict) -> None:
@@ -163,14 +173,28 @@ def export(cfg: config_lib.ExperimentConfig, trainer, manifest: dict, overwrite:
                  if trainer.uses_writer else [])
     stylegan = cfg.model.family == "stylegan"
     t0 = time.perf_counter()
+    geometry = _writer_geometry(cfg, trainer, manifest, log)
     log(f"export: writing {Path(cfg.runtime.export_dir) / name} ...")
     path = export_lib.export_model(
         trainer.ema_generator, cfg.model, manifest["charset"], manifest["writers"],
         cfg.runtime.export_dir, name, cfg.runtime.export_version, overwrite=overwrite,
         encoder=trainer.ema_encoder if stylegan else None,
-        feature_net=trainer.d_feature_net if stylegan else None, untrained_writers=untrained)
+        feature_net=trainer.d_feature_net if stylegan else None, untrained_writers=untrained,
+        writer_geometry=geometry)
     log(f"export: {path} in {time.perf_counter() - t0:.0f} s")
     return str(path)
+
+
+def _writer_geometry(cfg: config_lib.ExperimentConfig, trainer, manifest: dict,
+                     log: Log) -> Optional[dict]:
+    """Each trained writer's punctuation extents (data_pipeline.extents) where the dataset's
+    records carry geometry or sizes; None otherwise (the layout's typographic classes)."""
+    if not trainer.uses_writer or not (manifest.get("has_size") or manifest.get("has_geometry")):
+        return None
+    table = extents.writer_extents(
+        tfrecords.read_records(cfg.data.data_dir, cfg.data.train_split))
+    log(f"export: punctuation sizes of {len(table)} writers from {cfg.data.data_dir}")
+    return table or None
 
 
 def sample(cfg: config_lib.ExperimentConfig) -> dict:

@@ -50,3 +50,26 @@ def test_adapt_config_needs_its_inputs():
     assert out.returncode == 0 and json.loads(out.stdout)["writer_data"] == "data/alice"
     out = run("--flagfile=configs/quickstart.cfg", "--writer_data=data/alice")
     assert out.returncode == 2 and "error: --writer_data: only with --mode=adapt" in out.stderr
+
+
+@pytest.mark.parametrize("name", [n for n in TRAINING_CONFIGS if n.startswith("unipen_")])
+def test_unipen_configs_train_on_letters_digits_and_symbols(name):
+    cfg = _dry_run(f"--flagfile=configs/{name}")
+    assert ["require_chars", "alnum+symbols"] in cfg["data"]["build_params"]
+
+
+def test_a_dataset_built_without_the_required_chars_is_not_reused(tmp_path):
+    """A data_dir built before (without the symbols) fails by name instead of training on it."""
+    from data_pipeline import build
+    from hw_gan import config as config_lib
+    from hw_gan import experiment
+
+    data = tmp_path / "data"
+    build.build("simulated", str(data), {"num_writers": 2, "samples_per_char": 1, "image_size": 16,
+                                         "charset": "abc"}, split="none", progress=False)
+    cfg = config_lib.ExperimentConfig(data=config_lib.DataConfig(
+        data_dir=str(data), build_source="ink",
+        build_params=(("path", "x.npz"), ("require_chars", "abc.,"))))
+    with pytest.raises(ValueError, match=r"--data_dir=.*data was built without '\.,', which "
+                                         r"--build_param=require_chars=abc\., asks for"):
+        experiment.ensure_dataset(cfg)

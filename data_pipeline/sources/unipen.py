@@ -407,19 +407,23 @@ class UnipenSource(InkSource):
         keys = release.keys
         super().__init__(release.samples, name="unipen", where=f"{RELEASE} {params['path']}",
                          params=params, key=keys.__getitem__, **options)
-        self.counts = release.counts
+        # The release's counts; the ink source adds its scale counts (its zero points are
+        # the reader's: dropped, or kept, before it sees them).
+        self.counts = {**self.counts, **release.counts}
 
 
 def open_unipen(path: str, categories="1a,1b,1c,1d", labs=None, zero_points: str = "drop",
                 image_size: int = 32, pen_width: float = 0.055, width_variation: float = 0.0,
                 quality: str = "any", writers=None, chars=None, min_points: int = 2,
-                limit: Optional[int] = None, seed: int = 0) -> UnipenSource:
+                limit: Optional[int] = None, seed: int = 0, min_box: float = 0.75,
+                require_chars=None) -> UnipenSource:
     """Opens the UNIPEN release at `path` (the folder holding data/ and include/).
 
     categories: any of 1a (digits), 1b (upper case), 1c (lower case), 1d (symbols), as a list or
     comma-separated (default all four); labs: three-letter lab codes to read (default all);
     zero_points: "drop" (default) or "keep" points at exactly (0, 0). The rendering and filter
-    options are the ink source's (see open_ink).
+    options are the ink source's (see open_ink); symbols (1d) are sized against each writer's
+    letters when 1a-1c are read too.
     """
     path = os.fspath(path)
     release = read_release(path, categories, labs, zero_points)
@@ -432,4 +436,5 @@ def open_unipen(path: str, categories="1a,1b,1c,1d", labs=None, zero_points: str
               "labs": as_list(labs), "zero_points": zero_points}
     return UnipenSource(release, params, image_size=image_size, pen_width=pen_width,
                         width_variation=width_variation, quality=quality, writers=writers,
-                        chars=chars, min_points=min_points, limit=limit, seed=seed)
+                        chars=chars, min_points=min_points, limit=limit, seed=seed,
+                        min_box=min_box, zero_points=zero_points, require_chars=require_chars)

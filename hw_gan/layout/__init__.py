@@ -24,7 +24,9 @@ Rules (all lengths in x-heights, "xh", unless said otherwise; page y grows downw
     digit/letter, plain quotes/dashes for typographic ones) and falls back to a box.
   * Glyph size and position. A glyph is cropped to its ink (`ink_box`) and scaled so its ink
     height equals its typographic extent (top - bottom, from `data_pipeline.charset.char_info`, or
-    from the writer's own geometry table where one is given) times x_height_px times a seeded size
+    from the writer's own geometry table where one is given: an export's "writer_geometry", which
+    for UNIPEN models sizes each writer's punctuation from the data and places it by its class,
+    see data_pipeline.extents) times x_height_px times a seeded size
     factor; its ink bottom sits `bottom` xh above the baseline (below it for descenders). If the
     scaled glyph would be wider than `max_width` times its typical width (1 times for a flat
     mark, whose band is less than half its typical width), it is scaled down to that width and

@@ -84,3 +84,76 @@ def test_ink_bad_input_messages(tmp_path):
         sources.open_source("ink", path="x", colour="red")
     with pytest.raises(ValueError, match="unknown source 'foo'"):
         sources.open_source("foo")
+
+
+def _letters_and_marks(tmp_path, zero_glitch=False):
+    """Writer a writes small (x-height 10 units), writer b large (40); the symbols file lists
+    the writers in the other order. Returns "letters.npz,symbols.npz"."""
+    t = np.linspace(0, 2 * np.pi, 24)
+    ring = np.stack([5 * np.cos(t), 5 * np.sin(t)], 1)  # an "o", 10 units tall
+    dot = np.array([[0, 0], [0.4, 0.3], [0.2, 0.6]])  # a "." of 0.06 x-heights
+    rows_l, rows_s = [], []
+    for w, unit in (("lab:a", 1.0), ("lab:b", 4.0)):
+        rows_l += [(w, ch, ring * unit + 50) for ch in "oooxxe"]
+        pts = dot * unit + 50
+        rows_s += [(w, ".", np.concatenate([pts, [[0, 0]]]) if zero_glitch else pts)]
+    files = []
+    for name, rows, names in (("letters", rows_l, ["lab:a", "lab:b"]),
+                              ("symbols", rows_s, ["lab:b", "lab:a"])):
+        pts = [r[2] for r in rows]
+        np.savez(tmp_path / f"{name}.npz", points=np.concatenate(pts).astype(np.float32),
+                 stroke_lengths=np.array([len(p) for p in pts], np.int32),
+                 sample_stroke_counts=np.ones(len(rows), np.int32),
+                 labels=np.array([r[1] for r in rows]),
+                 writer_ids=np.array([names.index(r[0]) for r in rows], np.int32),
+                 writer_names=np.array(names))
+        files.append(str(tmp_path / f"{name}.npz"))
+    return ",".join(files)
+
+
+def test_ink_reads_letters_and_symbols_as_one_and_sizes_marks(tmp_path):
+    """Several files are one source, writers matched by name; each record's size is in its
+    writer's x-heights (pen included), and a mark smaller than min_box x-heights stays small in
+    its box instead of being blown up into pen jitter."""
+    path = _letters_and_marks(tmp_path)
+    src = sources.open_source("ink", path=path, image_size=32)
+    recs = list(src)
+    assert len(recs) == 14 and src.writers == ["lab:a", "lab:b"]
+    assert src.params["path"] == path.split(",")
+    dots = [r for r in recs if r.char == "."]
+    assert [r.writer for r in dots] == ["lab:a", "lab:b"]  # ids index the reversed names
+    assert dots[1].key.startswith("ink:symbols.npz:")
+    pen = src.pen_x_heights
+    for r in dots:  # the same dot against each writer's letters: 0.06 x-heights plus the pen
+        assert r.size == pytest.approx((0.06 + pen, 0.04 + pen), abs=1e-3)
+        rows, cols = np.flatnonzero(r.image.max(1) > 96), np.flatnonzero(r.image.max(0) > 96)
+        assert np.ptp(rows) <= 5 and np.ptp(cols) <= 5  # a dot, not a box-filling scribble
+    assert np.array_equal(dots[0].image, dots[1].image)
+    o = next(r for r in recs if r.char == "o")
+    assert o.size == pytest.approx((1 + pen, 1 + pen), abs=5e-3)
+    blown = [r for r in sources.open_source("ink", path=path, min_box=0) if r.char == "."]
+    assert np.ptp(np.flatnonzero(blown[0].image.max(1) > 96)) >= 20
+    counts = src.counts
+    assert counts["writers_without_scale"] == 0 and counts["samples_without_size"] == 0
+
+
+def test_ink_drops_zero_points_and_requires_chars(tmp_path):
+    path = _letters_and_marks(tmp_path, zero_glitch=True)
+    src = sources.open_source("ink", path=path)
+    assert src.counts["zero_point_samples"] == 2 and src.counts["zero_points"] == 2
+    dot = next(r for r in src if r.char == ".")
+    assert dot.size[0] < 0.2  # the (0, 0) point does not stretch the box
+    kept = sources.open_source("ink", path=path, zero_points="keep")
+    assert next(r for r in kept if r.char == ".").size[0] > 1
+    assert sources.open_source("ink", path=path, require_chars="o.").counts
+    letters = path.split(",")[0]
+    with pytest.raises(ValueError, match=r"require_chars='alnum\+symbols'.*'0123.*path="):
+        sources.open_source("ink", path=letters, require_chars="alnum+symbols")
+    with pytest.raises(FileNotFoundError, match="ink file .*nope.npz does not exist"):
+        sources.open_source("ink", path=letters + "," + str(tmp_path / "nope.npz"))
+    with pytest.raises(ValueError, match="parameter 'path' is empty"):
+        sources.open_source("ink", path="")
+    with pytest.raises(ValueError, match="zero_points='some' is not one of"):
+        sources.open_source("ink", path=letters, zero_points="some")
+    with pytest.raises(ValueError, match="min_box -1.0 is outside"):
+        sources.open_source("ink", path=letters, min_box=-1)

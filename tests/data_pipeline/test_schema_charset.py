@@ -77,3 +77,26 @@ def test_image_conversions_are_inverse_and_share_polarity():
     np.testing.assert_allclose(schema.to_float(tf.constant(u8)).numpy(), f, atol=1e-6)
     assert schema.to_uint8(np.array([-3.0, 3.0])).tolist() == [0, 255]
     assert math.isnan(schema.UNKNOWN_GEOMETRY[0])
+
+
+def test_size_round_trips_and_is_absent_where_unknown():
+    img = np.zeros((8, 8), np.uint8)
+    plain = schema.GlyphRecord("a", "w", "ink", img, key="k")
+    sized = schema.GlyphRecord(".", "w", "ink", img, key="k", size=(0.25, 0.1875))
+    assert schema.decode(schema.encode(sized)).size == (0.25, 0.1875)
+    assert schema.decode(schema.encode(plain)).size is None
+    assert schema.SIZE.encode() not in schema.encode(plain)  # other sources' bytes unchanged
+    assert sized.ink_size == (0.25, 0.1875) and plain.ink_size is None
+    with pytest.raises(ValueError, match=r"record k .*size \(0.0, 1.0\) is not"):
+        schema.GlyphRecord(".", "w", "ink", img, key="k", size=(0.0, 1.0)).check()
+
+
+def test_every_symbol_has_a_typographic_class():
+    assert charset.parse_charset("symbols") == tuple(charset.SYMBOLS) and len(charset.SYMBOLS) == 32
+    for c in charset.SYMBOLS:
+        info = charset.char_info(c)
+        assert info.cls == charset.PUNCT and info.mark in charset.MARK_CLASSES
+        assert info.top > info.bottom
+    assert charset.char_info(",").extent_of_height(0.8) == pytest.approx((0.18, -0.62))
+    assert charset.char_info(".").extent_of_height(0.3) == (0.3, 0.0)
+    assert charset.char_info("-").extent_of_height(0.1) == pytest.approx((0.55, 0.45))
