@@ -103,6 +103,7 @@ class StyledExport:
         self.uses_writer = False
         self.writers = ()
         self.family = model.family
+        self.resolution = model.resolution
         self.info = {k: v for k, v in (getattr(model, "info", None) or {}).items()
                      if k != "writer_geometry"}
         self.signatures = model.signatures
