@@ -48,6 +48,8 @@ def _temp_name(path: Path, infix: str, suffix: str) -> Path:
 
 
 def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "a file"
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -244,6 +246,12 @@ class _NamedFile:
         except OSError as e:
             raise _named(e, self._path) from None
 
+    def flush(self) -> None:
+        try:
+            self._f.flush()
+        except OSError as e:
+            raise _named(e, self._path) from None
+
     def fileno(self) -> int:
         return self._f.fileno()
 
@@ -278,8 +286,8 @@ def atomic_dir(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
     On any error (or KeyboardInterrupt) the temporary directory is removed and `path` is left as it
     was; what a killed run left beside `path` is cleaned first (`clean_stale`). Without
     `overwrite`, an existing non-empty `path` is a FileExistsError before any work and a
-    symbolic link an OutputError; a path that is neither a directory nor a link (a file, a device, a FIFO) is
-    always an OutputError.
+    symbolic link an OutputError; a path that is neither a directory nor a link (a file, a
+    device, a FIFO) is always an OutputError.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

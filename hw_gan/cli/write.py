@@ -16,7 +16,7 @@ from typing import Sequence
 from data_pipeline.atomic import check_output
 from hw_gan.cli import errors
 from hw_gan.export import load_export
-from hw_gan.layout import MISSING_MODES
+from hw_gan.layout import MISSING_MODES, page_params
 from hw_gan.render import format_for, render_text
 
 
@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+MAX_PNG_MEGAPIXELS = 250  # a PNG page is drawn whole in memory (~1 byte a pixel, twice)
 SEED_RANGE = (-2**63, 2**63)  # int64, as the signatures and the server take it
 
 
@@ -76,6 +77,17 @@ def seed_type(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text} is out of range: seeds are int64 "
                                          f"({SEED_RANGE[0]} .. {SEED_RANGE[1] - 1})")
     return value
+
+
+def _check_page(args) -> None:
+    """The page flags make a usable page, and a PNG page one that fits in memory."""
+    params = page_params(args.page, args.dpi, args.x_height, args.margin, args.line_width,
+                         slant=args.slant)
+    megapixels = params.page_width_px * params.page_height_px / 1e6
+    if format_for(args.out, args.format) == "png" and megapixels > MAX_PNG_MEGAPIXELS:
+        raise ValueError(f"--page {args.page} at --dpi {args.dpi:g} is {params.page_width_px} x "
+                         f"{params.page_height_px} px ({megapixels:.0f} megapixels); a PNG page "
+                         f"is at most {MAX_PNG_MEGAPIXELS}: lower --dpi, or write SVG or PDF")
 
 
 def _read_text(args) -> str:
@@ -116,6 +128,7 @@ def write_main(argv: Sequence[str]) -> int:
             raise FileNotFoundError(f"model directory {args.model} does not exist")
         format_for(args.out, args.format)  # a bad suffix fails before the model loads
         check_output(args.out, args.overwrite, "--out")  # and so does a bad --out
+        _check_page(args)
         model = load_export(args.model)
         result = render_text(
             model, text, writer=args.writer, out=args.out, format=args.format, seed=args.seed,

@@ -16,9 +16,9 @@ PNG and SVG hold one page a file: one page is written to `out` itself, several t
 `out-1.png`, `out-2.png`, ... (pages of an earlier, longer document under those names are
 removed). Every output is written atomically: to a temporary name in the same directory, renamed
 when all pages are done; on any error the temporaries are removed and nothing is left under the
-output names. Only regular files are written (data_pipeline.atomic.check_output). This module is the one page encoder: `write_pages`
-writes files, `encode_pages` gives the same bytes in memory (the server's :write), both through
-`write_pdf` and `page_files`.
+output names. Only regular files are written (data_pipeline.atomic.check_output). This module
+is the one page encoder: `write_pages` writes files, `encode_pages` gives the same bytes in
+memory (the server's :write), both through `write_pdf` and `page_files`.
 """
 
 from __future__ import annotations
