@@ -342,7 +342,15 @@ def entry(argv: Optional[Sequence[str]] = None) -> None:
     """`python train_main.py ...`: parses sys.argv (or `argv`, program name first) and exits."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_flags()
-    app.run(main, argv=None if argv is None else list(argv))
+    argv = list(sys.argv if argv is None else argv)
+    try:
+        app.run(main, argv=argv)
+    except UnicodeDecodeError as e:  # absl reads flag files as UTF-8 and does not catch this
+        if errors.DEBUG_FLAG in argv or errors.debug():
+            raise
+        files = [a.split("=", 1)[1] for a in argv if a.startswith("--flagfile=")]
+        sys.exit(errors.report(ValueError(f"--flagfile {', '.join(files)}: not UTF-8 text "
+                                          f"({e})")))
 
 
 def train_main(argv: Sequence[str]) -> int:

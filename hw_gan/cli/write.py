@@ -101,7 +101,10 @@ def _read_text(args) -> str:
             if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
                 raise ValueError(f"--text-file {args.text_file} is a device, not a text file "
                                  "(for standard input give '-')")
-            with open(args.text_file, encoding="utf-8") as f:
+            # O_NONBLOCK: a FIFO nobody writes to reads as empty instead of waiting forever.
+            fd = os.open(args.text_file, os.O_RDONLY | os.O_NONBLOCK)
+            os.set_blocking(fd, True)
+            with open(fd, encoding="utf-8") as f:
                 return f.read()
         except FileNotFoundError:
             raise ValueError(f"text file {args.text_file} does not exist") from None
