@@ -25,7 +25,9 @@ setup(
     ],
     extras_require={
         # scipy only cross-checks the FID implementation against scipy.linalg.sqrtm.
-        "test": ["pytest>=8", "scipy>=1.11"],
+        "test": ["pytest>=8", "scipy>=1.11",
+                 "hypothesis>=6.100",  # the fuzz suites (tests/hw_gan/test_fuzz_*.py)
+                 ],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
     },
     entry_points={"console_scripts": ["hwgan=hw_gan.cli:main"]},
