@@ -5,8 +5,9 @@ with an uninterrupted run of the same seed.
   python benchmarks/kill_resume.py [--kills 10] [--steps 300] [--seed 0] [--work DIR]
 
 The run is the tests' size (a simulated dataset of 4 writers x 6 characters at 32 px, width
-0.125, batch 8) with a checkpoint every 5 steps, so saves are frequent. Every other kill waits
-for a save to start (a `ckpt-N_temp/` folder, or a new `ckpt-N.index` not yet in the
+0.125, batch 8) with a checkpoint every 5 steps, so saves are frequent. Each resumed process is
+left to make one save of its own (so every round resumes from a checkpoint and moves on); then
+every other kill waits for a save to start (a `ckpt-N_temp/` folder, or a new `ckpt-N.index` not yet in the
 `checkpoint` state file) and kills within a millisecond or so; the others kill after a random
 delay. After each kill the latest checkpoint is read back whole (every tensor), and what the
 kill left in checkpoints/ is counted. Both runs use --deterministic, so the resumed run must
@@ -84,13 +85,16 @@ def run_and_kill(cmd: list[str], model_dir: Path, in_save: bool, rng: random.Ran
     """Starts `cmd` and SIGKILLs it (in a save, or after a random delay once training runs).
     Returns (killed, whether a save was under way at the kill); not killed = it finished."""
     ckpt_dir = model_dir / "checkpoints"
+    before = _state_latest(ckpt_dir)
     proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
+        # First this process's own first save (so every round resumes and moves on), then the
+        # kill: in the next save, or after a random delay.
         deadline = time.time() + 300
         while proc.poll() is None and time.time() < deadline and \
-                not list((model_dir / "train").glob("events*")):
-            time.sleep(0.05)
+                _state_latest(ckpt_dir) == before:
+            time.sleep(0.01)
         if in_save:
             while proc.poll() is None and not _saving(ckpt_dir):
                 time.sleep(0.0005)
@@ -145,7 +149,7 @@ def main() -> int:
         cmd = command(data, killed, args.steps, 3)
         kills, in_save, readable, steps_at = 0, 0, 0, []
         while kills < args.kills:
-            done, saving = run_and_kill(cmd, killed, kills % 2 == 0, rng, run_seconds * 0.6)
+            done, saving = run_and_kill(cmd, killed, kills % 2 == 0, rng, run_seconds * 0.1)
             if not done:
                 break  # it finished before the kill: the remaining kills cannot be made
             kills += 1
