@@ -77,6 +77,8 @@ def extract(images, writer: str, out_dir, layout=None, image_size: int = 32,
     glyph was extracted from any image.
     """
     out_dir = Path(out_dir)
+    if report_path is not None:
+        atomic.check_output(report_path, overwrite, "--report")
     with atomic.atomic_dir(out_dir, overwrite=overwrite) as tmp:
         source = open_scans(images, writer, image_size=image_size, layout=layout,
                             keep_suspicious=keep_suspicious, max_pixels=max_pixels,
@@ -88,7 +90,7 @@ def extract(images, writer: str, out_dir, layout=None, image_size: int = 32,
         text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
         atomic.write_text(tmp / REPORT_NAME, text)
     if report_path is not None:
-        atomic.write_text(report_path, text)
+        atomic.write_text(report_path, text, overwrite)
     return report
 
 

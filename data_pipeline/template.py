@@ -454,25 +454,29 @@ def layout_path(out_path) -> Path:
 
 def make_template(out_path, charset="default", repeats: int = DEFAULT_REPEATS, paper: str = "a4",
                   dpi: int = 300, columns: int = DEFAULT_COLUMNS,
-                  x_height_mm: float = DEFAULT_X_HEIGHT_MM, png: bool = False) -> dict:
+                  x_height_mm: float = DEFAULT_X_HEIGHT_MM, png: bool = False,
+                  overwrite: bool = False) -> dict:
     """Writes the template and its layout file; returns the layout.
 
     out_path ending in .pdf: a multi-page PDF (plus PNG pages `<stem>-page-N.png` with png=True);
     ending in .png: PNG pages only. The layout goes to `<out_path>.layout.json`. Each file is
-    written complete or not at all.
+    written complete or not at all, and only as a regular file (a symbolic link only with
+    `overwrite`: atomic.check_output).
     """
     out_path = Path(out_path)
     suffix = out_path.suffix.lower()
     if suffix not in (".pdf", ".png"):
         raise ValueError(f"template output {out_path} must end in .pdf or .png")
+    atomic.check_output(out_path, overwrite)
     layout = make_layout(charset, repeats, paper, dpi, columns, x_height_mm)
     pages = render_pages(layout)
     if suffix == ".pdf":
-        atomic.write_bytes(out_path, pdf_bytes(pages, [p["size_mm"] for p in layout["pages"]]))
+        atomic.write_bytes(out_path, pdf_bytes(pages, [p["size_mm"] for p in layout["pages"]]),
+                           overwrite)
     if suffix == ".png" or png:
         for path, img in zip(png_page_paths(out_path, len(pages)), pages):
-            atomic.write_bytes(path, _png_bytes(img, layout["dpi"]))
-    atomic.write_text(layout_path(out_path), json.dumps(layout, indent=1) + "\n")
+            atomic.write_bytes(path, _png_bytes(img, layout["dpi"]), overwrite)
+    atomic.write_text(layout_path(out_path), json.dumps(layout, indent=1) + "\n", overwrite)
     return layout
 
 

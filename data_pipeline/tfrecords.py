@@ -256,6 +256,8 @@ def load_manifest(data_dir) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{path} is not a manifest (a JSON object)")
     for key in ("format_version", "resolution", "charset", "writers", "splits"):
         if key not in manifest:
             raise DatasetError(f"{path} lacks the key {key!r}")

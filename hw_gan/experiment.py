@@ -103,9 +103,16 @@ def float32_trainer(cfg: config_lib.ExperimentConfig, strategy, manifest: dict):
 
 
 def ensure_dataset(cfg: config_lib.ExperimentConfig, log: Log = _stderr) -> dict:
-    """The manifest of cfg's dataset, built first from --build_source when it is missing."""
+    """The manifest of cfg's dataset, built first from --build_source when it is missing. A
+    folder that holds something else is never replaced (this command has no --overwrite)."""
     data_dir = Path(cfg.data.data_dir)
     if not (data_dir / tfrecords.MANIFEST).exists() and cfg.data.build_source:
+        if data_dir.is_dir() and any(data_dir.iterdir()):
+            raise ValueError(
+                f"--data_dir {data_dir} is not empty and holds no dataset (no "
+                f"{tfrecords.MANIFEST}), so --build_source={cfg.data.build_source} will not build "
+                f"over it: remove it, give another --data_dir, or rebuild it in place with "
+                f"`hwgan build --source={cfg.data.build_source} --out={data_dir} --overwrite`")
         params = {k: build.parse_value(v) for k, v in cfg.data.build_params}
         split_args = {k: params.pop(k) for k in ("split", "test_fraction", "seed") if k in params}
         log(f"building dataset {data_dir} from source {cfg.data.build_source}")

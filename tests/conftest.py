@@ -66,3 +66,26 @@ def tiny_export(root, name, charset, writers, family="style_cgan", resolution=32
     keras.utils.set_random_seed(0)
     generator = get_family(family).build_generator(cfg)
     return export.export_generator(generator, cfg, charset, writers, root, name, **export_kw)
+
+
+def kill_9_at(script: str, *args: str, ready: str) -> int:
+    """Runs `python -c script args` from the repository root, SIGKILLs it once it prints the line
+    `ready`, and returns its pid (what a `kill -9` leaves behind is then the test's to check)."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=root,
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert proc.stdout.readline().strip() == ready
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.pid

@@ -11,6 +11,8 @@
   hwgan style extract --model runs/unipen_stylegan_cpu --samples data/alice --out alice.style
   hwgan style mix alice.style bob.style --model export/unipen_stylegan_cpu --out mix.png
 
+Any command takes --debug: an error then shows its traceback (else it is one line on stderr).
+
 Each feature adds its command to COMMANDS as "module:function" taking the argument list.
 """
 
@@ -20,6 +22,8 @@ import importlib
 import os
 import sys
 from typing import Optional, Sequence
+
+from hw_gan.cli import errors
 
 # command -> "module:function(argv) -> exit code"; modules are imported only when used.
 COMMANDS = {
@@ -37,12 +41,23 @@ COMMANDS = {
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, debug = errors.split_debug(sys.argv[1:] if argv is None else argv)
+    errors.set_debug(debug)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(__doc__.strip())
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     module_name, func_name = COMMANDS[argv[0]].split(":")
-    return getattr(importlib.import_module(module_name), func_name)(argv[1:])
+    try:
+        return getattr(importlib.import_module(module_name), func_name)(argv[1:])
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # what a command did not expect: still one line, unless --debug
+        if debug:
+            raise
+        return errors.unexpected(e)
 
 
 if __name__ == "__main__":

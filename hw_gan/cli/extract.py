@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 from data_pipeline.build import extract
 from data_pipeline.scan import DEFAULT_MAX_PIXELS
+from hw_gan.cli import errors
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--drop_suspicious", action="store_true",
                    help="leave suspicious cells out of the dataset (they are kept by default)")
     p.add_argument("--max_megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out "
+                   "dataset (and --report file); a symbolic link is replaced, not its target")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -46,8 +48,7 @@ def extract_main(argv: Optional[Sequence[str]] = None) -> int:
                          keep_suspicious=not args.drop_suspicious,
                          max_pixels=int(args.max_megapixels * 1e6), overwrite=args.overwrite,
                          quiet=args.quiet)
-    except (ValueError, FileExistsError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as e:
+        return errors.report(e)
     print(json.dumps({"out": args.out, **report["counts"]}))
     return 1 if report["counts"]["images_refused"] else 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 from hw_gan import export
+from hw_gan.cli import errors
 from hw_gan.render.grid import write_sample_grid
 
 
@@ -18,6 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chars", default="", help="characters (default: the whole charset)")
     p.add_argument("--writers", default="", help="comma-separated writer names (default: 8)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="--out may be a symbolic link: the link is replaced, not its target")
     return p
 
 
@@ -27,9 +29,8 @@ def sample_main(argv: Sequence[str]) -> int:
         loaded = export.load_export(args.model)
         writers = [w for w in args.writers.split(",") if w] or list(loaded.trained_writers()[:8])
         chars = args.chars or "".join(label[0] for label in loaded.charset)
-        write_sample_grid(loaded, args.out, chars, writers, args.seed)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        write_sample_grid(loaded, args.out, chars, writers, args.seed, args.overwrite)
+    except (ValueError, OSError) as e:
+        return errors.report(e)
     print(args.out)
     return 0

@@ -17,6 +17,18 @@ from hw_gan.serve import (DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONC
                           DEFAULT_PORT, make_server)
 
 
+def port_type(text: str) -> int:
+    """argparse type of --port: 0..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: give 0..65535 (0 picks a free "
+                                         "one)")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwgan serve", description="Serve an exported model over "
                                 "TF Serving's REST API (/v1/models/NAME:predict, metadata, "
@@ -26,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="name in the URLs (default: the export's directory name)")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default 127.0.0.1; "
                    "0.0.0.0 exposes the server to the network: there is no authentication)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="default 8501 (TF Serving's "
-                   "REST port); 0 picks a free one")
+    p.add_argument("--port", type=port_type, default=DEFAULT_PORT, help="default 8501 (TF "
+                   "Serving's REST port); 0 picks a free one")
     p.add_argument("--max_body_bytes", "--max-body-bytes", dest="max_body_bytes", type=int,
                    default=DEFAULT_MAX_BODY_BYTES, help="larger request bodies get 413")
     p.add_argument("--max_text_chars", "--max-text-chars", dest="max_text_chars", type=int,

@@ -26,6 +26,7 @@ import tensorflow as tf
 from data_pipeline import atomic
 from data_pipeline.schema import to_uint8
 from hw_gan import inversion as extract_lib
+from hw_gan.cli import errors
 from hw_gan.export import load_export
 from hw_gan.export.signatures import style as sig
 from hw_gan.inversion import StyleError
@@ -140,10 +141,13 @@ def _extract(argv: Sequence[str]) -> int:
                    help="projection feature loss (run directories only)")
     p.add_argument("--k", type=int, default=0, help="use at most k samples (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="--out may be a symbolic link: the link is replaced, not its target")
     args = p.parse_args(argv)
     try:
         if args.steps < 0 or args.k < 0:
             raise StyleError("--steps and --k must be >= 0")
+        atomic.check_output(args.out, args.overwrite, "--out")
         model = open_model(args.model)
         images, ids, writer = _load_samples(args, model.charset, model.resolution)
         t0 = time.perf_counter()
@@ -153,12 +157,11 @@ def _extract(argv: Sequence[str]) -> int:
             ws = model.extract(images, ids, args.method, args.steps)
         seconds = time.perf_counter() - t0
         chars = "".join(sorted({model.charset[i] for i in ids}))
-        extract_lib.save_style(args.out, ws, model.model_info(), writer=writer,
+        extract_lib.save_style(args.out, ws, model.model_info(), args.overwrite, writer=writer,
                                method=args.method, steps=args.steps, k=int(len(ids)),
                                chars=chars, samples=str(args.samples))
-    except (StyleError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as e:
+        return errors.report(e)
     print(f"{args.out}: style of {writer!r} from {len(ids)} glyphs ({args.method}, "
           f"{seconds:.2f} s)")
     return 0
@@ -199,10 +202,15 @@ def _mix(argv: Sequence[str]) -> int:
     p.add_argument("--out", required=True, help="PNG grid to write")
     p.add_argument("--chars", default="Handwriting2024", help="characters in each row")
     p.add_argument("--save", help="also save the A+B mix as a style file")
+    p.add_argument("--overwrite", action="store_true", help="--out and --save may be symbolic "
+                   "links: the links are replaced, not their targets")
     args = p.parse_args(argv)
     try:
         import cv2
 
+        atomic.check_output(args.out, args.overwrite, "--out")
+        if args.save:
+            atomic.check_output(args.save, args.overwrite, "--save")
         model = open_model(args.model)
         info = model.model_info()
         a, meta_a = extract_lib.load_style(args.a, info)
@@ -219,14 +227,13 @@ def _mix(argv: Sequence[str]) -> int:
                                                    interpolation=cv2.INTER_NEAREST))
         if not ok:
             raise StyleError("could not encode the PNG grid")
-        atomic.write_bytes(args.out, png.tobytes())
+        atomic.write_bytes(args.out, png.tobytes(), args.overwrite)
         if args.save:
-            extract_lib.save_style(args.save, ab, info, method="mix", a=str(args.a),
-                                   b=str(args.b), layers_from_b=layers,
+            extract_lib.save_style(args.save, ab, info, args.overwrite, method="mix",
+                                   a=str(args.a), b=str(args.b), layers_from_b=layers,
                                    writer=f"{meta_a.get('writer', 'A')}+{meta_b.get('writer', 'B')}")
-    except (StyleError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as e:
+        return errors.report(e)
     print(f"{args.out}: rows A, B, A with B's layers {layers}, B with A's ({r}px glyphs)")
     return 0
 

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from data_pipeline.template import (DEFAULT_COLUMNS, DEFAULT_REPEATS, DEFAULT_X_HEIGHT_MM,
                                     FAMILY_CUSTOM, PAPERS, layout_path, make_template)
+from hw_gan.cli import errors
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", type=int, default=DEFAULT_COLUMNS)
     p.add_argument("--x_height_mm", type=float, default=DEFAULT_X_HEIGHT_MM)
     p.add_argument("--png", action="store_true", help="also write <stem>-page-N.png")
+    p.add_argument("--overwrite", action="store_true",
+                   help="an output may be a symbolic link: the link is replaced, not its target")
     return p
 
 
@@ -39,10 +42,9 @@ def template_main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         layout = make_template(args.out, args.charset, args.repeats, args.paper, args.dpi,
-                               args.columns, args.x_height_mm, args.png)
+                               args.columns, args.x_height_mm, args.png, args.overwrite)
     except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return errors.report(e)
     print(json.dumps({"out": os.fspath(args.out), "layout": os.fspath(layout_path(args.out)),
                       "pages": layout["page_count"], "cells": layout["cell_count"],
                       "family": layout["family"],

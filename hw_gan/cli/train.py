@@ -24,6 +24,7 @@ from absl import app, flags, logging
 
 from hw_gan import config as config_lib
 from hw_gan import experiment
+from hw_gan.cli import errors
 from hw_gan.training import StopRequest
 
 FLAGS = flags.FLAGS
@@ -186,6 +187,7 @@ def _define_runtime_flags() -> None:
     flags.DEFINE_boolean("dry_run", False, "Print the resolved config and exit.")
     flags.DEFINE_boolean("deterministic", False, "Enable TensorFlow op determinism (slower).")
     flags.DEFINE_boolean("overwrite_export", False, "Replace an existing export version.")
+    flags.DEFINE_boolean("debug", False, "Show the traceback of an error (else one line).")
 
 
 def _define_adapt_flags() -> None:
@@ -296,16 +298,20 @@ def stop_on_signals(stop: StopRequest):
 
 
 def _report(job) -> int:
-    """Runs a job, prints its JSON summary; user errors become one line and exit code 2, an
-    interruption (checkpoint already saved) exit code 130."""
+    """Runs a job, prints its JSON summary; user errors become one line and exit code 2 (files
+    included: an OSError names its file), anything else one line and exit code 1 (a traceback
+    with --debug), an interruption (checkpoint already saved) exit code 130."""
     try:
         summary = job()
     except KeyboardInterrupt as e:
         print(f"\ninterrupted: {e}", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError, RuntimeError, KeyError) as e:
+        return errors.report(e)
+    except Exception as e:
+        if errors.debug():
+            raise
+        return errors.unexpected(e)
     print(json.dumps(summary, indent=1, default=str))
     return 0
 
@@ -313,6 +319,7 @@ def _report(job) -> int:
 def main(argv: Sequence[str]) -> int:
     """absl main: the parsed FLAGS -> one mode of the experiment; returns the exit code."""
     logging.set_verbosity(logging.WARNING)
+    errors.set_debug(errors.debug() or FLAGS.debug)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if FLAGS.mode == "adapt":
@@ -339,7 +346,15 @@ def entry(argv: Optional[Sequence[str]] = None) -> None:
     """`python train_main.py ...`: parses sys.argv (or `argv`, program name first) and exits."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_flags()
-    app.run(main, argv=None if argv is None else list(argv))
+    argv = list(sys.argv if argv is None else argv)
+    try:
+        app.run(main, argv=argv)
+    except UnicodeDecodeError as e:  # absl reads flag files as UTF-8 and does not catch this
+        if errors.DEBUG_FLAG in argv or errors.debug():
+            raise
+        files = [a.split("=", 1)[1] for a in argv if a.startswith("--flagfile=")]
+        sys.exit(errors.report(ValueError(f"--flagfile {', '.join(files)}: not UTF-8 text "
+                                          f"({e})")))
 
 
 def train_main(argv: Sequence[str]) -> int:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from typing import Sequence
 
+from data_pipeline.atomic import check_output
+from hw_gan.cli import errors
 from hw_gan.export import load_export
-from hw_gan.layout import MISSING_MODES
+from hw_gan.layout import MISSING_MODES, page_params
 from hw_gan.render import format_for, render_text
 
 
@@ -35,9 +38,13 @@ def _parser() -> argparse.ArgumentParser:
                    "toward the model's average hand, 0..1 (1 = as extracted; lower is neater "
                    "and less personal)")
     p.add_argument("--out", required=True, help="output file: .png, .svg or .pdf (PNG/SVG: one "
-                   "file a page, NAME-1.png, NAME-2.png, ... when there are several)")
+                   "file a page, NAME-1.png, NAME-2.png, ... when there are several; pages of "
+                   "an earlier, longer document under those names are removed). Only a regular "
+                   "file is written: a folder, a device, a FIFO or a read-only file is refused")
+    p.add_argument("--overwrite", action="store_true", help="--out may be a symbolic link: the "
+                   "link is replaced by the file (what it points to is left alone)")
     p.add_argument("--format", choices=("png", "svg", "pdf"), help="default: from --out")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_type, default=0, help="an int64 (as the server takes)")
     p.add_argument("--page", default="a4", help="a4, a5, a3, letter, legal (+ -landscape) or "
                    "WxHmm, e.g. 148x210mm (default a4)")
     p.add_argument("--dpi", type=float, default=150.0)
@@ -56,6 +63,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+MAX_PNG_MEGAPIXELS = 250  # a PNG page is drawn whole in memory (~1 byte a pixel, twice)
+SEED_RANGE = (-2**63, 2**63)  # int64, as the signatures and the server take it
+
+
+def seed_type(text: str) -> int:
+    """argparse type of --seed: an integer that fits int64 (a larger one would wrap)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not SEED_RANGE[0] <= value < SEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: seeds are int64 "
+                                         f"({SEED_RANGE[0]} .. {SEED_RANGE[1] - 1})")
+    return value
+
+
+def _check_page(args) -> None:
+    """The page flags make a usable page, and a PNG page one that fits in memory."""
+    params = page_params(args.page, args.dpi, args.x_height, args.margin, args.line_width,
+                         slant=args.slant)
+    megapixels = params.page_width_px * params.page_height_px / 1e6
+    if format_for(args.out, args.format) == "png" and megapixels > MAX_PNG_MEGAPIXELS:
+        raise ValueError(f"--page {args.page} at --dpi {args.dpi:g} is {params.page_width_px} x "
+                         f"{params.page_height_px} px ({megapixels:.0f} megapixels); a PNG page "
+                         f"is at most {MAX_PNG_MEGAPIXELS}: lower --dpi, or write SVG or PDF")
+
+
 def _read_text(args) -> str:
     if args.text is not None and args.text_file:
         raise ValueError("give the text or --text-file, not both")
@@ -63,12 +97,24 @@ def _read_text(args) -> str:
         if args.text_file == "-":
             return sys.stdin.read()
         try:
-            with open(args.text_file, encoding="utf-8") as f:
+            mode = os.stat(args.text_file).st_mode
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                raise ValueError(f"--text-file {args.text_file} is a device, not a text file "
+                                 "(for standard input give '-')")
+            # O_NONBLOCK: a FIFO nobody writes to reads as empty instead of waiting forever.
+            fd = os.open(args.text_file, os.O_RDONLY | os.O_NONBLOCK)
+            os.set_blocking(fd, True)
+            with open(fd, encoding="utf-8") as f:
                 return f.read()
         except FileNotFoundError:
             raise ValueError(f"text file {args.text_file} does not exist") from None
+        except IsADirectoryError:
+            raise ValueError(f"--text-file {args.text_file} is a directory, not a text "
+                             "file") from None
         except UnicodeDecodeError as e:
             raise ValueError(f"text file {args.text_file} is not UTF-8: {e}") from None
+        except OSError as e:
+            raise ValueError(f"--text-file {errors.describe(e)}") from None
     if args.text is None:
         raise ValueError("no text: give it as an argument or with --text-file")
     return args.text
@@ -84,16 +130,18 @@ def write_main(argv: Sequence[str]) -> int:
         if not os.path.exists(args.model):
             raise FileNotFoundError(f"model directory {args.model} does not exist")
         format_for(args.out, args.format)  # a bad suffix fails before the model loads
+        check_output(args.out, args.overwrite, "--out")  # and so does a bad --out
+        _check_page(args)
         model = load_export(args.model)
         result = render_text(
             model, text, writer=args.writer, out=args.out, format=args.format, seed=args.seed,
             page=args.page, dpi=args.dpi, x_height_mm=args.x_height, margin_mm=args.margin,
             line_width_px=args.line_width, ink=args.ink, paper=args.paper, slant=args.slant,
             missing=args.missing, style=args.style,
-            style_variation=args.variation, style_truncation=args.truncation)
-    except (ValueError, FileNotFoundError, NotADirectoryError, NotImplementedError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+            style_variation=args.variation, style_truncation=args.truncation,
+            overwrite=args.overwrite)
+    except (ValueError, OSError, NotImplementedError) as e:
+        return errors.report(e)
     if result.substitutions:
         subs = ", ".join(f"{a!r}->{b!r}" for a, b in result.substitutions.items())
         print(f"substituted (not in the model's charset): {subs}", file=sys.stderr)

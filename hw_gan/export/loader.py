@@ -67,7 +67,7 @@ class LoadedExport:
         self.info: dict = {}
         info_path = path / "assets" / METADATA_FILE
         if info_path.is_file():
-            self.info = json.loads(info_path.read_text(encoding="utf-8"))
+            self.info = _read_info(info_path)
             if int(self.info.get("format_version", 0)) > FORMAT_VERSION:
                 raise ValueError(f"{path} has export format version "
                                  f"{self.info['format_version']}; this hwgan reads up to "
@@ -163,11 +163,33 @@ class LoadedExport:
                 f"writers={len(self.writers)})")
 
 
+def _read_info(path: Path) -> dict:
+    """assets/hwgan.json as a dict; ValueError naming the file when it is not one."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is damaged (not JSON: {e}); export the model again") from None
+    if not isinstance(info, dict) or not isinstance(info.get("format_version", 0), int):
+        raise ValueError(f"{path} is damaged (not an hwgan.json object); export the model again")
+    return info
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    return lines[0][:limit]
+
+
 def load_export(path: PathLike) -> LoadedExport:
-    """Loads `.../name` (its highest numeric version) or `.../name/version`."""
+    """Loads `.../name` (its highest numeric version) or `.../name/version`. A SavedModel that
+    cannot be read (a truncated variables file, a damaged saved_model.pb) is a ValueError on one
+    line that names the files."""
     resolved = resolve_export_path(path)
     try:
         module = tf.saved_model.load(str(resolved))
-    except (OSError, ValueError, tf.errors.OpError) as exc:
-        raise ValueError(f"cannot load SavedModel {resolved}: {exc}") from exc
+    except Exception as exc:  # TF raises IndexError, DecodeError, OpError, ... for damaged files
+        variables = sorted(p.name for p in (resolved / "variables").glob("variables.*"))
+        raise ValueError(f"cannot load SavedModel {resolved}: its saved_model.pb or "
+                         f"variables/{{{', '.join(variables)}}} are damaged or truncated "
+                         f"({type(exc).__name__}: {_first_line(exc)}); export it again or copy "
+                         f"it whole") from exc
     return LoadedExport(resolved, module)

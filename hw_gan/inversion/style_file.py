@@ -16,14 +16,16 @@ STYLE_FORMAT = "hwgan-style"
 STYLE_VERSION = 1
 
 
-def save_style(path, ws, model_info: dict, **meta) -> None:
+def save_style(path, ws, model_info: dict, overwrite: bool = False, **meta) -> None:
+    """Writes a style file (atomically, a regular file only: a symbolic link at `path` is
+    replaced only with `overwrite`)."""
     ws = np.asarray(ws, np.float32)
     if ws.ndim != 2 or ws.shape != (model_info["num_ws"], model_info["w_dim"]):
         raise StyleError(f"style ws {ws.shape} does not match the model "
                          f"({model_info['num_ws']}, {model_info['w_dim']})")
     doc = {"format": STYLE_FORMAT, "format_version": STYLE_VERSION, "model": model_info,
            **meta, "ws": [[round(float(v), 6) for v in row] for row in ws]}
-    atomic.write_text(path, json.dumps(doc, ensure_ascii=False) + "\n")
+    atomic.write_text(path, json.dumps(doc, ensure_ascii=False) + "\n", overwrite)
 
 
 def _read_ws(path) -> tuple[np.ndarray, dict]:

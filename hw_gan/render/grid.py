@@ -25,11 +25,13 @@ def sample_grid(images: np.ndarray, rows: int, cols: int, blank: Sequence[bool] 
 
 
 def write_sample_grid(export_path: Union[PathLike, LoadedExport], out_png: PathLike, chars: str,
-                      writers: Sequence[str], seed: int = 0) -> Path:
+                      writers: Sequence[str], seed: int = 0, overwrite: bool = False) -> Path:
     """PNG grid: one row per writer, one column per character of `chars` (a space is a blank
     column). Dark ink on white, 2x. Unknown chars/writers -> ValueError before anything is
     written; the PNG is written atomically. For a family without writers, `writers` only sets
-    the number of rows (an empty list gives one)."""
+    the number of rows (an empty list gives one). `out_png` must be absent or a writable
+    regular file (a symbolic link only with `overwrite`: data_pipeline.atomic.check_output)."""
+    atomic.check_output(out_png, overwrite)
     loaded = export_path if isinstance(export_path, LoadedExport) else load_export(export_path)
     chars = list(chars)
     writers = [writers] if isinstance(writers, str) else list(writers)
@@ -52,5 +54,5 @@ def write_sample_grid(export_path: Union[PathLike, LoadedExport], out_png: PathL
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG")
     out_png = Path(out_png)
-    atomic.write_bytes(out_png, buf.getvalue())
+    atomic.write_bytes(out_png, buf.getvalue(), overwrite)
     return out_png

@@ -13,17 +13,19 @@ A page to draw is a `layout.PageLayout` plus the ink crops of its generated glyp
     by a small PDF 1.4 writer that streams page by page (Flate-compressed content streams).
 
 PNG and SVG hold one page a file: one page is written to `out` itself, several to
-`out-1.png`, `out-2.png`, .... Every output is written atomically: to a temporary name in the
-same directory, renamed when all pages are done; on any error the temporaries are removed and
-nothing is left under the output names. This module is the one page encoder: `write_pages`
-writes files, `encode_pages` gives the same bytes in memory (the server's :write), both through
-`write_pdf` and `page_files`.
+`out-1.png`, `out-2.png`, ... (pages of an earlier, longer document under those names are
+removed). Every output is written atomically: to a temporary name in the same directory, renamed
+when all pages are done; on any error the temporaries are removed and nothing is left under the
+output names. Only regular files are written (data_pipeline.atomic.check_output). This module
+is the one page encoder: `write_pages` writes files, `encode_pages` gives the same bytes in
+memory (the server's :write), both through `write_pdf` and `page_files`.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Mapping, Optional, Sequence, Union
@@ -393,14 +395,19 @@ def _one_page(pages: Iterable, format: str) -> Iterator:
 def write_pages(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]], out: PathLike,
                 format: Optional[str] = None, dpi: float = 150.0,
                 ink: Union[str, Color] = "#1a1a40", paper: Union[str, Color] = "#ffffff",
-                on_page_done=None) -> list[Path]:
+                on_page_done=None, overwrite: bool = False) -> list[Path]:
     """Writes (page, crops) pairs, consumed one at a time, to `out` (see the module docstring)
     and returns the paths written. `on_page_done(page)` is called after each page is out (the
-    caller may then drop its crops)."""
+    caller may then drop its crops). Every file written must be absent or a writable regular
+    file (a symbolic link only with `overwrite`: the link is replaced, not its target;
+    data_pipeline.atomic.check_output); `out` is checked before the first page is drawn. PNG
+    and SVG pages of an earlier, longer document under the same names (`stale_pages`) are
+    removed once the new one is in place."""
     out = Path(out)
     fmt = format_for(out, format)
     ink_c, paper_c = parse_color(ink), parse_color(paper)
-    staged = atomic.StagedFiles()
+    atomic.check_output(out, overwrite)
+    staged = atomic.StagedFiles(overwrite=overwrite)
     try:
         if fmt == "pdf":
             with staged.open(out) as f:
@@ -424,10 +431,41 @@ def write_pages(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]], ou
             raise ValueError("no pages to write")
         if n == 1:
             staged.write(out, first)
-        return staged.commit()
+        paths = staged.commit()
     except BaseException:
         staged.abort()
         raise
+    for path in stale_pages(out, fmt, n):
+        os.unlink(path)
+    return paths
+
+
+_MAGIC = {"png": (b"\x89PNG\r\n\x1a\n",), "svg": (b"<?xml", b"<svg")}
+
+
+def stale_pages(out: PathLike, format: str, pages: int) -> list[Path]:
+    """The files an earlier PNG/SVG document under `out` left that a document of `pages` pages
+    does not replace: `out` itself when there are several pages now, and out-K.png from K =
+    pages + 1 (from 1 for one page) while the series goes on. Only regular files that start as
+    the format's files do are named (a link, a folder or another kind of file is left alone)."""
+    out = Path(out)
+    found = [out] if pages > 1 else []
+    k = pages if pages > 1 else 0
+    while os.path.lexists(page_path(out, k)):
+        found.append(page_path(out, k))
+        k += 1
+    return [p for p in found if _is_page_file(p, format)]
+
+
+def _is_page_file(path: Path, format: str) -> bool:
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return head.startswith(_MAGIC.get(format, ()))
 
 
 def _release(cache: OutlineCache, page: PageLayout) -> None:

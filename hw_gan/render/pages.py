@@ -70,7 +70,7 @@ def render_text(model, text: str, *, writer: Optional[str] = None, out: PathLike
                 paper: Union[str, Sequence[int]] = "#ffffff", slant: float = 0.0,
                 missing: str = "error", geometry: Optional[Mapping[str, object]] = None,
                 style=None, style_variation: float = STYLE_VARIATION,
-                style_truncation: float = 1.0,
+                style_truncation: float = 1.0, overwrite: bool = False,
                 **layout_kwargs) -> RenderResult:
     """Writes `text` in `writer`'s hand with `model` (a LoadedExport or an export path) to `out`.
 
@@ -87,7 +87,8 @@ def render_text(model, text: str, *, writer: Optional[str] = None, out: PathLike
     LayoutParams fields (letter_spacing, word_spacing, line_spacing, paragraph_spacing, indent,
     baseline_drift, size_variation, spacing_variation, max_width).
 
-    Everything is checked before anything is generated; the output is written atomically.
+    Everything is checked before anything is generated, the output name included (a regular
+    file or nothing: hw_gan.render.output.write_pages); the output is written atomically.
     """
     fmt = format_for(out, format)
     ink_c, paper_c = parse_color(ink), parse_color(paper)
@@ -103,6 +104,7 @@ def render_text(model, text: str, *, writer: Optional[str] = None, out: PathLike
     def done(_page):
         count["pages"] += 1
 
-    paths = write_pages(pages, out, fmt, dpi, ink_c, paper_c, on_page_done=done)
+    paths = write_pages(pages, out, fmt, dpi, ink_c, paper_c, on_page_done=done,
+                        overwrite=overwrite)
     return RenderResult(tuple(paths), count["pages"], len(plan.requests), dict(plan.substitutions),
                         plan.missing)

@@ -337,7 +337,10 @@ class GANTrainer:
 
     # ---------------------------------------------------------------------------------------
     def restore(self) -> int:
-        """Restores the latest checkpoint if there is one; returns the step reached."""
+        """Restores the latest checkpoint if there is one; returns the step reached. The chief
+        first removes what a save cut short by `kill -9` left (`remove_partial_saves`)."""
+        if self.chief:
+            remove_partial_saves(self.model_dir / CHECKPOINT_DIR)
         latest = self.manager.latest_checkpoint
         if latest is None and not self.chief:
             latest = tf.train.latest_checkpoint(str(self.model_dir / CHECKPOINT_DIR))
@@ -473,6 +476,19 @@ class GANTrainer:
             tf.summary.scalar("perf/images_per_s", rate)
             tf.summary.scalar("lr/generator", float(self.cfg.train.g_lr))
             tf.summary.scalar("lr/discriminator", float(self.cfg.train.d_lr))
+
+
+def remove_partial_saves(ckpt_dir: Path) -> list[Path]:
+    """Removes the `ckpt-N_temp/` folders of saves that never finished: a checkpoint's shards
+    are written there and merged into ckpt-N.index/.data-* before the `checkpoint` state file
+    names it (in one rename), so a save killed in between leaves that folder, which nothing
+    reads and the next save of another step would never remove. Returns what was removed."""
+    removed = []
+    for path in sorted(Path(ckpt_dir).glob("ckpt-*_temp")):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def summary_grid(images, rows: int, cols: int) -> np.ndarray:

@@ -533,3 +533,98 @@ def test_write_cli(model, tmp_path, capsys):
                        str(tmp_path / "e.png")]) == 2
     assert "nomodel does not exist" in capsys.readouterr().err
     assert not (tmp_path / "e.png").exists()
+
+
+def test_write_cli_writes_regular_files_only(model, tmp_path, capsys, monkeypatch):
+    """Issue 20: --out never replaces a folder, a device, a FIFO, a read-only file or (without
+    --overwrite) a symbolic link; each refusal is one line naming --out."""
+    import os
+    import stat
+
+    base = ["--model", str(model.path), "--writer", "w0", "--page", "90x60mm", "--dpi", "100"]
+
+    def fails(out, *extra, match):
+        text = [] if "--text-file" in extra else ["bad egg"]
+        assert write_main([*base, *text, "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert re.fullmatch(f"error: {match}\n", err), err
+
+    fails(tmp_path, "--format", "png", match=f"--out {tmp_path} is a directory.*")
+    fails("/dev/null", "--format", "pdf", match="--out /dev/null is a device.*")
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+    os.mkfifo(tmp_path / "fifo.png")
+    fails(tmp_path / "fifo.png", match=".*fifo.png is a FIFO.*")
+    target = tmp_path / "target.png"
+    target.write_bytes(b"keep")
+    (tmp_path / "link.png").symlink_to(target)
+    fails(tmp_path / "link.png", match=".*link.png is a symbolic link; pass --overwrite.*")
+    assert write_main([*base, "ab", "--out", str(tmp_path / "link.png"), "--overwrite"]) == 0
+    assert not (tmp_path / "link.png").is_symlink() and target.read_bytes() == b"keep"
+    ro = tmp_path / "ro.png"
+    ro.write_bytes(b"old")
+    ro.chmod(0o444)
+    fails(ro, match=".*ro.png is read-only.*")
+    assert ro.read_bytes() == b"old" and stat.S_IMODE(ro.stat().st_mode) == 0o444
+    fails(tmp_path / "x.png", "--text-file", str(tmp_path), match=".*is a directory, not a text "
+          "file")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if str(p) == str(tmp_path / "sub")
+                        else real_access(p, m))
+    (tmp_path / "sub").mkdir()
+    fails(tmp_path / "sub" / "x.png", match=f".*the folder {tmp_path / 'sub'} is not writable")
+    monkeypatch.undo()
+    with pytest.raises(SystemExit):
+        write_main([*base, "ab", "--out", str(tmp_path / "x.png"), "--seed", str(2**64)])
+    assert "out of range: seeds are int64" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists() and not list((tmp_path / "sub").iterdir())
+
+
+def test_write_cli_disk_full_and_killed_runs_leave_nothing(model, tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+    import subprocess
+    import sys
+
+    from data_pipeline import atomic
+
+    out = tmp_path / "letter.pdf"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f".letter.pdf.{dead.pid}-0123abcd.partial"  # as a kill -9 leaves it
+    left.write_bytes(b"%PDF-half")
+    base = ["--model", str(model.path), "--writer", "w0", "bad egg", "--out", str(out)]
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self):
+            self.f.close()
+
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    assert write_main(base) == 2
+    assert capsys.readouterr().err == f"error: {out}: no space left on the device (the disk " \
+                                      "is full)\n"
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []  # the failed write and the killed one: both gone
+    assert write_main(base) == 0 and [p.name for p in tmp_path.iterdir()] == ["letter.pdf"]
+
+
+def test_a_shorter_document_removes_the_stale_pages_of_a_longer_one(model, tmp_path):
+    text = "\n".join(["bad egg"] * 12)
+    kw = dict(writer="w0", page="90x40mm", dpi=100, margin_mm=5)
+    res = render.render_text(model, text, out=tmp_path / "name.png", **kw)
+    assert res.pages >= 3 and (tmp_path / "name-3.png").exists()
+    (tmp_path / f"name-{res.pages + 2}.png").write_bytes(b"PNG?")  # not in the series: kept
+    (tmp_path / f"name-{res.pages + 1}.png").write_text("my notes")  # not a PNG: kept
+    assert output.stale_pages(tmp_path / "name.png", "png", 1) == [
+        tmp_path / f"name-{k}.png" for k in range(1, res.pages + 1)]
+    render.render_text(model, "bad", out=tmp_path / "name.png", **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["name.png", f"name-{res.pages + 1}.png", f"name-{res.pages + 2}.png"])
+    render.render_text(model, "\n".join(["egg"] * 6), out=tmp_path / "name.png", **kw)
+    assert not (tmp_path / "name.png").exists()  # the one-page document is replaced by pages
