@@ -11,6 +11,7 @@ setup(
     python_requires=">=3.11,<3.13",
     packages=find_packages(include=["hw_gan", "hw_gan.*", "data_pipeline", "data_pipeline.*"]),
     py_modules=["train_main"],
+    package_data={"hw_gan.app": ["static/*"]},
     install_requires=[
         "tensorflow==2.21.0",
         "keras==3.15.1",
@@ -22,11 +23,16 @@ setup(
         "opencv-python-headless>=4.10,<5",
         "absl-py>=2.1",
         "pillow>=10",
+        # hwgan app: the ASGI framework, its server and its multipart (upload) parser.
+        "starlette>=0.40,<1",
+        "uvicorn>=0.30",
+        "python-multipart>=0.0.9",
     ],
     extras_require={
         # scipy only cross-checks the FID implementation against scipy.linalg.sqrtm.
         "test": ["pytest>=8", "scipy>=1.11",
                  "hypothesis>=6.100",  # the fuzz suites (issue 20)
+                 "selenium>=4.20",  # the browser test of hwgan app (Debian's chromium)
                  ],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
     },

@@ -30,6 +30,7 @@ FLOORS = [
     ["hw_gan.render"],
     ["hw_gan.experiment"],
     ["hw_gan.serve"],
+    ["hw_gan.app"],
     ["hw_gan.cli"],
     ["train_main"],
 ]

@@ -10,6 +10,7 @@
   hwgan serve --model export/quickstart [--host 127.0.0.1] [--port 8501]
   hwgan style extract --model runs/unipen_stylegan_cpu --samples data/alice --out alice.style
   hwgan style mix alice.style bob.style --model export/unipen_stylegan_cpu --out mix.png
+  hwgan app --model export/unipen_stylegan_cpu [--base runs/...] [--port 8080] [--data DIR]
 
 Any command takes --debug: an error then shows its traceback (else it is one line on stderr).
 
@@ -36,6 +37,7 @@ COMMANDS = {
     "write": "hw_gan.cli.write:write_main",
     "serve": "hw_gan.cli.serve:serve_main",
     "style": "hw_gan.cli.style:style_main",
+    "app": "hw_gan.cli.app:app_main",
 }
 
 

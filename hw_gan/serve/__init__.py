@@ -65,13 +65,15 @@ connection is one line too). Binds 127.0.0.1 unless --host says otherwise.
 
 from hw_gan.serve.http import (DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT,
                                DEFAULT_MAX_GLYPHS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TEXT_CHARS,
-                               DEFAULT_PORT, App, ModelHTTPServer, make_server)
+                               DEFAULT_PORT, LOCAL_HOSTS, App, ModelHTTPServer, check_caller,
+                               make_server)
 from hw_gan.serve.rest import Budget, HttpError, ServedModel, predict
 from hw_gan.serve.write import MAX_PAGE_PIXELS, MAX_X_HEIGHT_PX, WRITE_FORMATS, write_response
 
 __all__ = [
     "App", "Budget", "DEFAULT_HOST", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_CONCURRENT",
     "DEFAULT_MAX_GLYPHS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_TEXT_CHARS", "DEFAULT_PORT", "HttpError", "MAX_PAGE_PIXELS", "MAX_X_HEIGHT_PX",
-    "ModelHTTPServer", "ServedModel", "WRITE_FORMATS", "make_server", "predict",
+    "LOCAL_HOSTS", "ModelHTTPServer", "ServedModel", "WRITE_FORMATS", "check_caller",
+    "make_server", "predict",
     "write_response",
 ]

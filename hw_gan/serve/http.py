@@ -84,30 +84,9 @@ class App:
     def check_caller(self, method: str, headers, bound: tuple) -> None:
         """403 for a Host that is not this server's (DNS rebinding) or a foreign Origin; 415 for
         a POST that is not `Content-Type: application/json`. bound: (host, port) bound."""
-        hosts = self.hosts(bound[0])
-        host_values = headers.get_all("Host") or []
-        if len(host_values) > 1:
-            raise bad_request("more than one Host header")
-        if host_values:
-            name = _host_of(host_values[0])
-            if name not in hosts:
-                raise HttpError(403, f"Host {host_values[0][:100]!r} is not this server's "
-                                     f"(it answers {sorted(hosts)}; add names with "
-                                     "--allow_host)")
-        origins = headers.get_all("Origin") or []
-        if origins:
-            own = {f"http://{h if ':' not in h else '[' + h + ']'}:{bound[1]}" for h in hosts}
-            if bound[1] == 80:
-                own |= {f"http://{h if ':' not in h else '[' + h + ']'}" for h in hosts}
-            if len(origins) > 1 or origins[0].strip().lower().rstrip("/") not in (
-                    own | self.allow_origins):
-                raise HttpError(403, f"Origin {origins[0][:100]!r} may not use this server "
-                                     "(only its own pages, or --allow_origin ones)")
-        if method in ("POST", "PUT", "PATCH", "DELETE"):
-            ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-            if ctype != "application/json":
-                raise HttpError(415, f"Content-Type must be application/json, got "
-                                     f"{(headers.get('Content-Type') or '(none)')[:100]!r}")
+        check_caller(method, headers.get_all("Host") or [], headers.get_all("Origin") or [],
+                     headers.get("Content-Type"), bound, self.hosts(bound[0]),
+                     self.allow_origins)
 
     def route(self, method: str, raw_path: str):
         """-> kind (status, metadata, predict or write), or raises HttpError (404, 405)."""
@@ -151,6 +130,36 @@ class App:
                 self.log.flush()
             except (OSError, ValueError):
                 pass
+
+
+def check_caller(method: str, host_values: Sequence[str], origin_values: Sequence[str],
+                 content_type: Optional[str], bound: tuple, hosts: set, allow_origins=(),
+                 content_types: Sequence[str] = ("application/json",)) -> None:
+    """Who may ask, for `hwgan serve` and `hwgan app`: 403 for a Host header not in `hosts`
+    (DNS rebinding) or an Origin that is neither this server's own (http://HOST:PORT for those
+    hosts, `bound` = (host, port)) nor in `allow_origins`; 415 for a state-changing request
+    whose Content-Type is not one of `content_types`; 400 for more than one Host."""
+    if len(host_values) > 1:
+        raise bad_request("more than one Host header")
+    if host_values:
+        name = _host_of(host_values[0])
+        if name not in hosts:
+            raise HttpError(403, f"Host {host_values[0][:100]!r} is not this server's "
+                                 f"(it answers {sorted(hosts)}; add names with "
+                                 "--allow_host)")
+    if origin_values:
+        own = {f"http://{h if ':' not in h else '[' + h + ']'}:{bound[1]}" for h in hosts}
+        if bound[1] == 80:
+            own |= {f"http://{h if ':' not in h else '[' + h + ']'}" for h in hosts}
+        if len(origin_values) > 1 or origin_values[0].strip().lower().rstrip("/") not in (
+                own | set(allow_origins)):
+            raise HttpError(403, f"Origin {origin_values[0][:100]!r} may not use this server "
+                                 "(only its own pages, or --allow_origin ones)")
+    if method in ("POST", "PUT", "PATCH", "DELETE"):
+        ctype = (content_type or "").split(";", 1)[0].strip().lower()
+        if ctype not in content_types:
+            raise HttpError(415, f"Content-Type must be {' or '.join(content_types)}, got "
+                                 f"{(content_type or '(none)')[:100]!r}")
 
 
 def _host_of(value: str) -> str:
