@@ -27,6 +27,7 @@ from data_pipeline import charset as charset_lib
 from hw_gan import adaptation
 from hw_gan import config as config_lib
 from hw_gan import export as export_lib
+from hw_gan import shipped
 from hw_gan.evaluation import evaluate as evaluate_lib
 from hw_gan.evaluation import judge as judge_lib
 from hw_gan.render.grid import write_sample_grid
@@ -205,11 +206,15 @@ def _writer_geometry(cfg: config_lib.ExperimentConfig, trainer, manifest: dict,
 
 
 def sample(cfg: config_lib.ExperimentConfig) -> dict:
-    """--mode=sample: a grid of writers x characters from the run's export."""
+    """--mode=sample: a grid of writers x characters from the run's export (--export_dir /
+    --export_name), or from the shipped model --export_name names when there is no such
+    export."""
     if not cfg.runtime.sample_out:
         raise ValueError("--mode=sample needs --sample_out=FILE.png")
     name = cfg.runtime.export_name or Path(cfg.runtime.model_dir).name
     path = Path(cfg.runtime.export_dir) / name
+    if not path.exists() and name in shipped.names():  # --export_name of a shipped model
+        path = shipped.get(name).export_path
     exported = export_lib.load_export(path)
     writers = list(cfg.runtime.sample_writers) or list(exported.trained_writers()[:8])
     chars = cfg.runtime.sample_chars or "".join(label[0] for label in exported.charset)

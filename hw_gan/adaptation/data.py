@@ -9,6 +9,9 @@ from data_pipeline import tfrecords
 from data_pipeline.dataset import load_glyphs
 from hw_gan.config import AdaptError
 
+# dataset.json of a shipped base: the writers with a row the base never trained.
+UNTRAINED_KEY = "untrained_writers"
+
 
 def variants_per_char(chars) -> float:
     """Glyphs per distinct character: how many variants a sheet gives on average."""
@@ -61,8 +64,14 @@ def trained_writers(base_cfg, base_info) -> tuple[list, str]:
     split of the base's dataset. A base trained on a writer-split dataset also has rows for the
     held-out writers (the manifest lists every writer), never trained: they draw an averaged,
     nobody's style and must not be candidates for a start. When the base's dataset is not on
-    this machine, every base writer (and `why` says so)."""
+    this machine, every base writer (and `why` says so). A shipped base (hw_gan.shipped) comes
+    without its dataset: its dataset.json lists the writers it never trained
+    ("untrained_writers"), and that list is used."""
     everyone = list(range(len(base_info["writers"])))
+    if UNTRAINED_KEY in base_info:
+        held = set(base_info[UNTRAINED_KEY])
+        ids = [i for i, name in enumerate(base_info["writers"]) if name not in held]
+        return ids, f"the {len(ids)} writers the base was trained on (its dataset.json)"
     data_dir, split = base_cfg.data.data_dir, base_cfg.data.train_split
     try:
         manifest = tfrecords.load_manifest(data_dir)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from data_pipeline import atomic
 from hw_gan import config as config_lib
+from hw_gan import shipped
 from hw_gan.adaptation.adapter import Adapter
 from hw_gan.adaptation.data import load_writer_data, writer_geometry
 from hw_gan.config import AdaptConfig, AdaptError
@@ -23,9 +24,10 @@ REPORT_FILE = "adapt.json"
 
 def load_base(init: str) -> tuple[config_lib.ExperimentConfig, dict, Path, str]:
     """(base config, base dataset info, base model dir, checkpoint prefix) of --init (a model
-    dir or a checkpoint prefix), checked to be a style_cgan whose files agree."""
+    dir, a checkpoint prefix, or the name of a shipped char+writer model: its run), checked to
+    be a style_cgan whose files agree."""
     try:
-        model_dir, prefix = run_dir.resolve_checkpoint(init)
+        model_dir, prefix = run_dir.resolve_checkpoint(shipped.resolve_run(init))
     except run_dir.NoCheckpointError as e:
         raise AdaptError(f"--init={e}; train the base model first (or pass a checkpoint "
                          f"prefix)") from None

@@ -18,10 +18,11 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hwgan app", description="A page on this computer: print the sheets, upload "
         "photos of them, review the letters, make a hand, write a letter and download it.")
-    p.add_argument("--model", required=True, help="export directory (a stylegan export makes "
-                   "hands from the sheets in seconds)")
+    p.add_argument("--model", required=True, help="a shipped model's name or an export "
+                   "directory (a stylegan model makes hands from the sheets in seconds)")
     p.add_argument("--base", default="", help="a trained char+writer (style_cgan) run "
-                   "directory: offers the better method, adapting it to the sheets (minutes)")
+                   "directory or shipped model name: offers the better method, adapting it to "
+                   "the sheets (minutes)")
     p.add_argument("--data", default=None, help="where hands and sheets are kept (default: "
                    f"{default_data_dir()})")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, "

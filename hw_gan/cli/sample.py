@@ -13,7 +13,8 @@ from hw_gan.render.grid import write_sample_grid
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwgan sample", description="Draw a grid of glyphs "
                                 "(rows: writers, columns: characters) from an exported model.")
-    p.add_argument("--model", required=True, help="export directory (NAME or NAME/VERSION)")
+    p.add_argument("--model", required=True, help="a shipped model's name (`hwgan models`) or "
+                   "an export directory (NAME or NAME/VERSION)")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--chars", default="", help="characters (default: the whole charset)")
     p.add_argument("--writers", default="", help="comma-separated writer names (default: 8)")

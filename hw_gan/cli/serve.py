@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwgan serve", description="Serve an exported model over "
                                 "TF Serving's REST API (/v1/models/NAME:predict, metadata, "
                                 "status) plus :write (text -> PNG/PDF/SVG).")
-    p.add_argument("--model", required=True, help="export directory (NAME or NAME/VERSION)")
+    p.add_argument("--model", required=True, help="a shipped model's name (`hwgan models`) or "
+                   "an export directory (NAME or NAME/VERSION)")
     p.add_argument("--model_name", "--model-name", dest="model_name",
                    help="name in the URLs (default: the export's directory name)")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default 127.0.0.1; "

@@ -5,9 +5,9 @@
   hwgan style mix alice.style bob.style --model export/unipen_stylegan_cpu --layers 3-6 \\
       --out mix.png [--chars "Handwriting"] [--save mixed.style]
 
---model is a stylegan run directory (config.json + checkpoints: every method and feature) or
-its export (SavedModel: the encoder and encoder+projection through its `extract_style`
-signature). --samples is a dataset directory (e.g. from `hwgan extract` of template sheets;
+--model is a stylegan run directory (config.json + checkpoints: every method and feature), its
+export (SavedModel: the encoder and encoder+projection through its `extract_style` signature)
+or a shipped stylegan model's name (`hwgan models`; its export). --samples is a dataset directory (e.g. from `hwgan extract` of template sheets;
 --writer picks one writer when it holds several) or a folder of glyph images named
 "<char>_<anything>.png" (U+XXXX for characters a file name cannot hold).
 """
@@ -42,8 +42,8 @@ class _ExportStyles:
         missing = [n for n in (sig.EXTRACT_STYLE, sig.GLYPHS_WITH_STYLE, sig.MEAN_STYLE)
                    if n not in self.loaded.signatures]
         if missing:
-            raise StyleError(f"{path} is a {self.loaded.family} export without style signatures "
-                             f"({', '.join(missing)}); style needs a stylegan model")
+            raise StyleError(f"{self.loaded.path} is a {self.loaded.family} export without style "
+                             f"signatures ({', '.join(missing)}); style needs a stylegan model")
         mean = self.loaded.signatures[sig.MEAN_STYLE]()["style"].numpy()
         self.charset = list(self.loaded.charset)
         self.resolution = int(self.loaded.resolution)
@@ -127,7 +127,8 @@ def _load_samples(args, charset, resolution):
 def _extract(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="hwgan style extract",
                                 description="Extract a portable style file from a few glyphs.")
-    p.add_argument("--model", required=True, help="stylegan run directory or export")
+    p.add_argument("--model", required=True, help="stylegan run directory, export or "
+                   "shipped model name")
     p.add_argument("--samples", required=True, help="dataset directory or folder of glyph images")
     p.add_argument("--writer", help="writer to take from a dataset with several")
     p.add_argument("--out", required=True, help="style file to write (e.g. alice.style)")
@@ -196,7 +197,8 @@ def _mix(argv: Sequence[str]) -> int:
         "write a PNG grid (rows: A, B, A+B's layers, B+A's layers).")
     p.add_argument("a")
     p.add_argument("b")
-    p.add_argument("--model", required=True, help="stylegan run directory or export")
+    p.add_argument("--model", required=True, help="stylegan run directory, export or "
+                   "shipped model name")
     p.add_argument("--layers", default="fine", help="layers taken from B: 3-6, 0,1,2, fine, "
                    "coarse (default fine)")
     p.add_argument("--out", required=True, help="PNG grid to write")

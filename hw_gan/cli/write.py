@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from data_pipeline.atomic import check_output
+from hw_gan import shipped
 from hw_gan.cli import errors
 from hw_gan.export import load_export
 from hw_gan.layout import MISSING_MODES, page_params
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         "generated glyph; the same --seed gives the same pages.")
     p.add_argument("text", nargs="?", help="the text (or use --text-file)")
     p.add_argument("--text-file", help="read the text from this UTF-8 file ('-' = stdin)")
-    p.add_argument("--model", required=True, help="export directory (NAME or NAME/VERSION)")
+    p.add_argument("--model", required=True, help="a shipped model's name (`hwgan models`) or "
+                   "an export directory (NAME or NAME/VERSION)")
     p.add_argument("--writer", help="writer name (families with writers; see the export's "
                    "assets/writers.txt)")
     p.add_argument("--style", help="a style file from `hwgan style extract` (stylegan models): "
@@ -127,12 +129,13 @@ def write_main(argv: Sequence[str]) -> int:
         text = _read_text(args)
         if not text.strip():
             raise ValueError("the text is empty: nothing to write")
-        if not os.path.exists(args.model):
+        model_path = shipped.resolve_export(args.model)  # a shipped model's name, or a path
+        if not os.path.exists(model_path):
             raise FileNotFoundError(f"model directory {args.model} does not exist")
         format_for(args.out, args.format)  # a bad suffix fails before the model loads
         check_output(args.out, args.overwrite, "--out")  # and so does a bad --out
         _check_page(args)
-        model = load_export(args.model)
+        model = load_export(model_path)
         result = render_text(
             model, text, writer=args.writer, out=args.out, format=args.format, seed=args.seed,
             page=args.page, dpi=args.dpi, x_height_mm=args.x_height, margin_mm=args.margin,

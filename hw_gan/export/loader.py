@@ -1,7 +1,8 @@
 """Loading an export back, in any process (TensorFlow only; no Keras): `load_export` takes
 `.../name` (its highest numeric version) or `.../name/version` and gives a `LoadedExport`, which
 draws glyphs through the built-in signatures and checks chars and writers by name first
-(`check_known`), with the messages of hw_gan.export.names."""
+(`check_known`), with the messages of hw_gan.export.names. A shipped model's name
+(hw_gan.shipped) loads that model."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from data_pipeline.atomic import PathLike
 from data_pipeline.charset import Charset
+from hw_gan import shipped
 from hw_gan.export.names import (FORMAT_VERSION, GLYPHS, GLYPHS_BY_ID, METADATA, METADATA_FILE,
                                  UNKNOWN_CHAR_MESSAGE, UNKNOWN_WRITER_MESSAGE,
                                  UNTRAINED_WRITER_MESSAGE, UNTRAINED_WRITERS_KEY,
@@ -27,8 +29,10 @@ def _is_saved_model(path: Path) -> bool:
 
 
 def resolve_export_path(path: PathLike) -> Path:
-    """`.../name/version` as it is, or `.../name` -> its highest numeric version directory."""
-    path = Path(path)
+    """`.../name/version` as it is, or `.../name` -> its highest numeric version directory; a
+    bare name that is not a path -> that shipped model's export (hw_gan.shipped: an unknown name
+    lists the shipped ones, a damaged shipped model names its file)."""
+    path = shipped.resolve_export(path)
     if not path.exists():
         raise FileNotFoundError(f"export path {path} does not exist")
     if not path.is_dir():

@@ -115,8 +115,9 @@ def restore_trainer(model_dir: PathLike, checkpoint: Optional[str] = None,
                     run: Optional[tuple[config_lib.ExperimentConfig, dict]] = None):
     """The trainer of the run in `model_dir` (make_trainer: its family's, under the current
     distribution strategy) with `checkpoint` restored (default: the latest one); every object
-    of the model must be in the checkpoint. `run`: (cfg, info) when load_run_config has already
-    been read. The config's model_dir is set to `model_dir` (a moved run still reads its own
+    of the model must be in the checkpoint (a models-only checkpoint, `model_checkpoint`,
+    restores the models and leaves the optimizers fresh). `run`: (cfg, info) when
+    load_run_config has already been read. The config's model_dir is set to `model_dir` (a moved run still reads its own
     checkpoints)."""
     model_dir = Path(model_dir)
     cfg, info = run if run is not None else load_run_config(model_dir)
@@ -126,8 +127,19 @@ def restore_trainer(model_dir: PathLike, checkpoint: Optional[str] = None,
                 "resolution": info.get("resolution"), "splits": {}}
     trainer = make_trainer(cfg, tf.distribute.get_strategy(), manifest)
     try:
-        trainer.checkpoint.restore(prefix).assert_existing_objects_matched()
+        full = has_optimizer_state(prefix)
+        ckpt = trainer.checkpoint if full else trainer.model_checkpoint()
+        ckpt.restore(prefix).assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         raise RunDirError(f"cannot restore {prefix} into the model its {CONFIG_FILE} "
                           f"describes: {str(e)[:300]}") from None
+    if not full:  # a models-only checkpoint: the raw generator starts as the EMA one
+        for v, ema_v in zip(trainer.generator.weights, trainer.ema_generator.weights):
+            v.assign(ema_v)
     return trainer
+
+
+def has_optimizer_state(prefix: str) -> bool:
+    """Whether a checkpoint holds the optimizers (a training checkpoint) or only the models
+    (`trainer.model_checkpoint()`, as shipped models carry)."""
+    return any(name.startswith("g_opt/") for name, _ in tf.train.list_variables(prefix))

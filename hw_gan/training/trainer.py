@@ -101,6 +101,16 @@ class GANTrainer:
 
     group_size = 1  # consecutive examples of a batch from one writer (see make_dataset)
 
+    def model_checkpoint(self) -> tf.train.Checkpoint:
+        """The trained models without the optimizers' state or the raw generator: the EMA
+        generator, the discriminator, its auxiliary heads, the family's extra models and the
+        step, under the names `checkpoint` gives them. What a shipped base holds (hw_gan.shipped;
+        adaptation starts from the EMA generator); `run_dir.restore_trainer` reads either."""
+        return tf.train.Checkpoint(
+            discriminator=self.discriminator,
+            **{f"aux_{k}": head for k, (head, _) in self.aux_heads.items()},
+            ema_generator=self.ema_generator, step=self.step, **self.extra)
+
     # ---------------------------------------------------------------------------------------
     def _optimizer(self, lr: float):
         t = self.cfg.train
