@@ -11,7 +11,8 @@ setup(
     python_requires=">=3.11,<3.13",
     packages=find_packages(include=["hw_gan", "hw_gan.*", "data_pipeline", "data_pipeline.*"]),
     py_modules=["train_main"],
-    package_data={"hw_gan.app": ["static/*"]},
+    # Shipped models (hw_gan/shipped/<name>/: model.json, MODEL_CARD.md, the SavedModel, run/).
+    package_data={"hw_gan.app": ["static/*"], "hw_gan.shipped": ["*/**/*", "*/*"]},
     install_requires=[
         "tensorflow==2.21.0",
         "keras==3.15.1",

@@ -11,6 +11,11 @@
   hwgan style extract --model runs/unipen_stylegan_cpu --samples data/alice --out alice.style
   hwgan style mix alice.style bob.style --model export/unipen_stylegan_cpu --out mix.png
   hwgan app --model export/unipen_stylegan_cpu [--base runs/...] [--port 8080] [--data DIR]
+  hwgan models                                             (the shipped models, by name)
+  hwgan writers --model unipen_hands --out gallery.pdf     (each writer's name and hand)
+  hwgan ship runs/RUN --export export/RUN --name NAME      (developers: package a shipped model)
+
+--model (and --init, --base) take a shipped model's name where no such path exists.
 
 Any command takes --debug: an error then shows its traceback (else it is one line on stderr).
 
@@ -38,6 +43,9 @@ COMMANDS = {
     "serve": "hw_gan.cli.serve:serve_main",
     "style": "hw_gan.cli.style:style_main",
     "app": "hw_gan.cli.app:app_main",
+    "models": "hw_gan.cli.models:models_main",
+    "writers": "hw_gan.cli.models:writers_main",
+    "ship": "hw_gan.cli.ship:ship_main",
 }
 
 

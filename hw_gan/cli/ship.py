@@ -1,0 +1,396 @@
+"""`hwgan ship` (for developers): package a finished run and its export as a shipped model.
+
+  hwgan ship runs/unipen_style_cgan_cpu --export export/unipen_style_cgan_cpu --name unipen_hands
+  hwgan ship runs/unipen_stylegan_cpu --export export/unipen_stylegan_cpu --name unipen_styles \\
+      [--root DIR] [--overwrite] [--command "python train_main.py ..."] [--training_time "..."]
+
+Writes `<root>/<name>/` (default root: hw_gan/shipped, or $HWGAN_SHIPPED_MODELS) as hw_gan.shipped
+describes it: the export as version 1; for a char+writer model also `run/` (config.json,
+dataset.json with the writers it never trained, one checkpoint of the models without optimizer
+state, which is what adaptation's --init reads); model.json (sizes and sha256 of every file) and
+MODEL_CARD.md (from the run's config.json and eval.json). Variable files larger than the per-file
+limit are split into shards; any other file over it fails, naming the file. The folder appears
+whole or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from data_pipeline import atomic
+from data_pipeline.progress import format_seconds
+from hw_gan import shipped
+from hw_gan.adaptation.data import UNTRAINED_KEY
+from hw_gan.cli import errors
+from hw_gan.export import load_export
+from hw_gan.training import run_dir
+from hw_gan.training.trainer import CHECKPOINT_DIR
+
+LICENCE = "CC-BY-4.0"
+MAX_GAP_S = 600.0  # training time: gaps between summaries longer than this are pauses
+WEAK_BELOW = 0.9  # per-character legibility ratio under which a character is weak
+WEAK_SHOWN = 12
+
+CARD = """\
+# {name}: {title}
+
+A trained {family} model of handwriting, shipped with hwgan. Use it by name:
+`hwgan write --model {name} ...` (see `hwgan models` and the README, "Write in a real hand
+now").
+
+| | |
+| --- | --- |
+| family | {family} |
+| writers | {writers} ({untrained} more rows never trained, refused by name) |
+| characters | {num_chars}: `{charset}` |
+| glyph size | {resolution} x {resolution} px |
+| size on disk | {size} |
+| training steps | {step} |
+| training time on this machine | {training_time} |
+| licence | {licence} |
+{run_row}
+## Data and licence
+
+Trained on UNIPEN train_r01_v07 (isolated characters: categories 1a digits, 1b upper case, 1c lower
+case, 1d symbols), published on Zenodo as doi:10.5281/zenodo.1195803 under the Creative Commons
+Attribution 4.0 International licence (CC BY 4.0). The model is a work derived from that data and
+is shared under the same licence; cite the data as:
+
+> I. Guyon, L. Schomaker, R. Plamondon, M. Liberman, S. Janet, "UNIPEN project of on-line data
+> exchange and recognizer benchmarks", Proceedings of the 12th International Conference on
+> Pattern Recognition (ICPR), 1994. Data: doi:10.5281/zenodo.1195803 (CC BY 4.0).
+
+## How it was trained
+
+```bash
+{command}
+```
+
+The resolved configuration (the run's config.json, trimmed to what defines the model and its
+training):
+
+```json
+{config}
+```
+
+## Evaluation
+
+From the run's eval.json (step {eval_step}); how each figure is measured: docs/results.md.
+
+{evaluation}
+
+## Weak characters
+
+{weak}
+
+## Intended use
+
+Writing notes, letters and cards in a real person's hand for people who can no longer write by
+hand: in one of the shipped writers' hands, in a hand taken from a few of a person's own glyphs,
+or (char+writer models) as the base a person's own template sheets are added to.
+
+## Limitations
+
+- Glyphs are {resolution} x {resolution} px, traced to vector outlines for SVG and PDF: fine
+  strokes and small details of a hand are lost, and large print shows the tracing.
+- Every character is an isolated glyph placed on a baseline: there are no joins, so cursive
+  hands come out as print.
+- The character set is Latin only (ASCII letters, digits and the 32 UNIPEN symbols); other
+  characters follow `--missing` (error, skip, box or a similar character).
+- The writers are the volunteers of the UNIPEN collection (1990s, mostly North American and
+  European labs), writing isolated characters into boxes on a tablet; a hand in this model is
+  how they wrote on that tablet, not on paper.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hwgan ship", description="Package a finished run and its "
+                                "export as a shipped model (developers).")
+    p.add_argument("run", help="the finished run directory (config.json, dataset.json, "
+                   "eval.json, checkpoints/)")
+    p.add_argument("--export", help="its export (NAME or NAME/VERSION; default: the run's "
+                   "--export_dir/--export_name)")
+    p.add_argument("--name", required=True, help="the shipped name, e.g. unipen_hands")
+    p.add_argument("--title", default="", help="a one-line description for the card")
+    p.add_argument("--root", help=f"where shipped models live (default: ${shipped.ROOT_ENV} or "
+                   "the package's hw_gan/shipped)")
+    p.add_argument("--command", default="", help="the command that trained the run (default: "
+                   "train_main.py with configs/<run name>.cfg when that config exists)")
+    p.add_argument("--training_time", "--training-time", dest="training_time", default="",
+                   help="how long training took on this machine (default: summed from the "
+                   "run's summaries, pauses left out)")
+    p.add_argument("--licence", default=LICENCE)
+    p.add_argument("--max_file_mb", "--max-file-mb", dest="max_file_mb", type=float,
+                   default=shipped.MAX_FILE_BYTES / 1e6, help="largest file allowed (MB)")
+    p.add_argument("--no_run", "--no-run", dest="no_run", action="store_true",
+                   help="ship the export only (a char+writer model then cannot be adapted)")
+    p.add_argument("--overwrite", action="store_true", help="replace a shipped model of that name")
+    return p
+
+
+# -------------------------------------------------------------------------------------------
+# Variable bundles (a checkpoint, a SavedModel's variables/) split into shards.
+
+
+def reshard_bundle(prefix: Path, max_bytes: int) -> int:
+    """Rewrites the tensor bundle at `prefix` (prefix.index + prefix.data-*) as shards of at
+    most `max_bytes` of tensor data each; returns the number of shards. A single tensor larger
+    than that is a ValueError naming it. The result reads like any sharded TF checkpoint."""
+    reader = tf.train.load_checkpoint(str(prefix))
+    dtypes = reader.get_variable_to_dtype_map()
+    tensors = {k: reader.get_tensor(k) for k in sorted(dtypes)}
+    groups, size = [[]], 0
+    for key, value in tensors.items():
+        nbytes = getattr(value, "nbytes", len(value) if isinstance(value, bytes) else 8)
+        if nbytes > max_bytes:
+            raise ValueError(f"{prefix}.data-*: the tensor {key} alone is {nbytes / 1e6:.1f} "
+                             f"MB, over the {max_bytes / 1e6:g} MB limit per file")
+        if groups[-1] and size + nbytes > max_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(key)
+        size += nbytes
+    if len(groups) == 1:
+        return 1
+    for old in prefix.parent.glob(prefix.name + ".*"):
+        old.unlink()
+    tmp = prefix.parent / f".{prefix.name}.shards"
+    tmp.mkdir()
+    parts = []
+    for i, keys in enumerate(groups):
+        part = str(tmp / f"part-{i:05d}")
+        tf.raw_ops.SaveV2(prefix=part, tensor_names=keys, shape_and_slices=[""] * len(keys),
+                          tensors=[tf.constant(tensors[k], dtype=dtypes[k]) for k in keys])
+        parts.append(part)
+    tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=parts, destination_prefix=str(prefix),
+                                  delete_old_dirs=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return len(groups)
+
+
+def _split_large(folder: Path, limit: int) -> None:
+    """Every variable bundle of `folder` with a data file over `limit`, resharded (a margin
+    keeps each shard's file, with its alignment, under the limit)."""
+    prefixes = {p.with_name(p.name.split(".data-")[0])
+                for p in folder.rglob("*.data-*-of-*") if p.stat().st_size > limit}
+    for prefix in sorted(prefixes):
+        try:
+            reshard_bundle(prefix, int(limit * 0.9))
+        except ValueError as e:  # name the file inside the model, not the staging folder
+            raise ValueError(str(e).replace(str(folder) + "/", "") + "; nothing was shipped") \
+                from None
+
+
+def _check_sizes(folder: Path, limit: int, variables: bool = True) -> None:
+    """ValueError naming the first file over `limit` (variable files only when `variables`)."""
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if not variables and ".data-" in path.name:
+            continue
+        size = path.stat().st_size
+        if size > limit:
+            raise ValueError(f"{path.relative_to(folder)} is {size / 1e6:.1f} MB, over the "
+                             f"{limit / 1e6:g} MB limit per file in git (it cannot be split: "
+                             f"only variable files are); nothing was shipped")
+
+
+# -------------------------------------------------------------------------------------------
+# The run's files.
+
+
+def _ship_run(run: Path, out: Path, untrained: Sequence[str]) -> int:
+    """out/run: config.json, dataset.json (+ untrained writers), one models-only checkpoint;
+    returns its step."""
+    trainer = run_dir.restore_trainer(run)
+    step = int(trainer.step.numpy())
+    ckpt_dir = out / CHECKPOINT_DIR
+    ckpt_dir.mkdir(parents=True)
+    ckpt = trainer.model_checkpoint()
+    ckpt.save_counter  # noqa: B018 -- created now so that it is written (restore expects it)
+    ckpt.write(str(ckpt_dir / f"ckpt-{step}"))
+    (ckpt_dir / "checkpoint").write_text(f'model_checkpoint_path: "ckpt-{step}"\n'
+                                         f'all_model_checkpoint_paths: "ckpt-{step}"\n')
+    shutil.copyfile(run / run_dir.CONFIG_FILE, out / run_dir.CONFIG_FILE)
+    info = json.loads((run / run_dir.DATASET_FILE).read_text(encoding="utf-8"))
+    info[UNTRAINED_KEY] = list(untrained)
+    (out / run_dir.DATASET_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    return step
+
+
+def training_seconds(run: Path) -> Optional[float]:
+    """Seconds of training summed from the run's training summaries (consecutive events less
+    than MAX_GAP_S apart; a resumed run's pause is left out); None without summaries."""
+    times = []
+    for path in run.rglob("events.out.tfevents.*"):
+        if "eval" in path.relative_to(run).parts:
+            continue
+        try:
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                times.append(event.wall_time)
+        except tf.errors.DataLossError:  # a file cut short by a kill: what was read counts
+            pass
+    times.sort()
+    if len(times) < 2:
+        return None
+    return float(sum(b - a for a, b in zip(times, times[1:]) if b - a < MAX_GAP_S))
+
+
+def _command(run: Path, given: str) -> str:
+    if given:
+        return given
+    cfg = Path("configs") / f"{run.name}.cfg"
+    if cfg.is_file():
+        return f"python train_main.py --flagfile={cfg.as_posix()}  # + the data flags it names"
+    return f"(not recorded: the run's configuration is below; {run}/config.json)"
+
+
+# -------------------------------------------------------------------------------------------
+# The card.
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def evaluation_lines(ev: dict) -> str:
+    """Markdown bullet lines of eval.json's headline figures."""
+    if not ev:
+        return "No eval.json in the run: not evaluated."
+    lines = []
+    leg = ev.get("legibility", {})
+    if "ratio" in leg:
+        lines.append(f"- legibility ratio (generated / real held-out accuracy of the character "
+                     f"judge): **{_fmt(leg['ratio'])}** (target >= 0.95)")
+    wm = ev.get("writer_match")
+    if isinstance(wm, dict) and "generated" in wm:
+        chance = wm.get("chance")
+        ratio = f" = {wm['generated'] / chance:.1f}x chance" if chance else ""
+        lines.append(f"- writer match: **{_fmt(wm['generated'])}**{ratio} (target >= 20x; real "
+                     f"glyphs {_fmt(wm.get('real', '?'))})")
+    for key in ("fid", "kid"):
+        if key in ev:
+            lines.append(f"- {key.upper()} in the judge's feature space: {_fmt(ev[key])}")
+    return "\n".join(lines) or "eval.json holds no headline figures."
+
+
+def weak_characters(ev: dict) -> tuple[list[tuple[str, float]], str]:
+    """(weak characters with their legibility ratio, the card's paragraph) from eval.json's
+    per-character legibility."""
+    per = (ev.get("legibility") or {}).get("per_char") or {}
+    if not per:
+        return [], ("Not measured: the run's eval.json has no per-character legibility. Run "
+                    "`python train_main.py --flagfile=... --mode=evaluate` and ship again.")
+    ranked = sorted(((c, float(r)) for c, r in per.items() if r is not None),
+                    key=lambda item: (item[1], item[0]))
+    weak = [(c, r) for c, r in ranked if r < WEAK_BELOW]
+    if not weak:
+        worst = ", ".join(f"`{c}` {r:.2f}" for c, r in ranked[:5])
+        return [], (f"None under a legibility ratio of {WEAK_BELOW}; the lowest: {worst}.")
+    shown = ", ".join(f"`{c}` {r:.2f}" for c, r in weak[:WEAK_SHOWN])
+    more = f" and {len(weak) - WEAK_SHOWN} more" if len(weak) > WEAK_SHOWN else ""
+    return weak, (f"{len(weak)} of {len(ranked)} characters have a legibility ratio under "
+                  f"{WEAK_BELOW} (the character judge reads them less often than real glyphs): "
+                  f"{shown}{more}. Expect these to be misread more often; `--missing` does not "
+                  f"replace them.")
+
+
+def _card_config(cfg_json: dict) -> str:
+    keep = {k: cfg_json[k] for k in ("model", "train", "data") if k in cfg_json}
+    return json.dumps(keep, indent=1, sort_keys=True)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+# -------------------------------------------------------------------------------------------
+
+
+def ship(run: Path, export: Optional[str], name: str, root: Path, *, title: str = "",
+         command: str = "", training_time: str = "", licence: str = LICENCE,
+         max_file_bytes: int = shipped.MAX_FILE_BYTES, include_run: bool = True,
+         overwrite: bool = False) -> Path:
+    """Writes root/name (see the module docstring); returns it."""
+    if not shipped.is_name(name):
+        raise ValueError(f"--name {name!r}: a shipped name is letters, digits, '_', '-', '.'")
+    cfg, _ = run_dir.load_run_config(run)
+    cfg_json = json.loads((run / run_dir.CONFIG_FILE).read_text(encoding="utf-8"))
+    if not export:
+        export = str(Path(cfg.runtime.export_dir) / (cfg.runtime.export_name or run.name))
+    loaded = load_export(export)
+    with_run = include_run and loaded.family == "style_cgan"
+    eval_path = run / "eval.json"
+    ev = json.loads(eval_path.read_text(encoding="utf-8")) if eval_path.is_file() else {}
+    seconds = training_seconds(run)
+    time_text = training_time or (f"{format_seconds(seconds)} of training steps (summed from "
+                                  f"the run's summaries)" if seconds else "not recorded")
+    with atomic.atomic_dir(root / name, overwrite=overwrite) as tmp:
+        shutil.copytree(loaded.path, tmp / "1")
+        step = _ship_run(run, tmp / shipped.RUN_DIR, loaded.untrained_writers) if with_run \
+            else int(ev.get("step", 0))
+        _check_sizes(tmp, max_file_bytes, variables=False)  # what cannot be split fails first
+        _split_large(tmp, max_file_bytes)
+        _check_sizes(tmp, max_file_bytes)
+        files = {p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size,
+                                                 "sha256": shipped.file_digest(p)}
+                 for p in sorted(tmp.rglob("*")) if p.is_file()}
+        size = sum(f["bytes"] for f in files.values())
+        weak, weak_text = weak_characters(ev)
+        trained = loaded.trained_writers() if loaded.uses_writer else ()
+        card = CARD.format(
+            name=name, title=title or f"{loaded.family}, {len(trained)} UNIPEN writers",
+            family=loaded.family, writers=len(trained) if loaded.uses_writer else
+            "none (a style is taken from a person's glyphs)",
+            untrained=len(loaded.untrained_writers), num_chars=len(loaded.charset),
+            charset="".join(loaded.charset).replace("`", "'"), resolution=loaded.resolution,
+            size=_size(size), step=step, training_time=time_text, licence=licence,
+            run_row=("| adaptation base | yes: `--init=" + name + "` and `hwgan app --base " +
+                     name + "` |\n") if with_run else "",
+            command=_command(run, command), config=_card_config(cfg_json),
+            eval_step=ev.get("step", "?"), evaluation=evaluation_lines(ev), weak=weak_text)
+        (tmp / shipped.CARD_FILE).write_text(card, encoding="utf-8")
+        info = {
+            "format_version": shipped.FORMAT_VERSION, "name": name, "title": title,
+            "family": loaded.family, "resolution": loaded.resolution,
+            "writers": len(trained), "untrained_writers": len(loaded.untrained_writers),
+            "num_chars": len(loaded.charset), "licence": licence, "export_version": 1,
+            "run": with_run, "step": step, "training_seconds": seconds,
+            "legibility": (ev.get("legibility") or {}).get("ratio"),
+            "weak_chars": [c for c, _ in weak],
+            "shipped": datetime.date.today().isoformat(), "source_run": str(run),
+            "files": files,
+        }
+        (tmp / shipped.MODEL_FILE).write_text(json.dumps(info, indent=1) + "\n",
+                                              encoding="utf-8")
+    return root / name
+
+
+def ship_main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(list(argv))
+    try:
+        if args.max_file_mb <= 0:
+            raise ValueError("--max_file_mb must be > 0")
+        out = ship(Path(args.run), args.export, args.name,
+                   Path(args.root) if args.root else shipped.root(), title=args.title,
+                   command=args.command, training_time=args.training_time,
+                   licence=args.licence, max_file_bytes=int(args.max_file_mb * 1e6),
+                   include_run=not args.no_run, overwrite=args.overwrite)
+    except (ValueError, OSError) as e:
+        return errors.report(e)
+    info = json.loads((out / shipped.MODEL_FILE).read_text(encoding="utf-8"))
+    total = sum(f["bytes"] for f in info["files"].values())
+    largest = max(info["files"].items(), key=lambda item: item[1]["bytes"])
+    print(f"{out}: {info['family']}, {info['writers']} writers, {len(info['files'])} files, "
+          f"{_size(total)} (largest {largest[0]}, {_size(largest[1]['bytes'])})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(ship_main(sys.argv[1:]))
