@@ -13,6 +13,7 @@ setup(
     py_modules=["train_main"],
     # Shipped models (hw_gan/shipped/<name>/: model.json, MODEL_CARD.md, the SavedModel, run/).
     package_data={"hw_gan.app": ["static/*"], "hw_gan.shipped": ["*/**/*", "*/*"]},
+    exclude_package_data={"hw_gan.shipped": ["__pycache__/*"]},
     install_requires=[
         "tensorflow==2.21.0",
         "keras==3.15.1",
