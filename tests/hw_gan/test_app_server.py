@@ -7,23 +7,22 @@ one job at a time and a job that dies, and writing text with characters the hand
 
 from __future__ import annotations
 
+import asyncio
 import http.client
-import io
 import json
 import struct
 import threading
 import time
-import uuid
 import zlib
 from pathlib import Path
 
-import asyncio
 import cv2
 import numpy as np
 import pytest
 
 from hw_gan.app import server as server_lib
 from hw_gan.app import studio as studio_lib
+from tests.hw_gan.app_models import multipart
 
 CHARSET = "abcde"
 
@@ -96,15 +95,8 @@ def _call(app, method, path, body=b"", headers=None, ctype="application/json"):
 
 def _upload(app, files, path="/api/uploads", field="files"):
     """POSTs files [(name, bytes)] as multipart form data."""
-    boundary = uuid.uuid4().hex
-    buf = io.BytesIO()
-    for name, data in files:
-        buf.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-                  f'filename="{name}"\r\nContent-Type: image/png\r\n\r\n'.encode())
-        buf.write(data + b"\r\n")
-    buf.write(f"--{boundary}--\r\n".encode())
-    return _call(app, "POST", path, buf.getvalue(),
-                 ctype=f"multipart/form-data; boundary={boundary}")
+    body, ctype = multipart(files, field)
+    return _call(app, "POST", path, body, ctype=ctype)
 
 
 def _png(w, h) -> bytes:
