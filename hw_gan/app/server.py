@@ -160,6 +160,9 @@ def build_app(studio: Studio, *, max_files: int = 12, max_upload_mb: float = 25.
         try:
             form = await request.form(max_files=max_files, max_fields=max_files + 4)
         except Exception as e:  # the multipart parser's own limits (too many files, ...)
+            if "too many files" in str(e).lower():
+                return _error(413, f"too many files: this app takes at most {max_files} at once "
+                                   "(--max_files)")
             return _error(400, f"the upload could not be read: {e}")
         files = [f for f in form.getlist(field) if isinstance(f, UploadFile)]
         if not files:
@@ -295,9 +298,9 @@ def build_app(studio: Studio, *, max_files: int = 12, max_upload_mb: float = 25.
     return app, guard
 
 
-def serve(studio: Studio, host: str, port: int, *, ready=None, **kw) -> None:
-    """Binds (host, port) (0: a free port) and serves until interrupted; ready(url) is called
-    once listening."""
+def make_server(studio: Studio, host: str, port: int, **kw):
+    """(uvicorn.Server, its bound socket, the page's URL) for (host, port) (0: a free port);
+    kw: build_app's limits. `serve` runs it; tests run it in a thread."""
     import uvicorn
 
     _, guard = build_app(studio, **kw)
@@ -308,8 +311,14 @@ def serve(studio: Studio, host: str, port: int, *, ready=None, **kw) -> None:
     guard.bound = (host, sock.getsockname()[1])
     config = uvicorn.Config(guard, log_level="warning", access_log=False,
                             limit_concurrency=64, timeout_keep_alive=30)
-    server = uvicorn.Server(config)
+    url_host = f"[{host}]" if ":" in host else host
+    return uvicorn.Server(config), sock, f"http://{url_host}:{guard.bound[1]}"
+
+
+def serve(studio: Studio, host: str, port: int, *, ready=None, **kw) -> None:
+    """Binds (host, port) (0: a free port) and serves until interrupted; ready(url) is called
+    once listening."""
+    server, sock, url = make_server(studio, host, port, **kw)
     if ready is not None:
-        url_host = f"[{host}]" if ":" in host else host
-        ready(f"http://{url_host}:{guard.bound[1]}")
+        ready(url)
     asyncio.run(server.serve(sockets=[sock]))

@@ -121,6 +121,8 @@ class Sheets:
         out = {"file": display_name, "status": "ok"}
         if entry["status"] != "ok":
             why = entry.get("error", "it could not be read")
+            if why.startswith("image too large"):
+                why += f" (this app's limit: --max_megapixels {self.max_pixels / 1e6:g})"
             if "markers_found" in entry and not entry["markers_found"]:
                 why = ("no sheet found in this picture: the four black corner squares of a "
                        "sheet must all be visible")

@@ -32,7 +32,10 @@ Rules (all lengths in x-heights, "xh", unless said otherwise; page y grows downw
     mark, whose band is less than half its typical width), it is scaled down to that width and
     centred vertically in its band (so a "-" is a dash of the usual length and pen width, not a
     thick bar, and a "." a small dot). A substituted
-    character (missing="nearest") is placed as the character drawn, not the one replaced.
+    character (missing="nearest") is placed as the character drawn, not the one replaced. A
+    glyph drawn with no ink (a barely trained model draws them) is placed as an empty box of the
+    character's typical width and band: it takes its room on the line, wraps like any glyph and
+    lands on a page (every requested glyph is placed exactly once), and nothing is drawn.
   * Spacing. Glyphs follow each other with `letter_spacing` between ink boxes; a space adds
     `word_spacing`. Both vary a little per glyph (`spacing_variation`).
   * Variation (all seeded): each line's baseline drifts (a slight tilt plus a slow wave, at most
@@ -42,10 +45,10 @@ Rules (all lengths in x-heights, "xh", unless said otherwise; page y grows downw
     slant=0.2 leans about 11 degrees to the right.
   * Lines and pages. Lines wrap at the text width (`line_width_px`, or the page width minus the
     margins), at spaces; a word longer than a whole line is split where it runs out of room. No
-    glyph's (sheared) ink passes the right edge of the text column. Baselines are
-    `line_spacing` xh apart, paragraphs `paragraph_spacing` lines further; the first baseline of a
-    page is 1.75 xh below the top margin, and a line goes to the next page when its descender
-    room (0.8 xh) would pass the bottom margin. Leading spaces of a wrapped line are dropped.
+    glyph's (sheared) ink box, nor a "skip" gap, passes the right edge of the text column.
+    Baselines are `line_spacing` xh apart, paragraphs `paragraph_spacing` lines further; the
+    first baseline of a page is 1.75 xh below the top margin, and a line goes to the next page
+    when its descender room (0.8 xh) would pass the bottom margin. Leading spaces of a wrapped line are dropped.
 
 Randomness: glyph-level numbers are row `pos % 512` of a block of normals seeded with
 (seed, "glyph", pos // 512), where `pos` counts the non-space tokens of the text; line-level

@@ -203,17 +203,22 @@ class _Layouter:
         else:  # a substitute ("nearest") sits as the character it is
             top, bottom, typical = char_extent(tok.request, p.geometry)
             h, w = (int(v) for v in self.ink_size(tok.index))
-        if h <= 0 or w <= 0:  # a blank glyph: keep its place
-            return _Metric(tok, GAP, 0, 0, typical * xh * size, 0.0, 0.0, gap, 0.0, 0.0, 0.0)
         band = (top - bottom) * xh * size
-        scale = band / h
-        flat = (top - bottom) < 0.5 * typical  # a mark wider than tall, such as "-"
-        max_w = (1.0 if flat else p.max_width) * typical * xh * size
-        if w * scale > max_w:
-            scale = max_w / w
-        width, height = w * scale, h * scale
-        centre = (top + bottom) / 2 * xh * size
-        up = top * xh * size if height >= band - 1e-9 else centre + height / 2
+        if h <= 0 or w <= 0:
+            # A glyph drawn with no ink (a barely trained model can draw them) is still placed:
+            # an empty box of the character's usual width and band, so it takes its room on the
+            # line, wraps like any glyph and lands on a page (nothing is drawn for it).
+            h = w = 0
+            width, height, up = typical * xh * size, band, top * xh * size
+        else:
+            scale = band / h
+            flat = (top - bottom) < 0.5 * typical  # a mark wider than tall, such as "-"
+            max_w = (1.0 if flat else p.max_width) * typical * xh * size
+            if w * scale > max_w:
+                scale = max_w / w
+            width, height = w * scale, h * scale
+            centre = (top + bottom) / 2 * xh * size
+            up = top * xh * size if height >= band - 1e-9 else centre + height / 2
         s = p.slant
         a, b = s * up, s * (up - height)  # shear offsets at the box top and bottom
         return _Metric(tok, tok.kind, h, w, width, height, up, gap, rise, min(a, b),
@@ -237,7 +242,9 @@ def _fits(metrics: Sequence[_Metric], x: float, right: float) -> int:
     """How many glyphs of `metrics`, placed from x, keep their ink left of `right`."""
     n = 0
     for m in metrics:
-        if m.kind != GAP and x + m.ink_right > right + 1e-6:
+        # A gap (missing="skip") takes its width of the line like any glyph: a run of gaps
+        # wraps instead of running off the right edge.
+        if x + (m.width if m.kind == GAP else m.ink_right) > right + 1e-6:
             break
         x += m.width + m.gap_after
         n += 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import zlib
 from pathlib import Path
@@ -34,7 +35,7 @@ import cv2
 import numpy as np
 
 from data_pipeline import atomic
-from hw_gan.layout import BOX, PageLayout, Placement, box_bitmap
+from hw_gan.layout import BOX, GLYPH, PageLayout, Placement, box_bitmap
 
 FORMATS = ("png", "svg", "pdf")
 Color = tuple[int, int, int]
@@ -241,9 +242,15 @@ def pdf_content(page: PageLayout, outlines: Sequence[Sequence[np.ndarray]], dpi:
                 ink: Color, paper: Color) -> bytes:
     """A page's content stream. Coordinates are integers in tenths of a page pixel (y down),
     mapped to points by the first `cm`; each glyph is one even-odd fill (`f*`) of closed cubic
-    curves (the quadratic B-spline of the SVG, raised to cubics)."""
+    curves (the quadratic B-spline of the SVG, raised to cubics). A first comment line says
+    which glyphs the page holds ("% hwgan: glyphs K0-K1, N placed"; blank glyphs are placed but
+    draw nothing), so a reader can check a document holds its whole text."""
     s = 72.0 / dpi
-    out = [f"q {_fmt(s / 10, 6)} 0 0 {_fmt(-s / 10, 6)} 0 {_fmt(page.height * s, 3)} cm"]
+    ks = page.glyph_indices
+    placed = sum(pl.kind == GLYPH for pl in page.placements)
+    span = f"{ks.start}-{ks.stop - 1}" if len(ks) else "none"
+    out = [f"% hwgan: glyphs {span}, {placed} placed",
+           f"q {_fmt(s / 10, 6)} 0 0 {_fmt(-s / 10, 6)} 0 {_fmt(page.height * s, 3)} cm"]
     if paper != (255, 255, 255):
         out.append("%s rg 0 0 %d %d re f" % (_rgb(paper), page.width * 10, page.height * 10))
     out.append("%s rg" % _rgb(ink))
@@ -260,6 +267,21 @@ def pdf_content(page: PageLayout, outlines: Sequence[Sequence[np.ndarray]], dpi:
         out.append("f*")
     out.append("Q")
     return ("\n".join(out) + "\n").encode("ascii")
+
+
+_PDF_SPAN = re.compile(rb"% hwgan: glyphs (?:(\d+)-(\d+)|none), (\d+) placed\n")
+
+
+def pdf_glyph_spans(pdf: bytes) -> list[tuple[int, int, int]]:
+    """Per page of a PDF this module wrote, (first glyph, last glyph, glyphs placed) from its
+    content's first comment (-1, -1, 0 for a page without glyphs)."""
+    spans = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+        m = _PDF_SPAN.match(zlib.decompress(stream))
+        if m:
+            first, last, n = m.groups()
+            spans.append((int(first or -1), int(last or -1), int(n)))
+    return spans
 
 
 def _rgb(c: Color) -> str:

@@ -181,6 +181,56 @@ def test_a_word_longer_than_a_line_is_split():
         assert pl.ink_bounds()[2] <= params.text_right_px + 1e-6
 
 
+class BlankModel(FakeModel):
+    """A barely trained model: every glyph it draws has no ink."""
+
+    def glyphs(self, chars, writers, seed=0):
+        return np.zeros_like(super().glyphs(chars, writers, seed))
+
+
+@pytest.mark.parametrize("ink", ["blank", "normal", "every third blank"])
+def test_every_glyph_lands_on_a_page_blank_or_not(ink):
+    """A glyph drawn with no ink keeps its room on the line: long texts wrap and go on to more
+    pages, and each requested glyph is placed exactly once (a blank style once put a whole
+    letter on one line of one page)."""
+    text = " ".join(["ab de pax"] * 220)
+    plan = plan_text(text, CHARSET)
+    size = {"blank": lambda k: (0, 0), "normal": lambda k: (30, 14),
+            "every third blank": lambda k: (0, 0) if k % 3 == 0 else (30, 14)}[ink]
+    params = _params(slant=0.3)
+    pages = list(layout_pages(plan, size, params, seed=2))
+    assert len(pages) >= 2
+    placed = [pl.index for page in pages for pl in page.placements if pl.kind == GLYPH]
+    assert placed == list(range(len(plan.requests)))
+    for page in pages:
+        assert len(page.lines) > 5
+        for pl in page.placements:
+            assert pl.ink_bounds()[2] <= params.text_right_px + 1e-6
+            assert pl.bottom <= params.page_height_px - params.margin_px[2] + 0.4 * 20.0
+
+
+def test_blank_glyphs_render_as_nothing_on_every_page():
+    text = " ".join(["ab de pax"] * 220)
+    params = layout.page_params("a5", dpi=60, margin_mm=5, x_height_mm=3)
+    pages = list(render.render_pages(BlankModel(), text, writer="w0", params=params))
+    assert len(pages) >= 2
+    assert sum(len(page.placements) for page, _ in pages) == len(text.replace(" ", ""))
+    assert not any(output.rasterize(page, crops).any() for page, crops in pages)
+    pdf, n = output.encode_pages(iter(pages), "pdf", 60, (0, 0, 0), (255, 255, 255))
+    # Each page's content says which glyphs it holds: together, all of them, in order.
+    spans = output.pdf_glyph_spans(pdf)
+    assert len(spans) == n == len(pages)
+    assert [a for a, _, _ in spans] == [0] + [b + 1 for _, b, _ in spans[:-1]]
+    assert sum(n for _, _, n in spans) == spans[-1][1] + 1 == len(text.replace(" ", ""))
+
+
+def test_skipped_characters_take_room_and_wrap():
+    params = _params(line_width_px=150.0)
+    pages = _layout("Z" * 60 + " ab", params, missing="skip")
+    (last,) = [pl for page in pages for pl in page.placements if pl.char == "a"]
+    assert last.line >= 2  # sixty gaps of a letter's width fill lines before "ab"
+
+
 def test_paragraphs_line_breaks_and_pages():
     params = _params(baseline_drift=0.0)
     (page,) = _layout("ab ab\nab\n\nab\n\n\nTe", params)

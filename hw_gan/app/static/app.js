@@ -277,6 +277,15 @@ async function cancelJob() {
   pollJob();
 }
 
+function dropArea(id, take) {
+  // A large labelled target: a click opens the file chooser (its label), files can be dropped.
+  const area = $(id);
+  area.addEventListener("dragover", (e) => { e.preventDefault(); area.classList.add("over"); });
+  area.addEventListener("dragleave", () => area.classList.remove("over"));
+  area.addEventListener("drop", (e) => { e.preventDefault(); area.classList.remove("over");
+                                         take(e.dataTransfer.files); });
+}
+
 async function importHand(file) {
   if (!file) return;
   const fd = new FormData();
@@ -377,11 +386,8 @@ async function start() {
   }
   $("get-sheets").addEventListener("click", getSheets);
   $("files").addEventListener("change", (e) => upload(e.target.files));
-  const drop = $("drop");
-  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over");
-                                         upload(e.dataTransfer.files); });
+  dropArea("drop", (files) => upload(files));
+  dropArea("import-drop", (files) => { if (files.length) importHand(files[0]); });
   $("clear-sheets").addEventListener("click", clearSheets);
   $("make-fast").addEventListener("click", () => makeHand("fast"));
   $("make-better").addEventListener("click", () => makeHand("better"));

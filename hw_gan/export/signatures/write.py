@@ -72,7 +72,7 @@ from hw_gan.layout import CHUNK, INK_THRESHOLD
 
 __all__ = ["WriteParams", "chunk_seed_tf", "default_signatures", "write_signature_builder"]
 
-_KIND_NL, _KIND_SPACE, _KIND_GLYPH, _KIND_GAP = 0, 1, 2, 3
+_KIND_NL, _KIND_SPACE, _KIND_GLYPH = 0, 1, 2
 # Unicode whitespace (other than "\n") that Python's str.isspace accepts, for RE2.
 _OTHER_SPACE = r"[\x{0b}\x{0c}\x{1c}-\x{1f}\x{85}\pZ]"
 
@@ -252,7 +252,7 @@ class _Glyphs(NamedTuple):
 
 class _Tokens(NamedTuple):
     """Per token i of the text (a character, a space or a line break)."""
-    kind: tf.Tensor  # int32: _KIND_NL, _KIND_SPACE, _KIND_GLYPH or _KIND_GAP (a blank glyph)
+    kind: tf.Tensor  # int32: _KIND_NL, _KIND_SPACE or _KIND_GLYPH (blank glyphs included)
     k_of_tok: tf.Tensor  # the glyph index of a glyph token
     width: tf.Tensor  # float64, 0 for spaces and breaks
     up: tf.Tensor
@@ -413,14 +413,15 @@ class _WriteGraph:
         max_w = tf.where(flat, tf.constant(1.0, f64),
                          tf.constant(self.params.max_width, f64)) * typical * xh
         scale = tf.where(safe_w * scale > max_w, max_w / safe_w, scale)
-        g_width = tf.where(has_ink, safe_w * scale, typical * xh)  # a blank glyph keeps a gap
-        g_height = tf.where(has_ink, safe_h * scale, 0.0)
+        # A blank glyph is placed as an empty box of its usual width (layout._Layouter.metric):
+        # it takes its room on the line and wraps like any glyph.
+        g_width = tf.where(has_ink, safe_w * scale, typical * xh)
+        g_height = tf.where(has_ink, safe_h * scale, band)
         centre = (top + bottom) / 2 * xh
         g_up = tf.where(g_height >= band - 1e-9, top * xh, centre + g_height / 2)
-        g_up = tf.where(has_ink, g_up, 0.0)
         sa, sb = slant * g_up, slant * (g_up - g_height)
-        g_ink_l = tf.where(has_ink, tf.minimum(sa, sb), 0.0)
-        g_ink_r = tf.where(has_ink, g_width + tf.maximum(sa, sb), 0.0)
+        g_ink_l = tf.minimum(sa, sb)
+        g_ink_r = g_width + tf.maximum(sa, sb)
         return _Glyphs(images, ink, g_width, g_height, g_up, g_ink_l, g_ink_r)
 
     # -- layout -----------------------------------------------------------------------------------
@@ -436,9 +437,7 @@ class _WriteGraph:
         up = per_token(glyphs.up, tf.constant(0.0, f64))
         ink_l = per_token(glyphs.ink_l, tf.constant(0.0, f64))
         ink_r = per_token(glyphs.ink_r, tf.constant(0.0, f64))
-        kind = tf.where(is_nl, _KIND_NL, tf.where(
-            is_sp, _KIND_SPACE, tf.where(tf.gather(glyphs.ink.has_ink, k_of_tok), _KIND_GLYPH,
-                                         _KIND_GAP)))
+        kind = tf.where(is_nl, _KIND_NL, tf.where(is_sp, _KIND_SPACE, _KIND_GLYPH))
         adv = width + self.gap_px
         prev_g = tf.concat([[False], is_g[:-1]], 0)
         next_g = tf.concat([is_g[1:], [False]], 0)
@@ -455,8 +454,7 @@ class _WriteGraph:
         size = tf.maximum(toks.word_last[i] - i + 1, 1)
         a = tf.slice(toks.adv, [i], [size])
         pos = start + tf.cumsum(a, exclusive=True)
-        fail = (tf.slice(toks.kind, [i], [size]) != _KIND_GAP) & (
-            pos + tf.slice(toks.ink_r, [i], [size]) > right + self.eps_fit)
+        fail = pos + tf.slice(toks.ink_r, [i], [size]) > right + self.eps_fit
         return tf.logical_not(tf.reduce_any(fail))
 
     def layout(self, toks: _Tokens, line_width):
@@ -512,7 +510,7 @@ class _WriteGraph:
         n_lines = tf.where(emit, n_lines + 1, n_lines)
         nonempty = tf.where(emit, False, nonempty)
         # A glyph past the right edge (a word longer than the line) starts a new line.
-        fits = tf.equal(k, _KIND_GAP) | (x + toks.ink_r[i] <= right + self.eps_fit)
+        fits = x + toks.ink_r[i] <= right + self.eps_fit
         split = tok & tf.logical_not(fits) & nonempty
         x = tf.where(split, line_start, x)
         base = tf.where(split, base + pitch, base)
@@ -539,7 +537,8 @@ class _WriteGraph:
     def rasterize(self, glyphs: _Glyphs, toks: _Tokens, tok_x, tok_y, canvas_h, canvas_w):
         """float32 [H, W] canvas. Patches are collected and combined by max in one scatter at the
         end (a canvas carried through the loop would be copied per glyph)."""
-        drawn = tf.cast(tf.where(tf.equal(toks.kind, _KIND_GLYPH))[:, 0], tf.int32)
+        has_ink = tf.gather(glyphs.ink.has_ink, toks.k_of_tok)  # blank glyphs draw nothing
+        drawn = tf.cast(tf.where(tf.equal(toks.kind, _KIND_GLYPH) & has_ink)[:, 0], tf.int32)
         images_f = tf.cast(glyphs.images, tf.float32)
         num_drawn = tf.shape(drawn)[0]
 
