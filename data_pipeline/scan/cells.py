@@ -3,9 +3,10 @@
   1. the cell grid is warped to WORK_DPI and divided by a local paper estimate (a large
      grey-level max filter), which evens out light falloff and shadows; the ratio is
      thresholded: the pale printed guides and borders lie above the threshold and drop out;
-     near the known guide rows the threshold also follows the guide's measured darkness, and
-     long thin horizontal runs there are erased, so guides that printed too dark do not survive
-     either;
+     near the layout's guide rows ink must also be clearly darker than the guide, whose level
+     is measured over the whole page (one cell's ink may cover its guide), so a guide printed
+     too dark drops out while ink lying along it keeps its stroke; ink along a guide that is
+     darker than it but not clearly is kept and the cell flagged suspicious;
   2. per cell, inside the writing area only (the label strip is never looked at): drop specks,
      decide empty / glyph (an empty-looking cell is read again at a looser threshold for faint
      writing), group the ink into clusters (small far-away marks are left out), flag suspicious
@@ -30,6 +31,9 @@ from data_pipeline.schema import Geometry
 
 INK_RATIO = 0.62  # ink: darker than this fraction of the local paper level
 GUIDE_MARGIN = 0.12  # near a guide, ink must also be this much darker than the guide itself
+GUIDE_SEP = 0.06  # ... and pixels this much darker than the guide, but not by the margin, ...
+GUIDE_RUN_X = 0.3  # ... along this many x-heights of it: ink the guide cannot be told from
+GUIDE_RIM_MM = 0.3  # (not counting this far around clearly dark ink: its blurred edge)
 INSET_MM = 0.9  # the writing area is read this far inside the printed cell border
 INK_EDGE = 0.5  # a glyph's edge: where the ink reaches this fraction of the pen's ink level
 MARGIN_FRAC = 0.08  # strokes.fit_transform's default
@@ -126,30 +130,71 @@ def _erase_thin_lines(mask: np.ndarray, rows: range, thick: int) -> None:
     band[:, ~crossing] = False
 
 
-def _ink_components(ns: np.ndarray, threshold: float, guide_rows: Sequence[int],
-                    px_per_mm: float, xh2: float):
+def _guide_band(row: int, height: int, px_per_mm: float) -> range:
+    """The rows of a cell's writing area that a printed guide at `row` may cover (its
+    thickness plus the homography's error)."""
+    guide_px = max(1.0, template_lib.GUIDE_MM * px_per_mm)
+    half = int(math.ceil(guide_px / 2 + 0.4 * px_per_mm))
+    return range(max(0, row - half), min(height, row + half + 1))
+
+
+def _guide_level(ns: np.ndarray, rows: range) -> Optional[float]:
+    """How dark a guide looks in one cell: the median over columns of the darkest pixel of its
+    band (a cell's ink can take most of it: extract_page takes the median over the page)."""
+    if len(rows) == 0:
+        return None
+    return float(np.median(ns[rows.start:rows.stop].min(axis=0)))
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    best = run = 0
+    for f in flags:
+        run = run + 1 if f else 0
+        best = max(best, run)
+    return best
+
+
+def _ink_components(ns: np.ndarray, threshold: float, guides: Sequence[tuple[str, int, float]],
+                    px_per_mm: float, x_height_px: float):
     """Ink of a cell's writing area at a threshold (a fraction of the paper level), with the
-    printed guides removed: (labels, [[label, x0, y0, x1, y1, area]], total area)."""
+    printed guides removed: (labels, [[label, x0, y0, x1, y1, area]], total area, names of the
+    guides that could not be told from ink lying along them).
+
+    guides: (name, row, the page's level of that guide). Near a guide, ink must be clearly
+    darker than the guide (GUIDE_MARGIN); the guide's level is the page's, not the cell's, so
+    ink running along the guide keeps its stroke however much of the guide it covers. Where
+    pixels along a guide are darker than it but not by the margin, over GUIDE_RUN_X x-heights
+    (a pale ink on a guide printed dark), they are kept as ink and the guide is named."""
     import cv2
 
     mask = ns < threshold
-    guide_px = max(1.0, template_lib.GUIDE_MM * px_per_mm)
-    half = int(math.ceil(guide_px / 2 + 0.4 * px_per_mm))  # + homography error allowance
-    for r in guide_rows:
-        rows = range(max(0, r - half), min(ns.shape[0], r + half + 1))
+    unsure = []
+    for name, r, level in guides:
+        rows = _guide_band(r, ns.shape[0], px_per_mm)
         if len(rows) == 0:
             continue
-        # Near a guide, ink must be clearly darker than the guide itself.
-        level = float(np.median(ns[rows.start:rows.stop].min(axis=0)))
         thr = min(threshold, level - GUIDE_MARGIN)
-        if thr < threshold:
-            mask[rows.start:rows.stop] &= ns[rows.start:rows.stop] < thr
-        _erase_thin_lines(mask, rows, max(2, int(round(guide_px)) + 1))
+        if thr >= threshold:
+            continue  # the guide is paler than the threshold: it drops out by itself
+        band = ns[rows.start:rows.stop]
+        strict = band < thr
+        darker = band < min(threshold, level - GUIDE_SEP)
+        clear = mask.copy()
+        clear[rows.start:rows.stop] = strict
+        rim = 2 * int(math.ceil(GUIDE_RIM_MM * px_per_mm)) + 1
+        near = cv2.dilate(clear.astype(np.uint8), np.ones((rim, rim), np.uint8))
+        # Darker than the guide but not clearly, away from the blurred edge of clear ink.
+        doubt = darker & ~strict & ~near[rows.start:rows.stop].astype(bool)
+        if _longest_run(doubt.any(axis=0)) >= GUIDE_RUN_X * x_height_px:
+            unsure.append(name)
+            strict = darker
+        mask[rows.start:rows.stop] = strict
     # Any other long thin horizontal line (a border printed too dark, a ruled pad).
     for r in np.flatnonzero(mask.mean(axis=1) > 0.6):
         _erase_thin_lines(mask, range(r, r + 1), 2)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8),
                                                                connectivity=8)
+    xh2 = x_height_px * x_height_px
     speck = max(2.0, SPECK_AREA_X2 * xh2)
     comps = []
     for k in range(1, count):
@@ -159,28 +204,43 @@ def _ink_components(ns: np.ndarray, threshold: float, guide_rows: Sequence[int],
         if area < 4 * speck and float(ns[labels == k].min()) > threshold - 0.08:
             continue  # a small, barely dark speck: noise
         comps.append([k, x, y, x + w, y + h, int(area)])
-    return labels, comps, sum(c[5] for c in comps)
+    return labels, comps, sum(c[5] for c in comps), unsure
 
-def _cell(norm: np.ndarray, smooth: np.ndarray, cell: dict, to_work, px_per_mm: float,
-          x_height_px: float, image_size: int, page_no: int) -> CellResult:
-    res = CellResult(page_no, cell["row"], cell["col"], cell["char"], EMPTY, [])
+
+GUIDES = ("baseline", "x-height line")
+
+
+def _writing_area(cell: dict, to_work, px_per_mm: float):
+    """(x0, y0, x1, y1) of the part of a cell's writing area that is read, in work pixels,
+    and the rows of its guides (GUIDES order) inside it."""
     wx0, wy0, wx1, wy1 = to_work(cell["writing_box"])
     base_y, xline_y = to_work([0, cell["baseline_y"], 0, cell["x_height_y"]])[1::2]
     inset = INSET_MM * px_per_mm
     ix0, iy0 = int(math.ceil(wx0 + inset)), int(math.ceil(wy0 + inset))
     ix1, iy1 = int(math.floor(wx1 - inset)), int(math.floor(wy1 - inset))
+    return (ix0, iy0, ix1, iy1), [int(round(gy - iy0)) for gy in (base_y, xline_y)]
+
+
+def _cell(norm: np.ndarray, smooth: np.ndarray, cell: dict, to_work, px_per_mm: float,
+          x_height_px: float, image_size: int, page_no: int,
+          guide_levels: Sequence[float]) -> CellResult:
+    res = CellResult(page_no, cell["row"], cell["col"], cell["char"], EMPTY, [])
+    wx0 = to_work(cell["writing_box"])[0]
+    base_y = to_work([0, cell["baseline_y"], 0, 0])[1]
+    (ix0, iy0, ix1, iy1), guide_rows = _writing_area(cell, to_work, px_per_mm)
     n = norm[iy0:iy1, ix0:ix1]
     ns = smooth[iy0:iy1, ix0:ix1]
     if n.shape[0] < 8 or n.shape[1] < 8 or (n >= 2.0).mean() > 0.5:
         res.status, res.reasons = OUTSIDE, ["the cell is not in the photo"]
         return res
-    guide_rows = [int(round(gy - iy0)) for gy in (base_y, xline_y)]
-    found = _find_ink(ns, guide_rows, px_per_mm, x_height_px)
+    guides = list(zip(GUIDES, guide_rows, guide_levels))
+    found = _find_ink(ns, guides, px_per_mm, x_height_px)
     if found is None:
         return res
-    labels, comps, faint = found
+    labels, comps, faint, unsure = found
     keep, strays, big_others = _group_ink(comps, CLUSTER_GAP_X * x_height_px)
-    suspicious = []
+    suspicious = [f"ink along the {g} could not be told from the printed guide"
+                  for g in unsure]
     if big_others:
         suspicious.append(f"{len(big_others) + 1} separate marks far apart")
     kept = np.isin(labels, [c[0] for c in keep])
@@ -201,19 +261,22 @@ def _cell(norm: np.ndarray, smooth: np.ndarray, cell: dict, to_work, px_per_mm: 
     return res
 
 
-def _find_ink(ns: np.ndarray, guide_rows: Sequence[int], px_per_mm: float, x_height_px: float):
-    """(labels, components, faint) of a cell's ink, or None for an empty cell. A cell with no
-    dark ink is read again at a looser threshold for faint writing."""
-    xh2 = x_height_px * x_height_px
-    empty_area = max(3.0, EMPTY_AREA_X2 * xh2)
-    labels, comps, total = _ink_components(ns, INK_RATIO, guide_rows, px_per_mm, xh2)
+def _find_ink(ns: np.ndarray, guides: Sequence[tuple[str, int, float]], px_per_mm: float,
+              x_height_px: float):
+    """(labels, components, faint, guides not told from ink) of a cell's ink, or None for an
+    empty cell. A cell with no dark ink is read again at a looser threshold for faint
+    writing."""
+    empty_area = max(3.0, EMPTY_AREA_X2 * x_height_px * x_height_px)
+    labels, comps, total, unsure = _ink_components(ns, INK_RATIO, guides, px_per_mm,
+                                                   x_height_px)
     if total >= empty_area:
-        return labels, comps, False
+        return labels, comps, False, unsure
     # Nothing dark: look again for faint writing (pencil, a pen running dry).
-    labels, comps, total = _ink_components(ns, FAINT_RATIO, guide_rows, px_per_mm, xh2)
+    labels, comps, total, unsure = _ink_components(ns, FAINT_RATIO, guides, px_per_mm,
+                                                   x_height_px)
     if total < FAINT_EMPTY_FACTOR * empty_area:
         return None
-    return labels, comps, True
+    return labels, comps, True, unsure
 
 
 def _group_ink(comps: list, gap: float) -> tuple[list, list, list]:
@@ -281,7 +344,8 @@ def extract_page(gray: np.ndarray, match: PageMatch, image_size: int = 32,
                 (b[3] * scale - gy0)]
 
     xh = layout["x_height_mm"] * px_per_mm
-    cells = [_cell(norm, smooth, c, to_work, px_per_mm, xh, image_size, page["page"])
+    levels = _page_guide_levels(smooth, page["cells"], to_work, px_per_mm)
+    cells = [_cell(norm, smooth, c, to_work, px_per_mm, xh, image_size, page["page"], levels)
              for c in page["cells"]]
     glyphs = [c for c in cells if c._glyph is not None]
     if glyphs:
@@ -292,6 +356,24 @@ def extract_page(gray: np.ndarray, match: PageMatch, image_size: int = 32,
         for c in glyphs:
             _draw_glyph(c, page_level, image_size)
     return cells
+
+def _page_guide_levels(smooth: np.ndarray, cells: Sequence[dict], to_work,
+                       px_per_mm: float) -> list[float]:
+    """How dark each guide (GUIDES order) printed on this page, as a fraction of the paper:
+    the median over the page's cells, at the guide rows the layout gives. A cell's ink can
+    cover most of its guide; the page's cannot."""
+    per_guide: list[list[float]] = [[] for _ in GUIDES]
+    for cell in cells:
+        (ix0, iy0, ix1, iy1), rows = _writing_area(cell, to_work, px_per_mm)
+        ns = smooth[iy0:iy1, ix0:ix1]
+        if ns.shape[0] < 8 or ns.shape[1] < 8 or (ns >= 2.0).mean() > 0.5:
+            continue  # not in the photo
+        for k, r in enumerate(rows):
+            level = _guide_level(ns, _guide_band(r, ns.shape[0], px_per_mm))
+            if level is not None:
+                per_guide[k].append(level)
+    return [float(np.median(v)) if v else 1.0 for v in per_guide]
+
 
 def _draw_glyph(res: CellResult, page_level: float, image_size: int) -> None:
     """The normalised image and the geometry of a cell's glyph. Its ink is where the darkness
