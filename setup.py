@@ -12,7 +12,7 @@ setup(
     packages=find_packages(include=["hw_gan", "hw_gan.*", "data_pipeline", "data_pipeline.*"]),
     py_modules=["train_main"],
     # Shipped models (hw_gan/shipped/<name>/: model.json, MODEL_CARD.md, the SavedModel, run/).
-    package_data={"hw_gan.app": ["static/*"], "hw_gan.shipped": ["*/**/*", "*/*"]},
+    package_data={"hw_gan.app": ["static/*"], "data_pipeline": ["fonts/*"], "hw_gan.shipped": ["*/**/*", "*/*"]},
     exclude_package_data={"hw_gan.shipped": ["__pycache__/*"]},
     install_requires=[
         "tensorflow==2.21.0",
