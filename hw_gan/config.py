@@ -14,7 +14,7 @@ import dataclasses
 import json
 from typing import Any, Optional
 
-FAMILIES = ("char_cgan", "style_cgan", "stylegan")
+FAMILIES = ("char_cgan", "style_cgan", "stylegan", "fewshot")
 RESOLUTIONS = (32, 64)
 LOSSES = ("nonsaturating", "hinge")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
@@ -77,6 +77,9 @@ class TrainConfig:
     style_feature_weight: float = 1.0
     style_cycle_weight: float = 1.0
     pl_weight: float = 0.0
+    # fewshot: the same groups; every glyph of a group is redrawn from the group's OTHER glyphs
+    # and its character's font image (pixel L1 at style_recon_weight, D-feature L1 at
+    # style_feature_weight, plus the adversarial and auxiliary classifier losses).
     # Lazy style regularisation (stylegan): the encoder's cycle and reconstruction losses and the
     # path length on one step in N (the steps that end a group of N, so the logged steps carry
     # them when N divides --log_every), weighted by N; the other steps are adversarial only.
@@ -193,7 +196,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(0.0 <= t.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
     _check(0.0 <= t.style_mixing_prob <= 1.0, "style_mixing_prob", "must be in [0, 1]")
     _check(t.style_group_size >= 2, "style_group_size", "must be >= 2")
-    if m.family == "stylegan":
+    if m.family in ("stylegan", "fewshot"):
         _check(t.batch_size % t.style_group_size == 0, "style_group_size",
                f"{t.style_group_size} must divide --batch_size={t.batch_size}")
     for name in ("style_recon_weight", "style_feature_weight", "style_cycle_weight", "pl_weight"):

@@ -11,6 +11,10 @@
         (`select_inputs`): a Keras functional model called with an extra dict key misaligns
         its inputs rather than ignoring the key.
 
+The fewshot family (issue 18) differs: its generator takes the character as a font image and the
+style as k reference glyphs ({"content", "style_images", "style_contents", "style_mask"}, see
+hw_gan.models.fewshot) and has its own trainer; its discriminator follows the contract above.
+
 Families are imported lazily by name (`get_family`), so importing this package does not build
 or import any of them.
 """

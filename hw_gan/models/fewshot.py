@@ -1,0 +1,166 @@
+"""The few-shot family (issue 18): a writer's glyph of ANY character the font covers, from k glyphs
+of that writer and the character's font image (the FUNIT / DG-Font / LF-Font / MX-Font design:
+content from a reference font, style from a few reference glyphs, one decoder).
+
+Unlike the other families the generator takes no character id, no writer id and no noise:
+
+    G {"content":        [B, R, R, 1]     the character's font image (data_pipeline.font), [-1, 1]
+       "style_images":   [B, K, R, R, 1]  k reference glyphs of ONE writer per row, [-1, 1]
+       "style_contents": [B, K, R, R, 1]  the font images of those references' characters
+       "style_mask":     [B, K] float     1 for a reference, 0 for padding (any K, any order)}
+      -> glyph [B, R, R, 1] float32 in [-1, 1]
+
+Parts (`parts(generator)`), so a trainer can encode each reference once and pool many ways:
+  style glyph net  "fewshot_style_glyph": [N, R, R, 2] (reference glyph, its font image) ->
+                   features [N, F]. Seeing the font image beside the glyph lets it read how THIS
+                   writer departs from the plain form, for any character, with no character id.
+  pooling          masked mean over the k references (`masked_mean`): permutation invariant,
+                   any k >= 1 (DeepSets: mean, then the head).
+  style head       "fewshot_style_head": [B, F] -> style code [B, S].
+  decoder          "fewshot_decoder": {"content", "style"} -> glyph. The content encoder keeps an
+                   8x8 map of the font image (where the strokes go); the style code modulates
+                   every decoder block through pixel norm + FiLM (AdaIN-like, as FUNIT) on the
+                   way back up to R.
+
+The discriminator is the conditional one of the other families (residual trunk, projection on
+the character and the writer, "d_features_act" features for the trainer's feature loss and
+auxiliary classifiers). Characters and writers there are the TRAINING set's ids: D judges only
+training glyphs; the generator itself never sees an id.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from hw_gan.config import ModelConfig, scaled
+from hw_gan.models import layers as blocks
+
+USES_WRITER = True  # the discriminator's writer projection (the generator takes no writer id)
+STYLE_FEATURES = 256  # per-reference features at width 1.0
+STYLE_DIM = 256  # style code at width 1.0
+CONTENT_SIZE = 8  # spatial size of the content map
+
+
+def style_features(cfg: ModelConfig) -> int:
+    return scaled(STYLE_FEATURES, cfg.width, minimum=32)
+
+
+def style_dim(cfg: ModelConfig) -> int:
+    return scaled(STYLE_DIM, cfg.width, minimum=32)
+
+
+def _check(cfg: ModelConfig) -> None:
+    if cfg.resolution not in (32, 64):
+        raise ValueError(f"resolution must be 32 or 64, got {cfg.resolution}")
+
+
+def build_style_glyph_net(cfg: ModelConfig) -> keras.Model:
+    plan = blocks.channel_plan(cfg.resolution, cfg.width)
+    pair = keras.Input((cfg.resolution, cfg.resolution, 2), dtype="float32", name="pair")
+    x = layers.Conv2D(plan[cfg.resolution], 3, padding="same", name="s_from_image")(pair)
+    size = cfg.resolution
+    while size > 4:
+        size //= 2
+        x = blocks.down_block(x, plan[size], name=f"s_block{size}")
+    x = layers.LeakyReLU(blocks.LEAK, name="s_out_act")(x)
+    x = layers.Flatten(name="s_flatten")(x)
+    x = layers.Dense(style_features(cfg), name="s_features")(x)
+    x = layers.LeakyReLU(blocks.LEAK, name="s_features_act")(x)
+    return keras.Model(pair, x, name="fewshot_style_glyph")
+
+
+def build_style_head(cfg: ModelConfig) -> keras.Model:
+    pooled = keras.Input((style_features(cfg),), dtype="float32", name="pooled")
+    x = layers.Dense(style_dim(cfg), name="h_dense1")(pooled)
+    x = layers.LeakyReLU(blocks.LEAK, name="h_act1")(x)
+    x = layers.Dense(style_dim(cfg), name="h_style")(x)
+    return keras.Model(pooled, x, name="fewshot_style_head")
+
+
+def build_decoder(cfg: ModelConfig) -> keras.Model:
+    plan = blocks.channel_plan(cfg.resolution, cfg.width)
+    r = cfg.resolution
+    content = keras.Input((r, r, 1), dtype="float32", name="content")
+    style = keras.Input((style_dim(cfg),), dtype="float32", name="style")
+    x = layers.Conv2D(plan[r], 3, padding="same", name="c_from_image")(content)
+    size = r
+    while size > CONTENT_SIZE:
+        size //= 2
+        x = blocks.down_block(x, plan[size], name=f"c_block{size}")
+    # One style-modulated block at the content map's size, then up to R.
+    h = blocks.PixelNorm(name="g_mid_norm")(x)
+    h = blocks.FiLM(name="g_mid_film")([h, style])
+    h = layers.LeakyReLU(blocks.LEAK, name="g_mid_act")(h)
+    h = layers.Conv2D(plan[size], 3, padding="same", name="g_mid_conv")(h)
+    x = layers.Add(name="g_mid_out")([x, h])
+    while size < r:
+        size *= 2
+        x = blocks.up_block(x, style, plan[size], name=f"g_block{size}")
+    x = blocks.PixelNorm(name="g_out_norm")(x)
+    x = blocks.FiLM(name="g_out_film")([x, style])
+    x = layers.LeakyReLU(blocks.LEAK, name="g_out_act")(x)
+    x = layers.Conv2D(1, 3, padding="same", name="g_out_conv")(x)
+    image = layers.Activation("tanh", dtype="float32", name="g_image")(x)
+    return keras.Model({"content": content, "style": style}, image, name="fewshot_decoder")
+
+
+def masked_mean(features, mask):
+    """features [..., K, F], mask [..., K] (1 = reference) -> [..., F]; ValueError-free for an
+    all-zero row (its mean is 0), which callers refuse before it gets here."""
+    m = ops.cast(mask, features.dtype)[..., None]
+    return ops.sum(features * m, axis=-2) / ops.maximum(ops.sum(m, axis=-2), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="hw_gan")
+class SetStyle(layers.Layer):
+    """(style_images, style_contents [B, K, R, R, 1], style_mask [B, K]) -> pooled [B, F]: the
+    style glyph net on every reference, then the masked mean (any K, order-free)."""
+
+    def __init__(self, glyph_net: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.glyph_net = glyph_net
+
+    def call(self, images, contents, mask):
+        shape = ops.shape(images)
+        pairs = ops.concatenate([images, contents], axis=-1)
+        flat = ops.reshape(pairs, (-1, images.shape[2], images.shape[3], 2))
+        feats = self.glyph_net(flat)
+        feats = ops.reshape(feats, (shape[0], shape[1], feats.shape[-1]))
+        return masked_mean(feats, mask)
+
+    def compute_output_shape(self, images_shape, contents_shape=None, mask_shape=None):
+        return (images_shape[0], int(self.glyph_net.output.shape[-1]))
+
+
+def build_generator(cfg: ModelConfig) -> keras.Model:
+    _check(cfg)
+    r = cfg.resolution
+    inputs = {
+        "content": keras.Input((r, r, 1), dtype="float32", name="content"),
+        "style_images": keras.Input((None, r, r, 1), dtype="float32", name="style_images"),
+        "style_contents": keras.Input((None, r, r, 1), dtype="float32", name="style_contents"),
+        "style_mask": keras.Input((None,), dtype="float32", name="style_mask"),
+    }
+    glyph_net, head, decoder = build_style_glyph_net(cfg), build_style_head(cfg), build_decoder(cfg)
+    pooled = SetStyle(glyph_net, name="fewshot_set_style")(
+        inputs["style_images"], inputs["style_contents"], inputs["style_mask"])
+    style = head(pooled)
+    image = decoder({"content": inputs["content"], "style": style})
+    return keras.Model(inputs, image, name="fewshot_generator")
+
+
+def parts(generator: keras.Model) -> tuple[keras.Model, keras.Model, keras.Model]:
+    """(style glyph net, style head, decoder) of a built generator (shared weights)."""
+    return (generator.get_layer("fewshot_set_style").glyph_net,
+            generator.get_layer("fewshot_style_head"), generator.get_layer("fewshot_decoder"))
+
+
+def build_discriminator(cfg: ModelConfig) -> keras.Model:
+    _check(cfg)
+    blocks.check_config(cfg, True)
+    inputs = blocks.discriminator_inputs(cfg, True)
+    h = blocks.discriminator_trunk(cfg, inputs["image"])
+    logits = blocks.projection_head(h, {"char": (inputs["char"], cfg.num_chars),
+                                        "writer": (inputs["writer"], cfg.num_writers)})
+    return keras.Model(inputs, logits, name="fewshot_discriminator")

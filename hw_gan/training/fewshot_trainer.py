@@ -1,0 +1,130 @@
+"""The few-shot trainer (issue 18): GANTrainer's loop, checkpoints, EMA and strategies, with
+dense reconstruction supervision.
+
+Batches arrive in groups of k = style_group_size glyphs of one writer (make_dataset(group_size=k)).
+Every glyph of a group is a target: the generator redraws it from the font image of its
+character and the group's k - 1 OTHER glyphs (leave-one-out; each reference is encoded once and
+pooled k ways). Per replica step:
+
+  D   non-saturating (or hinge) real/fake loss with R1 and, when aux_*_weight > 0, character and
+      writer classifiers on D's features trained on real glyphs (the content/style classifiers
+      of MX-Font / LF-Font);
+  G   the adversarial loss and the classifiers' losses on the redrawn glyphs, plus
+      style_recon_weight * L1(redrawn, real) and style_feature_weight * L1 of D's features.
+
+The real glyphs of the step reach `_make_fakes` through `_replica_step` (the base class passes
+only ids there). Nothing is random in the generator, so a resumed run matches an uninterrupted
+one through the data pipeline's skip alone.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data_pipeline import font
+from data_pipeline.dataset import make_dataset
+from data_pipeline.schema import to_float, to_uint8
+from hw_gan import losses as losses_lib
+from hw_gan.models import fewshot
+from hw_gan.training.trainer import FEATURES_LAYER, GANTrainer, summary_grid
+
+
+class FewShotTrainer(GANTrainer):
+    def __init__(self, cfg, strategy, manifest):
+        self.group_size = int(cfg.train.style_group_size)
+        super().__init__(cfg, strategy, manifest)
+        per_replica = self.global_batch // self.replicas
+        if per_replica % self.group_size:
+            raise ValueError(f"--style_group_size={self.group_size} must divide the per-replica "
+                             f"batch {per_replica} (--batch_size={self.global_batch} over "
+                             f"{self.replicas} replicas)")
+        self.per_replica = per_replica
+        # Content images of the training charset, indexed by char id (FontCoverageError names a
+        # training character the font lacks).
+        r = cfg.model.resolution
+        self.content_table = tf.constant(
+            to_float(font.content_images(list(manifest["charset"]), r))[..., None])
+        self.glyph_net, self.style_head, self.decoder = fewshot.parts(self.generator)
+        self.d_logits_features = keras.Model(
+            self.discriminator.inputs,
+            [self.discriminator.output, self.discriminator.get_layer(FEATURES_LAYER).output])
+        self._real = None
+        self._grid = None
+
+    def content(self, chars):
+        """Font images [B, R, R, 1] in [-1, 1] of training char ids [B]."""
+        return tf.gather(self.content_table, tf.cast(chars, tf.int32))
+
+    # -- one step --------------------------------------------------------------------------------
+    def _replica_step(self, batch, step, with_r1: bool, with_reg: bool = True):
+        self._real = batch["image"]  # for _make_fakes, within this trace
+        return super()._replica_step(batch, step, with_r1, with_reg)
+
+    def redraw(self, images, chars, parts=None, training: bool = True):
+        """Each glyph of each group of k in `images` [B, R, R, 1] (chars [B]) redrawn from the
+        group's other glyphs and its font image: [B, R, R, 1] float32."""
+        glyph_net, head, decoder = parts or (self.glyph_net, self.style_head, self.decoder)
+        k, r = self.group_size, self.cfg.model.resolution
+        contents = self.content(chars)
+        feats = glyph_net(tf.concat([tf.cast(images, tf.float32), contents], -1),
+                          training=training)
+        feats = tf.reshape(tf.cast(feats, tf.float32), [-1, k, feats.shape[-1]])  # [G, k, F]
+        others = 1.0 - tf.eye(k)  # row i: every reference but i
+        pooled = tf.einsum("gjf,ij->gif", feats, others) / float(k - 1)
+        style = head(tf.reshape(pooled, [-1, feats.shape[-1]]), training=training)
+        return tf.cast(decoder({"content": contents, "style": style}, training=training),
+                       tf.float32)
+
+    def _make_fakes(self, step, salt: int, chars, writers, batch_size, training: bool = True):
+        return self.redraw(self._real, chars, training=training), {}
+
+    def _g_extra_losses(self, batch, step, fake, info, with_reg: bool = True) -> dict:
+        t = self.cfg.train
+        target = tf.cast(batch["image"], tf.float32)
+        out = {}
+        if t.style_recon_weight > 0:
+            out["recon_l1"] = t.style_recon_weight * self._average(
+                losses_lib.l1_per_example(fake, target))
+        if t.style_feature_weight > 0:
+            n = tf.shape(fake)[0]
+            _, feats = self.d_logits_features(
+                self.d_inputs(tf.concat([fake, target], 0),
+                              tf.concat([batch["char"], batch["char"]], 0),
+                              tf.concat([batch["writer"], batch["writer"]], 0)), training=True)
+            feats = tf.cast(feats, tf.float32)
+            out["recon_feat"] = t.style_feature_weight * self._average(
+                losses_lib.feature_l1(feats[:n], feats[n:]))
+        return out
+
+    # -- sampling --------------------------------------------------------------------------------
+    def _grid_batch(self):
+        """One fixed batch of writer groups from the training split (the sample grid's rows)."""
+        if self._grid is None:
+            cfg = self.cfg
+            ds = make_dataset(cfg.data.data_dir, cfg.data.train_split, self.per_replica,
+                              image_size=cfg.model.resolution, shuffle=True, seed=1234,
+                              repeat=True, cache=False, shuffle_buffer=cfg.data.shuffle_buffer,
+                              expected_charset=self.manifest["charset"],
+                              group_size=self.group_size)
+            self._grid = next(iter(ds))
+        return self._grid
+
+    def sample_grid(self, chars: np.ndarray, writers: np.ndarray, seed: int = 1234):
+        """uint8 grid: per writer group of the fixed batch (up to 8), a row of its real glyphs
+        then a row of the same glyphs redrawn by the EMA generator from the others."""
+        batch = self._grid_batch()
+        parts = fewshot.parts(self.ema_generator)
+        fake = self.redraw(batch["image"], batch["char"], parts, training=False)
+        k = self.group_size
+        groups = min(8, self.per_replica // k)
+        real = to_uint8(batch["image"][:groups * k]).numpy().reshape(groups, 1, k, *fake.shape[1:])
+        made = to_uint8(fake[:groups * k]).numpy().reshape(groups, 1, k, *fake.shape[1:])
+        rows = np.concatenate([real, made], 1).reshape(-1, *fake.shape[1:])
+        return summary_grid(rows, 2 * groups, k)
+
+    def generate(self, char_ids, writer_ids, seed, batch: int = 256):
+        raise NotImplementedError(
+            "the fewshot family draws from reference glyphs, not writer ids: its evaluation "
+            "(held-out writers, k references) is issue 18's next step")
