@@ -37,7 +37,7 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
                  cache: bool = False, shuffle_buffer: int = 10000, drop_remainder: bool = True,
                  input_context=None, expected_charset: Optional[Sequence[str]] = None,
                  with_geometry: bool = False, verify: bool = False, skip_batches: int = 0,
-                 group_size: int = 1):
+                 group_size: int = 1, exclude_chars: Sequence[str] = ()):
     """A tf.data pipeline over one split of a dataset directory.
 
     Elements: {"image": float32 [B, H, W, 1] in [-1, 1] (ink +1), "char": int32 [B] (index into
@@ -55,6 +55,11 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
     group_size > 1 (stylegan training) makes every run of `group_size` consecutive examples of a
     batch come from one writer (grouped within the shuffle buffer); the per-replica batch must be
     a multiple of it. Skipping then happens after grouping (parsing the skipped records).
+
+    `exclude_chars` (charset labels) drops every record of those characters before batching (and
+    grouping): a model trained on it never sees them (the few-shot family's held-out characters,
+    which must then come from their font image alone). A label not in the charset is a
+    ValueError naming it.
     """
     import tensorflow as tf
 
@@ -68,21 +73,42 @@ def make_dataset(data_dir, split: str, batch_size: int, *, image_size: Optional[
     if group_size < 1 or per_replica % group_size:
         raise ValueError(f"group_size {group_size} must be >= 1 and divide the per-replica batch "
                          f"{per_replica}")
-    if group_size > 1:
-        ds = ds.batch(PARSE_BLOCK)  # parse in blocks, then regroup single examples by writer
+    excluded = _excluded_ids(manifest, exclude_chars, data_dir)
+    regroup = group_size > 1 or bool(excluded)
+    if regroup:
+        ds = ds.batch(PARSE_BLOCK)  # parse in blocks, then regroup single examples
     else:
         if skip_batches:
             ds = ds.skip(int(skip_batches) * per_replica)
         ds = ds.batch(per_replica, drop_remainder=drop_remainder)
-    rows = per_replica if drop_remainder and group_size == 1 else -1
+    rows = per_replica if drop_remainder and not regroup else -1
     parse = _batch_parser(manifest, data_dir, rows, image_size, resize, with_geometry)
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if group_size > 1:
-        ds = _group_by_writer(ds, group_size, per_replica, skip_batches)
+    if regroup:
+        ds = ds.unbatch()
+        if excluded:
+            ids = tf.constant(excluded, tf.int32)
+            ds = ds.filter(lambda e: tf.logical_not(tf.reduce_any(tf.equal(e["char"], ids))))
+        if group_size > 1:
+            ds = _group_by_writer(ds, group_size, per_replica, skip_batches)
+        else:
+            ds = ds.batch(per_replica, drop_remainder=drop_remainder)
+            if skip_batches:
+                ds = ds.skip(int(skip_batches))
     ds = ds.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_deterministic = True
     return ds.with_options(options)
+
+
+def _excluded_ids(manifest: dict, exclude_chars: Sequence[str], data_dir) -> list[int]:
+    """Charset indices of `exclude_chars`; ValueError naming a label the charset lacks."""
+    charset = list(manifest["charset"])
+    missing = [c for c in exclude_chars if c not in charset]
+    if missing:
+        raise ValueError(f"characters to leave out {missing} are not in the charset of "
+                         f"{data_dir}")
+    return sorted({charset.index(c) for c in exclude_chars})
 
 
 def _checked_manifest(data_dir, expected_charset: Optional[Sequence[str]], verify: bool) -> dict:
@@ -184,11 +210,11 @@ def _to_size(img, height: int, width: int, target: int, mode: str):
 
 
 def _group_by_writer(ds, group_size: int, per_replica: int, skip_batches: int):
-    """Parsed blocks -> batches of `per_replica` examples in runs of `group_size` of one writer;
-    the first `skip_batches` batches are skipped."""
+    """Single parsed examples -> batches of `per_replica` examples in runs of `group_size` of
+    one writer; the first `skip_batches` batches are skipped."""
     import tensorflow as tf
 
-    ds = ds.unbatch().group_by_window(
+    ds = ds.group_by_window(
         key_func=lambda e: tf.cast(e["writer"], tf.int64),
         reduce_func=lambda key, window: window.batch(group_size, drop_remainder=True),
         window_size=group_size)

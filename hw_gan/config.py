@@ -33,6 +33,10 @@ class DataConfig:
     # source (e.g. "simulated") with source_params.
     build_source: str = ""
     build_params: tuple[tuple[str, str], ...] = ()
+    # Characters (one label each) whose glyphs training never sees: they stay in the charset and
+    # the judges, so a model that draws them from something else (the few-shot family's font
+    # image) can be scored on them.
+    holdout_chars: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +221,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(r.export_version >= 1, "export_version", "must be >= 1")
     _check(bool(d.data_dir), "data_dir", "is required")
     _check(d.shuffle_buffer >= 1, "shuffle_buffer", "must be >= 1")
+    _check(len(set(d.holdout_chars)) == len(d.holdout_chars), "holdout_chars",
+           f"{d.holdout_chars!r} names a character twice")
     return cfg
 
 

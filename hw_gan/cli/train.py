@@ -99,6 +99,9 @@ def _define_data_flags() -> None:
     flags.DEFINE_string("eval_split", _d.eval_split, "Split of held-out glyphs, where one is needed.")
     flags.DEFINE_integer("shuffle_buffer", _d.shuffle_buffer, "Records in the shuffle buffer.")
     flags.DEFINE_boolean("cache", _d.cache, "Cache the training records in memory.")
+    flags.DEFINE_string("holdout_chars", _d.holdout_chars,
+                        "Characters whose glyphs training never sees (kept in the charset and "
+                        "the judges), e.g. 'QqZ&@'.")
     flags.DEFINE_string("build_source", _d.build_source,
                         "If --data_dir has no manifest, build it first from this source.")
     flags.DEFINE_multi_string("build_param", [], "KEY=VALUE parameters for --build_source; "
@@ -220,7 +223,8 @@ def config_from_flags() -> config_lib.ExperimentConfig:
         data=config_lib.DataConfig(
             data_dir=FLAGS.data_dir, train_split=FLAGS.train_split, eval_split=FLAGS.eval_split,
             shuffle_buffer=FLAGS.shuffle_buffer, cache=FLAGS.cache,
-            build_source=FLAGS.build_source, build_params=tuple(params)),
+            build_source=FLAGS.build_source, build_params=tuple(params),
+            holdout_chars=FLAGS.holdout_chars),
         model=config_lib.ModelConfig(
             family=FLAGS.model, resolution=FLAGS.resolution, width=FLAGS.width,
             latent_dim=FLAGS.latent_dim, embed_dim=FLAGS.embed_dim, w_dim=FLAGS.w_dim,

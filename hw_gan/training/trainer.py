@@ -375,7 +375,8 @@ class GANTrainer:
                 image_size=cfg.model.resolution, shuffle=True, seed=cfg.train.seed, repeat=True,
                 cache=cfg.data.cache, shuffle_buffer=cfg.data.shuffle_buffer,
                 input_context=input_context, expected_charset=self.manifest["charset"],
-                skip_batches=start_step, group_size=self.group_size)
+                skip_batches=start_step, group_size=self.group_size,
+                exclude_chars=list(cfg.data.holdout_chars))
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 

@@ -132,3 +132,31 @@ def test_fewshot_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path):
 def test_group_size_must_divide_the_batch(data_dir, tmp_path):
     with pytest.raises(ValueError, match="--style_group_size: 3 must divide --batch_size=8"):
         _cfg(data_dir, tmp_path, style_group_size=3)
+
+
+def test_held_out_characters_never_reach_training(data_dir, tmp_path):
+    from data_pipeline import dataset
+
+    charset = list(tfrecords.load_manifest(data_dir)["charset"])
+    gone = [charset.index("b"), charset.index("d")]
+    for group in (1, 4):
+        ds = dataset.make_dataset(data_dir, "train", 8, group_size=group, seed=2,
+                                  shuffle_buffer=64, exclude_chars=["b", "d"])
+        seen = set()
+        for b in [b for _, b in zip(range(6), ds)]:
+            assert b["image"].shape == (8, 32, 32, 1)
+            seen |= set(b["char"].numpy().tolist())
+            if group > 1:
+                w = b["writer"].numpy().reshape(2, 4)
+                assert (w == w[:, :1]).all()
+        assert seen and not seen & set(gone)
+        assert seen == set(range(len(charset))) - set(gone)
+    with pytest.raises(ValueError, match=r"characters to leave out \['Q'\] are not in the "
+                                         r"charset of"):
+        dataset.make_dataset(data_dir, "train", 8, exclude_chars=["b", "Q"])
+    # The flag reaches the trainer's dataset.
+    cfg = _cfg(data_dir, tmp_path)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, holdout_chars="bd"))
+    trainer = _trainer(cfg)
+    chars = np.concatenate([b["char"].numpy() for _, b in zip(range(4), trainer.dataset(0))])
+    assert not set(chars.tolist()) & set(gone)
