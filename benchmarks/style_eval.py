@@ -23,6 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 
+PARAGRAPH = ("Dear Anna, thank you for the flowers and the lovely card. I am feeling a "
+             "little better each day; see you on Sunday at 3 o'clock? Love, Grandpa. ")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model_dir", required=True)
@@ -38,9 +42,9 @@ def main() -> int:
 
     from data_pipeline import atomic
     from hw_gan.inversion import evaluate as style_eval
-    from hw_gan.inversion import ProjectionConfig, StyleModel
+    from hw_gan.inversion import ProjectionConfig, load_model
 
-    model = StyleModel(args.model_dir)
+    model = load_model(args.model_dir)
     data_dir = args.data_dir or model.cfg.data.data_dir
     projection = ProjectionConfig(steps=args.steps)
     result = style_eval.evaluate_styles(
@@ -54,14 +58,27 @@ def main() -> int:
     images, chars, _ = load_glyphs(data_dir, "test", model.resolution, limit=10)
     x, c = images[None], chars[None]
     timing = {}
-    for method in ("encoder", "both"):
+    methods = ("encoder",) if model.family == "fewshot" else ("encoder", "both")
+    for method in methods:
         model.extract(x, c, method=method, projection=projection)
         t0 = time.perf_counter()
         model.extract(x, c, method=method, projection=projection)
         timing[method] = round(time.perf_counter() - t0, 3)
     result["extract_seconds_k10"] = timing
-    print(f"extract one style from k=10: encoder {timing['encoder']} s, encoder + "
-          f"{args.steps} projection steps {timing['both']} s")
+    print(f"extract one style from k=10: " + ", ".join(
+        f"{'encoder + ' + str(args.steps) + ' projection steps' if m == 'both' else m} "
+        f"{timing[m]} s" for m in methods))
+    if model.family == "fewshot":
+        # A 200-character paragraph drawn in that style (warm: the second call is timed).
+        text = (PARAGRAPH * 4)[:200]
+        labels = [ch for ch in text if not ch.isspace()]
+        style = model.extract(x, c)[0]
+        model.generate_labels(style, labels)
+        t0 = time.perf_counter()
+        model.generate_labels(style, labels)
+        result["paragraph_seconds_200"] = round(time.perf_counter() - t0, 3)
+        print(f"a 200-character paragraph ({len(labels)} glyphs) in that style: "
+              f"{result['paragraph_seconds_200']} s")
     if args.picture:
         import cv2
 

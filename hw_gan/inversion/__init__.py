@@ -1,4 +1,6 @@
-"""Style extraction for the stylegan family: a few glyphs of a writer -> one style (W+).
+"""Style extraction: a few glyphs of a writer -> one style. For the stylegan family a W+ style
+(below); for the fewshot family a style code read in one pass (fewshot_model.py: FewShotModel,
+the same interface). `load_model(model_dir)` picks by the run's family.
 
 Owns: projecting glyphs to styles (projection.py), the trained run extraction uses
 (model.py: StyleModel), style files (style_file.py), a writer's sample glyphs (samples.py) and
@@ -32,13 +34,28 @@ Style files (`save_style` / `load_style`): JSON, {"format": "hwgan-style", "ws":
 from __future__ import annotations
 
 from hw_gan.config import FEATURES, ProjectionConfig, StyleError
+from hw_gan.inversion.fewshot_model import FewShotModel
 from hw_gan.inversion.model import METHODS, StyleModel
 from hw_gan.inversion.projection import project_styles
 from hw_gan.inversion.samples import pick_samples, samples_from_dataset, samples_from_images
 from hw_gan.inversion.style_file import STYLE_FORMAT, STYLE_VERSION, load_style, save_style
 
+def load_model(model_dir, checkpoint=None):
+    """The run in `model_dir` as a style model: StyleModel (stylegan) or FewShotModel (fewshot);
+    StyleError for another family."""
+    from hw_gan.training import run_dir
+
+    try:
+        cfg, _ = run_dir.load_run_config(model_dir)
+    except run_dir.RunDirError as e:
+        raise StyleError(str(e)) from None
+    if cfg.model.family == "fewshot":
+        return FewShotModel(model_dir, checkpoint)
+    return StyleModel(model_dir, checkpoint)
+
+
 __all__ = [
-    "FEATURES", "METHODS", "STYLE_FORMAT", "STYLE_VERSION", "ProjectionConfig", "StyleError",
+    "FEATURES", "FewShotModel", "METHODS", "load_model", "STYLE_FORMAT", "STYLE_VERSION", "ProjectionConfig", "StyleError",
     "StyleModel", "load_style", "pick_samples", "project_styles", "samples_from_dataset",
     "samples_from_images", "save_style",
 ]

@@ -55,15 +55,20 @@ def split_pools(images, chars, writers, seed: int) -> Pools:
     return Pools(images, chars, writers, ref, evl)
 
 
-def _sets(pools: Pools, writer_ids, k: int, max_targets: int, seed: int):
-    """Per writer: k reference indices and target indices (chars not among the references)."""
+def _sets(pools: Pools, writer_ids, k: int, max_targets: int, seed: int,
+          unseen: frozenset = frozenset(), only_unseen: bool = False):
+    """Per writer: k reference indices and target indices (chars not among the references).
+    `unseen`: char ids training never saw; they are never references, and they are the only
+    targets with `only_unseen`, never one without (the same references either way)."""
     refs, targets = [], []
     for w in writer_ids:
         rng = np.random.default_rng(np.random.SeedSequence([seed, k, int(w)]))
         pool = pools.ref[w]
+        pool = pool[~np.isin(pools.chars[pool], list(unseen))] if unseen else pool
         r = pool[pick_samples(pools.chars[pool], k, rng)]
         given = set(pools.chars[r].tolist())
-        t = np.array([i for i in pools.evl[w] if pools.chars[i] not in given], np.int64)
+        t = np.array([i for i in pools.evl[w] if pools.chars[i] not in given
+                      and (pools.chars[i] in unseen) == only_unseen], np.int64)
         if len(t) > max_targets:
             t = np.sort(rng.choice(t, max_targets, replace=False))
         refs.append(r)
@@ -107,6 +112,11 @@ def default_ablations(projection: ProjectionConfig) -> dict:
         f"both, {other} features": dataclasses.replace(projection, feature=other),
         "both, W (one w) not W+": dataclasses.replace(projection, wplus=False),
     }
+
+
+FEWSHOT_METHOD = "few-shot (style from the k glyphs)"
+PICTURE_METHODS = ("encoder + projection", FEWSHOT_METHOD)
+UNSEEN = " [characters never trained on]"
 
 
 @dataclasses.dataclass
@@ -175,6 +185,12 @@ def _methods(model: StyleModel, x, c, m, baseline, n: int, projection: Projectio
     """{row name: () -> ws} of the methods compared at one k (x, c, m: the references;
     baseline: the training writers' references)."""
     tx, tc, tm = baseline
+    if getattr(model, "family", "stylegan") == "fewshot":
+        return {
+            "mean style (baseline)": lambda: model.mean_ws(n),
+            "random training writer (baseline)": lambda: model.extract(tx, tc, tm),
+            FEWSHOT_METHOD: lambda: model.extract(x, c, m),
+        }
     methods = {
         "mean style (baseline)": lambda: model.mean_ws(n).numpy(),
         "random training writer (baseline)": lambda: model.encode(tx, tc, tm).numpy(),
@@ -195,7 +211,8 @@ def _row(model: StyleModel, h: Heldout, k: int, name: str, fn, targets, real, lo
     seconds = time.perf_counter() - t1
     score = _score(model, ws, targets, h.pools, h.char_judge, h.writer_judge, h.label, real_feats)
     fake = score.pop("_images")
-    row = {"k": k, "method": name, "legibility": score["char_accuracy"] / real_char_acc,
+    legibility = score["char_accuracy"] / real_char_acc if real_char_acc else float("nan")
+    row = {"k": k, "method": name, "legibility": legibility,
            "writer_match": score["writer_match"],
            "writer_match_vs_chance": score["writer_match"] * len(h.writer_ids),
            "fid": score["fid"], "real_writer_match": real_match,
@@ -230,9 +247,10 @@ def evaluate_styles(model: StyleModel, data_dir, *, heldout_split: str = "test",
     t_pools = split_pools(t_images, t_chars, t_writers, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 99]))
 
+    unseen = frozenset(model.charset.index(c) for c in getattr(model, "holdout_chars", ""))
     rows, picture = [], None
     for k in ks:
-        refs, targets = _sets(h.pools, h.writer_ids, k, max_targets, seed)
+        refs, targets = _sets(h.pools, h.writer_ids, k, max_targets, seed, unseen)
         real = _real_scores(h, targets)
         x, c, m = _stack(h.images, h.chars, refs, k)
         others = rng.choice(sorted(t_pools.ref), len(h.writer_ids))
@@ -246,9 +264,17 @@ def evaluate_styles(model: StyleModel, data_dir, *, heldout_split: str = "test",
         for name, fn in methods.items():
             row, fake = _row(model, h, k, name, fn, targets, real, log)
             rows.append(row)
-            if name == "encoder + projection" and (k == ablations_k or picture is None):
+            if name in PICTURE_METHODS and (k == ablations_k or picture is None):
                 picture = {"k": k, "targets": targets, "fake": fake, "real": h.images,
                            "writer_ids": h.writer_ids}
+        if unseen:  # the same references; targets: only characters training never saw
+            _, u_targets = _sets(h.pools, h.writer_ids, k, max_targets, seed, unseen, True)
+            if sum(len(t) for t in u_targets):
+                u_real = _real_scores(h, u_targets)
+                for name, fn in methods.items():
+                    if name in ("mean style (baseline)", FEWSHOT_METHOD):
+                        rows.append(_row(model, h, k, name + UNSEEN, fn, u_targets, u_real,
+                                         log)[0])
     return {"table": rows, "writers": len(h.writer_ids), "chance": 1.0 / len(h.writer_ids),
             "heldout_glyphs": int(len(h.images)), "step": model.step, "_picture": picture}
 

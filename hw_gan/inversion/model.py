@@ -16,29 +16,39 @@ from hw_gan.training import run_dir
 METHODS = ("encoder", "projection", "both")
 
 
+def restore_run(model, model_dir, checkpoint: Optional[str]):
+    """Sets model.trainer (the run's, restored), .cfg, .step, .charset, .resolution from the run
+    in `model_dir`, which must be of `model.family`; returns the config. StyleError otherwise."""
+    model_dir = Path(model_dir)
+    try:
+        cfg, info = run_dir.load_run_config(model_dir)
+        if cfg.model.family != model.family:
+            raise StyleError(f"{model_dir} holds a {cfg.model.family} model; this needs "
+                             f"--model={model.family}")
+        model.trainer = run_dir.restore_trainer(model_dir, checkpoint, run=(cfg, info))
+    except run_dir.RunDirError as e:
+        raise StyleError(str(e)) from None
+    model.cfg = cfg
+    model.step = int(model.trainer.step.numpy())
+    model.charset = list(info["charset"])
+    model.resolution = cfg.model.resolution
+    return cfg
+
+
 class StyleModel:
     """The pieces style extraction needs, from a stylegan run directory (latest checkpoint):
     the EMA generator, the EMA style encoder, the discriminator's feature net, the mean w."""
 
+    family = "stylegan"
+    methods = METHODS
+
     def __init__(self, model_dir, checkpoint: Optional[str] = None):
-        model_dir = Path(model_dir)
-        try:
-            cfg, info = run_dir.load_run_config(model_dir)
-            if cfg.model.family != "stylegan":
-                raise StyleError(f"{model_dir} holds a {cfg.model.family} model; style "
-                                 "extraction needs --model=stylegan")
-            self.trainer = run_dir.restore_trainer(model_dir, checkpoint, run=(cfg, info))
-        except run_dir.RunDirError as e:
-            raise StyleError(str(e)) from None
-        self.cfg = cfg
-        self.step = int(self.trainer.step.numpy())
-        self.charset = list(info["charset"])
+        cfg = restore_run(self, model_dir, checkpoint)
         self.generator = self.trainer.ema_generator
         self.encoder = self.trainer.ema_encoder
         self.mapping, self.synthesis = stylegan.parts(self.generator)
         self.num_ws = stylegan.num_ws(cfg.model)
         self.w_dim = stylegan.w_dim(cfg.model)
-        self.resolution = cfg.model.resolution
         self.w_avg, self.spread = stylegan.w_statistics(self.generator, cfg.model.latent_dim)
         self._d_features = self.trainer.d_feature_net
 

@@ -31,6 +31,10 @@ from hw_gan.models import fewshot
 from hw_gan.training.trainer import FEATURES_LAYER, GANTrainer, summary_grid
 
 
+REFERENCES = 10  # a training writer's glyphs `generate` takes their style from
+REFERENCE_LIMIT = 40000  # training glyphs loaded for that
+
+
 class FewShotTrainer(GANTrainer):
     def __init__(self, cfg, strategy, manifest):
         self.group_size = int(cfg.train.style_group_size)
@@ -52,6 +56,7 @@ class FewShotTrainer(GANTrainer):
             [self.discriminator.output, self.discriminator.get_layer(FEATURES_LAYER).output])
         self._real = None
         self._grid = None
+        self._refs = None
 
     def content(self, chars):
         """Font images [B, R, R, 1] in [-1, 1] of training char ids [B]."""
@@ -124,7 +129,75 @@ class FewShotTrainer(GANTrainer):
         rows = np.concatenate([real, made], 1).reshape(-1, *fake.shape[1:])
         return summary_grid(rows, 2 * groups, k)
 
+    # -- styles: k references -> a code, a code + a font image -> a glyph ------------------------
+    def encode_sets(self, images, chars=None, mask=None, contents=None):
+        """Style codes float32 [S, D] of S sets of references (EMA generator): images
+        [S, K, R, R, 1] in [-1, 1], with their training char ids [S, K] or their font images
+        `contents` [S, K, R, R, 1] (any character the font covers); mask [S, K] (1 = a reference;
+        default all). A set with no reference is a ValueError."""
+        images = tf.convert_to_tensor(images, tf.float32)
+        if contents is None:
+            contents = self.content(tf.reshape(tf.cast(chars, tf.int32), [-1]))
+        contents = tf.reshape(tf.convert_to_tensor(contents, tf.float32), tf.shape(images))
+        if mask is None:
+            mask = tf.ones(tf.shape(images)[:2], tf.float32)
+        mask = tf.convert_to_tensor(mask, tf.float32)
+        if int(images.shape[0] or 0) and not bool(tf.reduce_all(tf.reduce_sum(mask, 1) > 0)):
+            raise ValueError("a style needs at least one reference glyph; a set has none")
+        glyph_net, head, _ = fewshot.parts(self.ema_generator)
+        return tf.cast(head(fewshot.SetStyle(glyph_net)(images, contents, mask),
+                            training=False), tf.float32)
+
+    def draw(self, styles, contents, batch: int = 512) -> np.ndarray:
+        """Float [-1, 1] glyphs [N, R, R, 1] (EMA decoder): styles [N, D] x font images
+        `contents` [N, R, R, 1] in [-1, 1]."""
+        _, _, decoder = fewshot.parts(self.ema_generator)
+        styles = np.asarray(styles, np.float32)
+        contents = np.asarray(contents, np.float32)
+        out = [decoder({"content": contents[i:i + batch], "style": styles[i:i + batch]},
+                       training=False).numpy() for i in range(0, len(contents), batch)]
+        r = self.cfg.model.resolution
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, r, r, 1),
+                                                                             np.float32)
+
+    def _writer_references(self):
+        """(images, chars, writers) of the training split, cut to at most REFERENCE_LIMIT glyphs:
+        where `generate` takes a training writer's references from."""
+        if self._refs is None:
+            from data_pipeline.dataset import load_glyphs
+
+            cfg = self.cfg
+            self._refs = load_glyphs(cfg.data.data_dir, cfg.data.train_split,
+                                     cfg.model.resolution, limit=REFERENCE_LIMIT)
+        return self._refs
+
     def generate(self, char_ids, writer_ids, seed, batch: int = 256):
-        raise NotImplementedError(
-            "the fewshot family draws from reference glyphs, not writer ids: its evaluation "
-            "(held-out writers, k references) is issue 18's next step")
+        """Float [-1, 1] glyphs (evaluation's contract): each training writer's style is encoded
+        from REFERENCES of their training glyphs (distinct characters first, chosen by `seed`),
+        then every requested character is drawn from its font image in that style. A writer
+        with no glyph among the loaded references is a ValueError naming them."""
+        from hw_gan.inversion.samples import pick_samples
+
+        char_ids = np.asarray(char_ids, np.int32)
+        writer_ids = np.asarray(writer_ids, np.int32)
+        images, chars, writers = self._writer_references()
+        wanted = np.unique(writer_ids)
+        sets = []
+        for w in wanted:
+            idx = np.flatnonzero(writers == w)
+            if not len(idx):
+                raise ValueError(f"writer {self.manifest['writers'][int(w)]!r} has no glyph "
+                                 f"among the {len(writers)} references loaded from "
+                                 f"{self.cfg.data.train_split!r}")
+            rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(w), 77]))
+            sets.append(idx[pick_samples(chars[idx], REFERENCES, rng)])
+        k = max(len(s) for s in sets)
+        r = self.cfg.model.resolution
+        x = np.full((len(sets), k, r, r, 1), -1.0, np.float32)
+        c = np.zeros((len(sets), k), np.int32)
+        m = np.zeros((len(sets), k), np.float32)
+        for i, s in enumerate(sets):
+            x[i, :len(s)], c[i, :len(s)], m[i, :len(s)] = images[s], chars[s], 1.0
+        styles = self.encode_sets(x, c, m).numpy()
+        row = np.searchsorted(wanted, writer_ids)
+        return self.draw(styles[row], self.content(char_ids).numpy(), batch)

@@ -160,3 +160,90 @@ def test_held_out_characters_never_reach_training(data_dir, tmp_path):
     trainer = _trainer(cfg)
     chars = np.concatenate([b["char"].numpy() for _, b in zip(range(4), trainer.dataset(0))])
     assert not set(chars.tolist()) & set(gone)
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    """A tiny fewshot run that never trained on 'e' (2 steps, checkpointed)."""
+    model_dir = tmp_path_factory.mktemp("fsrun") / "run"
+    cfg = _cfg(data_dir, model_dir, steps=2)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, holdout_chars="e"))
+    from hw_gan.training import run_dir
+
+    trainer = _trainer(cfg)
+    run_dir.write_run(cfg, tfrecords.load_manifest(data_dir))
+    trainer.train()
+    return model_dir
+
+
+def test_fewshot_style_model_reads_styles_and_draws_any_covered_character(trained):
+    from data_pipeline import font
+    from hw_gan.inversion import FewShotModel, StyleError, load_model
+
+    model = load_model(trained)
+    assert isinstance(model, FewShotModel) and model.family == "fewshot"
+    assert model.holdout_chars == "e" and model.methods == ("encoder",)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (2, 3, 32, 32, 1)).astype("float32")
+    c = np.array([[0, 1, 2], [2, 3, 0]], np.int32)
+    styles = model.extract(x, c)
+    assert styles.shape == (2, fewshot.style_dim(model.cfg.model))
+    # Padding a set changes nothing; an empty set is refused.
+    xp = np.concatenate([x, x[:, :1]], 1)
+    cp = np.concatenate([c, c[:, :1]], 1)
+    mp = np.array([[1, 1, 1, 0], [1, 1, 1, 0]], np.float32)
+    np.testing.assert_allclose(model.extract(xp, cp, mp), styles, atol=1e-5)
+    with pytest.raises(StyleError, match="at least one reference"):
+        model.extract(x, c, np.array([[1, 1, 1], [0, 0, 0]], np.float32))
+    with pytest.raises(StyleError, match="no projection"):
+        model.extract(x, c, method="both")
+    by_id = model.generate(styles[0], np.array([0, 4]))
+    by_label = model.generate_labels(styles[0], [model.charset[0], model.charset[4]])
+    assert by_id.shape == (2, 32, 32, 1)
+    np.testing.assert_allclose(by_id, by_label, atol=1e-5)
+    other = model.generate_labels(styles[0], ["é", "ß", "@"])
+    assert other.shape == (3, 32, 32, 1) and np.abs(other).max() <= 1.0
+    with pytest.raises(font.FontCoverageError, match="no glyph for"):
+        model.generate_labels(styles[0], ["中"])
+    assert model.mean_ws(3).shape == (3, styles.shape[1])
+    # The trainer's generate (the run's evaluation): a training writer's glyphs as references.
+    manifest = tfrecords.load_manifest(model.cfg.data.data_dir)
+    ids = {s: sorted(manifest["writers"].index(w) for w in manifest["splits"][s]["per_writer"])
+           for s in ("train", "test")}
+    writers = np.array([ids["train"][0], ids["train"][0], ids["train"][1]])
+    glyphs = model.trainer.generate(np.array([0, 1, 2]), writers, seed=4)
+    assert glyphs.shape == (3, 32, 32, 1)
+    np.testing.assert_array_equal(glyphs, model.trainer.generate(np.array([0, 1, 2]), writers,
+                                                                 seed=4))
+    held = manifest["writers"][ids["test"][0]]
+    with pytest.raises(ValueError, match=f"writer '{held}' has no glyph among the"):
+        model.trainer.generate(np.array([0]), np.array([ids["test"][0]]), seed=4)
+
+
+def test_heldout_evaluation_of_the_fewshot_family_scores_unseen_characters(trained, data_dir):
+    from hw_gan.inversion import evaluate as style_eval
+    from hw_gan.inversion import load_model
+
+    model = load_model(trained)
+    result = style_eval.evaluate_styles(
+        model, data_dir, ks=(1, 2), writer_judge_steps=3, char_judge_steps=3, max_targets=6,
+        log=lambda m: None, cache_dir=trained / "judges")
+    rows = result["table"]
+    names = [r["method"] for r in rows if r["k"] == 1]
+    assert names == ["mean style (baseline)", "random training writer (baseline)",
+                     style_eval.FEWSHOT_METHOD,
+                     "mean style (baseline)" + style_eval.UNSEEN,
+                     style_eval.FEWSHOT_METHOD + style_eval.UNSEEN]
+    assert len(rows) == 10
+    e = model.charset.index("e")
+    for r in rows:
+        assert 0 <= r["writer_match"] <= 1 and np.isfinite(r["fid"]) and r["num_generated"] > 0
+    # Main rows never target 'e'; unseen rows target only 'e', from the same references.
+    h = style_eval.load_heldout(data_dir, "test", "train", 32, 0)
+    refs, targets = style_eval._sets(h.pools, h.writer_ids, 2, 6, 0, frozenset({e}))
+    u_refs, u_targets = style_eval._sets(h.pools, h.writer_ids, 2, 6, 0, frozenset({e}), True)
+    for a, b, t, u in zip(refs, u_refs, targets, u_targets):
+        np.testing.assert_array_equal(a, b)
+        assert e not in h.chars[a] and e not in h.chars[t] and set(h.chars[u]) <= {e}
+    assert sum(len(u) for u in u_targets) > 0
+    assert style_eval.picture(result, n_writers=2, n_chars=3).shape[1] == 3 * 32

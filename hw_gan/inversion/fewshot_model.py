@@ -1,0 +1,95 @@
+"""FewShotModel: a trained fewshot run (issue 18), as style extraction and its held-out evaluation
+use it, with the same duck-typed interface as StyleModel (`extract`, `generate`, `mean_ws`,
+`encode`, `model_info`).
+
+A style here is the few-shot family's style code, one vector [D] per writer (stored in `ws`
+places as [S, D]): the masked mean of the style glyph net over the k references, through the
+style head. There is nothing to optimise: "encoder" is the only method, one forward pass. Any
+character the content font covers can be drawn in a style (`generate_labels`), the training
+charset by id (`generate`).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from data_pipeline import font
+from data_pipeline.dataset import load_glyphs
+from data_pipeline.schema import to_float
+from hw_gan.config import StyleError
+from hw_gan.inversion.model import restore_run
+from hw_gan.inversion.samples import pick_samples
+from hw_gan.models import fewshot
+
+METHODS = ("encoder",)
+MEAN_STYLE_WRITERS = 400  # training writers averaged for the mean style
+MEAN_STYLE_K = 10
+
+
+class FewShotModel:
+    family = "fewshot"
+    methods = METHODS
+
+    def __init__(self, model_dir, checkpoint: Optional[str] = None):
+        cfg = restore_run(self, model_dir, checkpoint)
+        self.holdout_chars = cfg.data.holdout_chars
+        self._mean = None
+
+    # -- styles ----------------------------------------------------------------------------------
+    def encode(self, images, chars, mask=None):
+        """Style codes [S, D] (a tf.Tensor) of S sets: images [S, K, R, R, 1], char ids [S, K]."""
+        return self.trainer.encode_sets(images, chars, mask)
+
+    def extract(self, images, chars, mask=None, method: str = "encoder",
+                projection=None) -> np.ndarray:
+        if method not in METHODS:
+            raise StyleError(f"method {method!r} is not one of {METHODS} (the fewshot family "
+                             "reads a style in one pass; there is no projection)")
+        try:
+            return self.encode(images, chars, mask).numpy()
+        except ValueError as e:
+            raise StyleError(str(e)) from None
+
+    def mean_ws(self, n: int) -> np.ndarray:
+        """The mean style of the training writers (k = MEAN_STYLE_K glyphs each), n times."""
+        if self._mean is None:
+            images, chars, writers = load_glyphs(self.cfg.data.data_dir,
+                                                 self.cfg.data.train_split, self.resolution,
+                                                 limit=40000)
+            rng = np.random.default_rng(np.random.SeedSequence([0, 31]))
+            ws = np.unique(writers)[:MEAN_STYLE_WRITERS]
+            r = self.resolution
+            x = np.full((len(ws), MEAN_STYLE_K, r, r, 1), -1.0, np.float32)
+            c = np.zeros((len(ws), MEAN_STYLE_K), np.int32)
+            m = np.zeros((len(ws), MEAN_STYLE_K), np.float32)
+            for i, w in enumerate(ws):
+                idx = np.flatnonzero(writers == w)
+                idx = idx[pick_samples(chars[idx], MEAN_STYLE_K, rng)]
+                x[i, :len(idx)], c[i, :len(idx)], m[i, :len(idx)] = images[idx], chars[idx], 1.0
+            self._mean = self.encode(x, c, m).numpy().mean(0)
+        return np.tile(self._mean[None], (n, 1))
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def generate(self, ws, chars) -> np.ndarray:
+        """Float [-1, 1] glyphs [N, R, R, 1]: styles [N, D] (or [D] for all) x training char
+        ids [N]."""
+        chars = np.asarray(chars, np.int32)
+        ws = np.asarray(ws, np.float32)
+        if ws.ndim == 1:
+            ws = np.broadcast_to(ws, (len(chars), ws.shape[0]))
+        return self.trainer.draw(ws, self.trainer.content(chars).numpy())
+
+    def generate_labels(self, ws, labels: Sequence[str]) -> np.ndarray:
+        """Like `generate`, for any characters the content font covers (font.FontCoverageError
+        names the ones it lacks)."""
+        ws = np.asarray(ws, np.float32)
+        if ws.ndim == 1:
+            ws = np.broadcast_to(ws, (len(labels), ws.shape[0]))
+        contents = to_float(font.content_images(list(labels), self.resolution))[..., None]
+        return self.trainer.draw(ws, np.asarray(contents, np.float32))
+
+    def model_info(self) -> dict:
+        return {"family": "fewshot", "resolution": self.resolution,
+                "style_dim": fewshot.style_dim(self.cfg.model), "charset": self.charset}
