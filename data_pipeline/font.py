@@ -214,3 +214,14 @@ def content_images(chars: Union[str, Iterable[str]], size: int = 32) -> np.ndarr
     if not labels:
         return np.zeros((0, size, size), np.uint8)
     return np.stack([_cached(label, size) for label in labels])
+
+
+def content_table(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(code points int32 [C] ascending, uint8 ink-high images [C, size, size]) of every code
+    point the font covers that is drawn on its own (no whitespace, control or combining mark):
+    what an export carries so that any of them can be drawn in a style with no font at run
+    time."""
+    codes = [c for c in sorted(covered_code_points())
+             if not chr(c).isspace() and unicodedata.category(chr(c))[0] not in ("C", "M")]
+    return (np.array(codes, np.int32),
+            np.stack([_render(chr(c), size) for c in codes]).astype(np.uint8))

@@ -51,12 +51,14 @@ STYLE_IMAGE_COUNT_MESSAGE = "extract_style needs as many images as chars, at lea
 STYLE_IMAGE_CAP_MESSAGE = "extract_style takes at most max_style_images images"
 STYLE_STEPS_MESSAGE = "extract_style takes at most max_style_steps steps"
 STYLE_FINITE_MESSAGE = "style and variation must be finite (no NaN or infinity)"
+FONT_CHAR_MESSAGE = ("character the model's content font cannot draw (one character per "
+                     "element, NFC)")
 
 __all__ = [
     "BUILTIN_SIGNATURES", "CHARSET_FILE", "CHAR_ID_MESSAGE", "EMPTY_TEXT_MESSAGE",
     "EXTRACT_STYLE", "FORMAT", "FORMAT_VERSION", "GLYPHS", "GLYPHS_BY_ID", "GLYPHS_WITH_STYLE",
     "GLYPH_COUNT_MESSAGE", "LINE_WIDTH_MESSAGE", "MEAN_STYLE", "METADATA", "METADATA_FILE",
-    "SERVING_DEFAULT", "STYLE_FINITE_MESSAGE", "STYLE_IMAGE_CAP_MESSAGE",
+    "FONT_CHAR_MESSAGE", "SERVING_DEFAULT", "STYLE_FINITE_MESSAGE", "STYLE_IMAGE_CAP_MESSAGE",
     "STYLE_IMAGE_COUNT_MESSAGE", "STYLE_SIGNATURES", "STYLE_STEPS_MESSAGE", "TEXT_CHARS_MESSAGE",
     "TOO_LONG_MESSAGE", "TOO_MANY_PIXELS_MESSAGE", "UNKNOWN_CHAR_MESSAGE",
     "UNKNOWN_WRITER_MESSAGE", "UNTRAINED_WRITERS_KEY", "UNTRAINED_WRITER_MESSAGE", "WRITE",

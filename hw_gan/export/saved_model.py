@@ -27,6 +27,7 @@ from hw_gan.export.module import GeneratorModule
 from hw_gan.export.names import (BUILTIN_SIGNATURES, CHARSET_FILE, FORMAT, FORMAT_VERSION,
                                  GLYPHS, METADATA_FILE, SERVING_DEFAULT, UNTRAINED_WRITERS_KEY,
                                  WRITER_GEOMETRY_KEY, WRITERS_FILE)
+from hw_gan.export.signatures.fewshot import fewshot_signatures
 from hw_gan.export.signatures.glyphs import BUILTIN_BUILDERS
 from hw_gan.export.signatures.style import stylegan_signatures
 from hw_gan.export.signatures.write import default_signatures as write_signatures
@@ -241,7 +242,7 @@ def export_generator(generator, model_cfg: ModelConfig, charset_labels: Sequence
 
 
 def default_signatures(model_cfg: ModelConfig, generator=None, *, encoder=None,
-                       feature_net=None, writer_geometry=None) -> dict:
+                       feature_net=None, writer_geometry=None, style_parts=None) -> dict:
     """The extra signatures every hwgan export of `model_cfg.family` carries:
     {"write": ...} for every family; a stylegan export adds extract_style, glyphs_with_style and
     mean_style, which need the (EMA) `generator` and style `encoder` (feature_net: the
@@ -255,12 +256,17 @@ def default_signatures(model_cfg: ModelConfig, generator=None, *, encoder=None,
         w_avg, spread = stylegan.w_statistics(generator, model_cfg.latent_dim)
         extra.update(stylegan_signatures(generator, encoder, w_avg, spread,
                                          feature_net=feature_net))
+    if model_cfg.family == "fewshot":
+        if style_parts is None:
+            raise ValueError("a fewshot export needs its serving generator's style parts "
+                             "(glyph net, head, content code points) for the style signatures")
+        extra.update(fewshot_signatures(generator, *style_parts))
     return extra
 
 
 def export_model(generator, model_cfg: ModelConfig, charset: Sequence[str],
                  writers: Sequence[str], export_dir: PathLike, name: str, version: int = 1, *,
-                 overwrite: bool = False, encoder=None, feature_net=None,
+                 overwrite: bool = False, encoder=None, feature_net=None, style_parts=None,
                  untrained_writers: Sequence[str] = (),
                  writer_geometry: Optional[Mapping[str, Any]] = None,
                  extra_signatures: Optional[Mapping[str, SignatureBuilder]] = None,
@@ -274,7 +280,7 @@ def export_model(generator, model_cfg: ModelConfig, charset: Sequence[str],
     when given; limits: the glyph and style signatures' caps (export_generator). Returns the
     version directory."""
     extra = default_signatures(model_cfg, generator, encoder=encoder, feature_net=feature_net,
-                               writer_geometry=writer_geometry)
+                               writer_geometry=writer_geometry, style_parts=style_parts)
     extra.update(extra_signatures or {})
     info = dict(metadata or {})
     if untrained_writers:

@@ -31,6 +31,7 @@ training glyphs; the generator itself never sees an id.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from hw_gan.config import ModelConfig, scaled
@@ -164,3 +165,83 @@ def build_discriminator(cfg: ModelConfig) -> keras.Model:
     logits = blocks.projection_head(h, {"char": (inputs["char"], cfg.num_chars),
                                         "writer": (inputs["writer"], cfg.num_writers)})
     return keras.Model(inputs, logits, name="fewshot_discriminator")
+
+
+# -- the serving generator: the other families' {z, char, writer} contract --------------------------
+
+
+@keras.saving.register_keras_serializable(package="hw_gan")
+class FontAndStyles(layers.Layer):
+    """{z, char, writer} -> (content [B, R, R, 1] in [-1, 1], style [B, D]) from two tables it
+    holds as weights: the font's content images (uint8 [C, R, R], every code point the content
+    font covers, `rows[i]` the row of training char i) and the training writers' style codes
+    [W, D]. Each glyph's style is jittered by `variation` x the writers' spread x z (the first D
+    entries of z, tiled when D > latent_dim), so repeated letters are not identical."""
+
+    def __init__(self, num_contents: int, resolution: int, num_chars: int, num_writers: int,
+                 style_size: int, variation: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_contents, self.resolution = int(num_contents), int(resolution)
+        self.num_chars, self.num_writers = int(num_chars), int(num_writers)
+        self.style_size, self.variation = int(style_size), float(variation)
+
+    def build(self, input_shape=None):
+        r = self.resolution
+        self.contents = self.add_weight(shape=(self.num_contents, r, r), dtype="uint8",
+                                        trainable=False, initializer="zeros", name="contents")
+        self.rows = self.add_weight(shape=(self.num_chars,), dtype="int32", trainable=False,
+                                    initializer="zeros", name="char_rows")
+        self.styles = self.add_weight(shape=(self.num_writers, self.style_size),
+                                      dtype="float32", trainable=False, initializer="zeros",
+                                      name="writer_styles")
+        self.spread = self.add_weight(shape=(self.style_size,), dtype="float32",
+                                      trainable=False, initializer="zeros", name="style_spread")
+
+    def content_rows(self, rows):
+        """Font images [B, R, R, 1] in [-1, 1] of content-table rows [B]."""
+        img = ops.cast(ops.take(self.contents, rows, axis=0), "float32")
+        return (img * (2.0 / 255.0) - 1.0)[..., None]
+
+    def jitter(self, z, variation):
+        reps = -(-self.style_size // int(z.shape[-1]))
+        noise = ops.tile(z, (1, reps))[:, :self.style_size] if reps > 1 else \
+            z[:, :self.style_size]
+        return variation * self.spread[None] * noise
+
+    def call(self, z, chars, writers):
+        content = self.content_rows(ops.take(self.rows, ops.cast(chars, "int32"), axis=0))
+        style = ops.take(self.styles, ops.cast(writers, "int32"), axis=0)
+        return content, style + self.jitter(ops.cast(z, "float32"), self.variation)
+
+    def get_config(self):
+        return {**super().get_config(), "num_contents": self.num_contents,
+                "resolution": self.resolution, "num_chars": self.num_chars,
+                "num_writers": self.num_writers, "style_size": self.style_size,
+                "variation": self.variation}
+
+
+def build_serving_generator(cfg: ModelConfig, decoder: keras.Model, contents, char_rows,
+                            writer_styles, variation: float = 0.1) -> keras.Model:
+    """The exportable generator: {z [B, latent_dim], char [B], writer [B]} -> glyph, like the
+    other families, with `decoder` (shared weights) drawing each character's font image
+    (`contents` uint8 [C, R, R], `char_rows` [num_chars]) in its writer's style
+    (`writer_styles` [W, D], from their training glyphs). Layer "fewshot_tables" holds the
+    tables for the style signatures (any character the font covers, any style)."""
+    contents = np.asarray(contents, np.uint8)
+    writer_styles = np.asarray(writer_styles, np.float32)
+    r = cfg.resolution
+    inputs = {"z": keras.Input((cfg.latent_dim,), dtype="float32", name="z"),
+              "char": keras.Input((), dtype="int32", name="char"),
+              "writer": keras.Input((), dtype="int32", name="writer")}
+    tables = FontAndStyles(len(contents), r, len(char_rows), len(writer_styles),
+                           writer_styles.shape[1], variation, name="fewshot_tables")
+    content, style = tables(inputs["z"], inputs["char"], inputs["writer"])
+    image = decoder({"content": content, "style": style})
+    model = keras.Model(inputs, image, name="fewshot_serving_generator")
+    trained = writer_styles[np.abs(writer_styles).sum(1) > 0]
+    tables.contents.assign(contents)
+    tables.rows.assign(np.asarray(char_rows, np.int32))
+    tables.styles.assign(writer_styles)
+    tables.spread.assign(trained.std(0) if len(trained) > 1 else np.zeros(
+        writer_styles.shape[1], np.float32))
+    return model

@@ -33,6 +33,8 @@ from hw_gan.training.trainer import FEATURES_LAYER, GANTrainer, summary_grid
 
 REFERENCES = 10  # a training writer's glyphs `generate` takes their style from
 REFERENCE_LIMIT = 40000  # training glyphs loaded for that
+EXPORT_REFERENCES = 20  # a training writer's glyphs their exported style is read from
+SERVING_VARIATION = 0.1  # the export's default jitter of a writer's style per glyph
 
 
 class FewShotTrainer(GANTrainer):
@@ -159,6 +161,48 @@ class FewShotTrainer(GANTrainer):
         r = self.cfg.model.resolution
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, r, r, 1),
                                                                              np.float32)
+
+    def writer_styles(self, untrained=(), k: int = EXPORT_REFERENCES) -> np.ndarray:
+        """float32 [num_writers, D]: each training writer's style from up to k of their training
+        glyphs (distinct characters first, seed 0); zero rows for `untrained` writers."""
+        from hw_gan.inversion.samples import pick_samples  # (inversion sits above training)
+
+        images, chars, writers = self._writer_references()
+        names = list(self.manifest["writers"])
+        skip = {names.index(w) for w in untrained}
+        out = np.zeros((len(names), fewshot.style_dim(self.cfg.model)), np.float32)
+        present = [w for w in np.unique(writers) if int(w) not in skip]
+        for start in range(0, len(present), 64):
+            block = present[start:start + 64]
+            r = self.cfg.model.resolution
+            x = np.full((len(block), k, r, r, 1), -1.0, np.float32)
+            c = np.zeros((len(block), k), np.int32)
+            m = np.zeros((len(block), k), np.float32)
+            for i, w in enumerate(block):
+                idx = np.flatnonzero(writers == w)
+                rng = np.random.default_rng(np.random.SeedSequence([0, int(w), 78]))
+                idx = idx[pick_samples(chars[idx], k, rng)]
+                x[i, :len(idx)], c[i, :len(idx)], m[i, :len(idx)] = images[idx], chars[idx], 1.0
+            out[np.asarray(block)] = self.encode_sets(x, c, m).numpy()
+        return out
+
+    def serving_generator(self, untrained=(), variation: float = SERVING_VARIATION):
+        """(the exportable generator, (glyph net, head, content code points)) of the EMA
+        generator: fewshot.build_serving_generator with the font's content table and the
+        training writers' styles (`writer_styles`)."""
+        r = self.cfg.model.resolution
+        codes, contents = font.content_table(r)
+        where = {int(c): i for i, c in enumerate(codes)}
+        rows = []
+        for label in self.manifest["charset"]:
+            if len(label) != 1 or ord(label) not in where:
+                raise ValueError(f"training character {label!r} is not one code point of the "
+                                 "content table")
+            rows.append(where[ord(label)])
+        glyph_net, head, decoder = fewshot.parts(self.ema_generator)
+        model = fewshot.build_serving_generator(self.cfg.model, decoder, contents, rows,
+                                                self.writer_styles(untrained), variation)
+        return model, (glyph_net, head, codes)
 
     def _writer_references(self):
         """(images, chars, writers) of the training split, cut to at most REFERENCE_LIMIT glyphs:

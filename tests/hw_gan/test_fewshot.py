@@ -247,3 +247,67 @@ def test_heldout_evaluation_of_the_fewshot_family_scores_unseen_characters(train
         assert e not in h.chars[a] and e not in h.chars[t] and set(h.chars[u]) <= {e}
     assert sum(len(u) for u in u_targets) > 0
     assert style_eval.picture(result, n_writers=2, n_chars=3).shape[1] == 3 * 32
+
+
+def test_fewshot_export_draws_writers_by_name_and_any_character_in_a_style(trained, tmp_path):
+    """The SavedModel (TensorFlow only): the built-in signatures draw the training writers by
+    name; extract_style / glyphs_with_style / mean_style take any character the font covers."""
+    from data_pipeline.schema import to_uint8
+    from hw_gan import experiment
+    from hw_gan.export import load_export
+    from hw_gan.inversion import load_model
+
+    model = load_model(trained)
+    cfg = model.cfg.replace(runtime=dataclasses.replace(
+        model.cfg.runtime, export_dir=str(tmp_path / "export"), export_name="fs"))
+    manifest = tfrecords.load_manifest(cfg.data.data_dir)
+    path = experiment.export(cfg, model.trainer, manifest, log=lambda m: None)
+    loaded = load_export(path)
+    assert loaded.family == "fewshot"
+    train_writers = sorted(manifest["splits"]["train"]["per_writer"])
+    held = sorted(manifest["splits"]["test"]["per_writer"])
+    assert set(loaded.untrained_writers) == set(held)
+    out = loaded.glyphs("abc", train_writers[0], seed=3)
+    assert out.shape == (3, 32, 32, 1) and out.dtype == np.uint8
+    sig = loaded.signatures
+    # The exported writer style is the trainer's: the same glyphs with no variation.
+    styles = model.trainer.writer_styles(held)
+    w = manifest["writers"].index(train_writers[0])
+    direct = to_uint8(tf.constant(model.generate_labels(styles[w], list("abc")))).numpy()
+    with_style = sig["glyphs_with_style"](chars=tf.constant(list("abc")),
+                                          style=tf.constant(styles[w][None]),
+                                          seed=tf.constant(3, tf.int64),
+                                          variation=tf.constant(0.0))
+    np.testing.assert_allclose(with_style["images"].numpy().astype(int), direct.astype(int),
+                               atol=1)
+    np.testing.assert_array_equal(with_style["char_ids"].numpy(),
+                                  [model.charset.index(c) for c in "abc"])
+    # Any covered character: accents, a held-out one, a symbol never in the charset.
+    images, chars, _ = (np.asarray(a) for a in run_dir_glyphs(cfg))
+    ex = sig["extract_style"](images=tf.constant(to_uint8(tf.constant(images[:3])).numpy()),
+                              chars=tf.constant([model.charset[c] for c in chars[:3]]),
+                              steps=tf.constant(0))
+    np.testing.assert_allclose(ex["style"].numpy(), model.extract(images[None, :3],
+                                                                  chars[None, :3]), atol=1e-4)
+    more = sig["glyphs_with_style"](chars=tf.constant(["é", "ß", "€", "e"]), style=ex["style"],
+                                    seed=tf.constant(1, tf.int64),
+                                    variation=tf.constant(0.1))
+    assert more["images"].shape == (4, 32, 32, 1)
+    assert more["char_ids"].numpy().tolist()[:3] == [-1, -1, -1]
+    again = sig["glyphs_with_style"](chars=tf.constant(["é", "ß", "€", "e"]), style=ex["style"],
+                                     seed=tf.constant(1, tf.int64), variation=tf.constant(0.1))
+    np.testing.assert_array_equal(more["images"].numpy(), again["images"].numpy())
+    mean = sig["mean_style"]()["style"].numpy()
+    np.testing.assert_allclose(mean[0], styles[np.abs(styles).sum(1) > 0].mean(0), atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="content font cannot draw"):
+        sig["glyphs_with_style"](chars=tf.constant(["a", "中"]), style=ex["style"],
+                                 seed=tf.constant(1, tf.int64), variation=tf.constant(0.0))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="as many images as chars"):
+        sig["extract_style"](images=tf.zeros([2, 32, 32, 1], tf.uint8),
+                             chars=tf.constant(["a"]), steps=tf.constant(0))
+
+
+def run_dir_glyphs(cfg):
+    from data_pipeline.dataset import load_glyphs
+
+    return load_glyphs(cfg.data.data_dir, "test", 32, limit=8)
