@@ -182,17 +182,18 @@ def export(cfg: config_lib.ExperimentConfig, trainer, manifest: dict, overwrite:
     stylegan = cfg.model.family == "stylegan"
     t0 = time.perf_counter()
     geometry = _writer_geometry(cfg, trainer, manifest, log)
-    generator, style_parts = trainer.ema_generator, None
+    generator, style_parts, metadata = trainer.ema_generator, None, {}
     if cfg.model.family == "fewshot":
         log("export: the training writers' styles and the font's content table ...")
         generator, style_parts = trainer.serving_generator(untrained)
+        metadata[export_lib.STYLE_CHARSET_KEY] = "".join(chr(c) for c in style_parts[2])
     log(f"export: writing {Path(cfg.runtime.export_dir) / name} ...")
     path = export_lib.export_model(
         generator, cfg.model, manifest["charset"], manifest["writers"],
         cfg.runtime.export_dir, name, cfg.runtime.export_version, overwrite=overwrite,
         encoder=trainer.ema_encoder if stylegan else None,
         feature_net=trainer.d_feature_net if stylegan else None, style_parts=style_parts,
-        untrained_writers=untrained, writer_geometry=geometry)
+        untrained_writers=untrained, writer_geometry=geometry, metadata=metadata)
     log(f"export: {path} in {time.perf_counter() - t0:.0f} s")
     return str(path)
 

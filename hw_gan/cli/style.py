@@ -27,7 +27,7 @@ from data_pipeline import atomic
 from data_pipeline.schema import to_uint8
 from hw_gan import inversion as extract_lib
 from hw_gan.cli import errors
-from hw_gan.export import load_export
+from hw_gan.export import LoadedExport, load_export
 from hw_gan.export.signatures import style as sig
 from hw_gan.inversion import StyleError
 from hw_gan.models.stylegan import mix_styles
@@ -38,23 +38,26 @@ class _ExportStyles:
     """Style extraction and drawing through an export's signatures."""
 
     def __init__(self, path):
-        self.loaded = load_export(path)
+        self.loaded = path if isinstance(path, LoadedExport) else load_export(path)
         missing = [n for n in (sig.EXTRACT_STYLE, sig.GLYPHS_WITH_STYLE, sig.MEAN_STYLE)
                    if n not in self.loaded.signatures]
         if missing:
             raise StyleError(f"{self.loaded.path} is a {self.loaded.family} export without style "
                              f"signatures ({', '.join(missing)}); style needs a stylegan model")
         mean = self.loaded.signatures[sig.MEAN_STYLE]()["style"].numpy()
-        self.charset = list(self.loaded.charset)
+        self.family = self.loaded.family
+        # The characters samples may show and a style may draw (a fewshot export: its font's).
+        self.charset = list(self.loaded.style_charset)
         self.resolution = int(self.loaded.resolution)
-        self.info = {"family": "stylegan", "resolution": self.resolution,
+        self.info = {"family": self.family, "resolution": self.resolution,
                      "w_dim": int(mean.shape[1]), "num_ws": int(mean.shape[0]),
-                     "charset": self.charset}
+                     "charset": list(self.loaded.charset)}
 
     def model_info(self) -> dict:
         return self.info
 
-    def extract(self, images, char_ids, method: str, steps: int) -> np.ndarray:
+    def extract(self, images, char_ids, method: Optional[str], steps: int) -> np.ndarray:
+        method = check_method(self.family, method)
         if method == "projection":
             raise StyleError("--method=projection (from the mean style) needs a run directory; "
                              "an export offers encoder and both")
@@ -76,15 +79,19 @@ class _RunStyles:
     """Style extraction and drawing from a training run (checkpoint)."""
 
     def __init__(self, path):
-        self.model = extract_lib.StyleModel(path)
+        self.model = extract_lib.load_model(path)
+        self.family = self.model.family
         self.charset = self.model.charset
         self.resolution = self.model.resolution
 
     def model_info(self) -> dict:
         return self.model.model_info()
 
-    def extract(self, images, char_ids, method: str, steps: int,
+    def extract(self, images, char_ids, method: Optional[str], steps: int,
                 feature: str = extract_lib.ProjectionConfig.feature) -> np.ndarray:
+        method = check_method(self.family, method)
+        if self.family == "fewshot":
+            return self.model.extract(images[None], np.asarray(char_ids)[None])
         cfg = extract_lib.ProjectionConfig(steps=steps, feature=feature)
         return self.model.extract(images[None], np.asarray(char_ids)[None], method=method,
                                   projection=cfg)[0]
@@ -101,6 +108,17 @@ class _RunStyles:
         return np.asarray(to_uint8(self.model.generate(ws, ids)))
 
 
+def check_method(family: str, method: Optional[str]) -> str:
+    """The extraction method: the family's default when None (stylegan: both; fewshot: encoder,
+    its only one). StyleError for a method the family does not have."""
+    if family == "fewshot":
+        if method not in (None, "encoder"):
+            raise StyleError(f"--method {method}: a fewshot model reads a style in one pass "
+                             "(encoder); projection is for stylegan models")
+        return "encoder"
+    return method or "both"
+
+
 def open_model(path):
     p = Path(path)
     if run_dir.is_run_dir(p):
@@ -108,7 +126,9 @@ def open_model(path):
     return _ExportStyles(p)
 
 
-def _load_samples(args, charset, resolution):
+def load_samples(args, charset, resolution):
+    """(images, char ids into `charset`, writer name) from --samples (a dataset directory, with
+    --writer when it has several, or a folder of glyph images), at most --k of them."""
     folder = Path(args.samples)
     if (folder / "manifest.json").is_file():
         images, ids, writer = extract_lib.samples_from_dataset(folder, charset, resolution,
@@ -132,9 +152,9 @@ def _extract(argv: Sequence[str]) -> int:
     p.add_argument("--samples", required=True, help="dataset directory or folder of glyph images")
     p.add_argument("--writer", help="writer to take from a dataset with several")
     p.add_argument("--out", required=True, help="style file to write (e.g. alice.style)")
-    p.add_argument("--method", choices=extract_lib.METHODS, default="both",
-                   help="encoder (fast), projection (from the mean style), both (encoder, then "
-                   "projection; default)")
+    p.add_argument("--method", choices=extract_lib.METHODS, default=None,
+                   help="stylegan: encoder (fast), projection (from the mean style), both "
+                   "(encoder, then projection; default); fewshot: encoder (its only method)")
     p.add_argument("--steps", type=int, default=extract_lib.ProjectionConfig.steps,
                    help="projection steps")
     p.add_argument("--feature", choices=extract_lib.FEATURES,
@@ -150,20 +170,21 @@ def _extract(argv: Sequence[str]) -> int:
             raise StyleError("--steps and --k must be >= 0")
         atomic.check_output(args.out, args.overwrite, "--out")
         model = open_model(args.model)
-        images, ids, writer = _load_samples(args, model.charset, model.resolution)
+        images, ids, writer = load_samples(args, model.charset, model.resolution)
         t0 = time.perf_counter()
         if isinstance(model, _RunStyles):
             ws = model.extract(images, ids, args.method, args.steps, args.feature)
         else:
             ws = model.extract(images, ids, args.method, args.steps)
         seconds = time.perf_counter() - t0
+        method = check_method(model.family, args.method)
         chars = "".join(sorted({model.charset[i] for i in ids}))
         extract_lib.save_style(args.out, ws, model.model_info(), args.overwrite, writer=writer,
-                               method=args.method, steps=args.steps, k=int(len(ids)),
+                               method=method, steps=args.steps, k=int(len(ids)),
                                chars=chars, samples=str(args.samples))
     except (ValueError, OSError) as e:
         return errors.report(e)
-    print(f"{args.out}: style of {writer!r} from {len(ids)} glyphs ({args.method}, "
+    print(f"{args.out}: style of {writer!r} from {len(ids)} glyphs ({method}, "
           f"{seconds:.2f} s)")
     return 0
 

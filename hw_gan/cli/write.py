@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
                    "assets/writers.txt)")
     p.add_argument("--style", help="a style file from `hwgan style extract` (stylegan models): "
                    "write in that hand instead of one of the model's writers")
+    p.add_argument("--samples", help="a folder of the person's glyph images (files named "
+                   "<char>_<anything>.png) or a dataset from `hwgan extract`: take the style "
+                   "from them and write in it (models with style signatures; a fewshot model "
+                   "draws every character its font covers, accents included)")
+    p.add_argument("--k", type=int, default=0, help="with --samples: use at most k glyphs "
+                   "(default: all)")
     p.add_argument("--variation", type=float, default=0.12, help="with --style: how much each "
                    "glyph varies around the style (0 = every 'a' alike; default 0.12)")
     p.add_argument("--truncation", type=float, default=1.0, help="with --style: pull the style "
@@ -122,6 +128,29 @@ def _read_text(args) -> str:
     return args.text
 
 
+def _style_from_samples(args, model):
+    """The style (ws) of --samples through the export's extract_style (the family's default
+    method); prints where it came from on stderr."""
+    import time
+
+    from hw_gan.cli import style as style_cli
+
+    if args.style:
+        raise ValueError("give --style or --samples, not both")
+    if args.k < 0:
+        raise ValueError("--k must be >= 0")
+    styles = style_cli._ExportStyles(model)
+    images, ids, writer = style_cli.load_samples(args, styles.charset, styles.resolution)
+    t0 = time.perf_counter()
+    ws = styles.extract(images, ids, None, 0 if styles.family == "fewshot" else STYLE_STEPS)
+    print(f"style of {writer!r} from {len(ids)} glyphs in {time.perf_counter() - t0:.2f} s",
+          file=sys.stderr)
+    return ws
+
+
+STYLE_STEPS = 150  # projection steps of a stylegan style taken from --samples
+
+
 def write_main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -136,11 +165,14 @@ def write_main(argv: Sequence[str]) -> int:
         check_output(args.out, args.overwrite, "--out")  # and so does a bad --out
         _check_page(args)
         model = load_export(model_path)
+        style, writer = args.style, args.writer
+        if args.samples:
+            style, writer = _style_from_samples(args, model), None
         result = render_text(
-            model, text, writer=args.writer, out=args.out, format=args.format, seed=args.seed,
+            model, text, writer=writer, out=args.out, format=args.format, seed=args.seed,
             page=args.page, dpi=args.dpi, x_height_mm=args.x_height, margin_mm=args.margin,
             line_width_px=args.line_width, ink=args.ink, paper=args.paper, slant=args.slant,
-            missing=args.missing, style=args.style,
+            missing=args.missing, style=style,
             style_variation=args.variation, style_truncation=args.truncation,
             overwrite=args.overwrite)
     except (ValueError, OSError, NotImplementedError) as e:

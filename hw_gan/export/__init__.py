@@ -70,7 +70,7 @@ from hw_gan.export import limits, names
 from hw_gan.export.names import (BUILTIN_SIGNATURES, CHAR_ID_MESSAGE, CHARSET_FILE,
                                  EMPTY_TEXT_MESSAGE, EXTRACT_STYLE, FORMAT, FORMAT_VERSION, GLYPHS,
                                  GLYPHS_BY_ID, GLYPHS_WITH_STYLE, LINE_WIDTH_MESSAGE, MEAN_STYLE,
-                                 METADATA, METADATA_FILE, SERVING_DEFAULT,
+                                 METADATA, METADATA_FILE, SERVING_DEFAULT, STYLE_CHARSET_KEY,
                                  STYLE_IMAGE_COUNT_MESSAGE, STYLE_SIGNATURES, TOO_LONG_MESSAGE,
                                  UNKNOWN_CHAR_MESSAGE, UNKNOWN_WRITER_MESSAGE,
                                  UNTRAINED_WRITER_MESSAGE, UNTRAINED_WRITERS_KEY, WRITE,

@@ -17,6 +17,7 @@ from data_pipeline.atomic import PathLike
 from data_pipeline.charset import Charset
 from hw_gan import shipped
 from hw_gan.export.names import (FORMAT_VERSION, GLYPHS, GLYPHS_BY_ID, METADATA, METADATA_FILE,
+                                 STYLE_CHARSET_KEY,
                                  UNKNOWN_CHAR_MESSAGE, UNKNOWN_WRITER_MESSAGE,
                                  UNTRAINED_WRITER_MESSAGE, UNTRAINED_WRITERS_KEY,
                                  WRITER_COUNT_MESSAGE)
@@ -81,6 +82,9 @@ class LoadedExport:
         # Writers the model has a row for but never trained (hwgan.json "untrained_writers"):
         # refused by glyphs() / the renderer / the server with UNTRAINED_WRITER_MESSAGE.
         self.untrained_writers: tuple[str, ...] = tuple(self.info.get(UNTRAINED_WRITERS_KEY, ()))
+        # Characters a style can draw: a fewshot export's whole content font, else the charset.
+        self.style_charset: tuple[str, ...] = (tuple(self.info[STYLE_CHARSET_KEY])
+                                               if STYLE_CHARSET_KEY in self.info else self.charset)
 
     @property
     def version(self) -> Optional[int]:

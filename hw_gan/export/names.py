@@ -15,6 +15,7 @@ METADATA_FILE = "hwgan.json"
 # -- hwgan.json keys beyond the built-in ones ----------------------------------------------------
 UNTRAINED_WRITERS_KEY = "untrained_writers"  # writers with a row but no training glyphs
 WRITER_GEOMETRY_KEY = "writer_geometry"  # {writer: {char: [top, bottom]}}
+STYLE_CHARSET_KEY = "style_charset"  # fewshot: every character a style can draw (one string)
 
 # -- signature names -----------------------------------------------------------------------------
 GLYPHS = "glyphs"
@@ -59,7 +60,7 @@ __all__ = [
     "EXTRACT_STYLE", "FORMAT", "FORMAT_VERSION", "GLYPHS", "GLYPHS_BY_ID", "GLYPHS_WITH_STYLE",
     "GLYPH_COUNT_MESSAGE", "LINE_WIDTH_MESSAGE", "MEAN_STYLE", "METADATA", "METADATA_FILE",
     "FONT_CHAR_MESSAGE", "SERVING_DEFAULT", "STYLE_FINITE_MESSAGE", "STYLE_IMAGE_CAP_MESSAGE",
-    "STYLE_IMAGE_COUNT_MESSAGE", "STYLE_SIGNATURES", "STYLE_STEPS_MESSAGE", "TEXT_CHARS_MESSAGE",
+    "STYLE_CHARSET_KEY", "STYLE_IMAGE_COUNT_MESSAGE", "STYLE_SIGNATURES", "STYLE_STEPS_MESSAGE", "TEXT_CHARS_MESSAGE",
     "TOO_LONG_MESSAGE", "TOO_MANY_PIXELS_MESSAGE", "UNKNOWN_CHAR_MESSAGE",
     "UNKNOWN_WRITER_MESSAGE", "UNTRAINED_WRITERS_KEY", "UNTRAINED_WRITER_MESSAGE", "WRITE",
     "WRITERS_FILE", "WRITER_COUNT_MESSAGE", "WRITER_GEOMETRY_KEY", "WRITER_ID_COUNT_MESSAGE",

@@ -28,6 +28,13 @@ MEAN_STYLE_WRITERS = 400  # training writers averaged for the mean style
 MEAN_STYLE_K = 10
 
 
+def _per_glyph(ws, n: int) -> np.ndarray:
+    """Styles [n, D] from one style ([D] or [1, D], for every glyph) or n of them."""
+    ws = np.asarray(ws, np.float32)
+    ws = ws[None] if ws.ndim == 1 else ws
+    return np.broadcast_to(ws, (n, ws.shape[1])) if len(ws) == 1 else ws
+
+
 class FewShotModel:
     family = "fewshot"
     methods = METHODS
@@ -73,23 +80,18 @@ class FewShotModel:
 
     # -- drawing ---------------------------------------------------------------------------------
     def generate(self, ws, chars) -> np.ndarray:
-        """Float [-1, 1] glyphs [N, R, R, 1]: styles [N, D] (or [D] for all) x training char
-        ids [N]."""
+        """Float [-1, 1] glyphs [N, R, R, 1]: styles [N, D] (or [D] / [1, D] for all) x
+        training char ids [N]."""
         chars = np.asarray(chars, np.int32)
-        ws = np.asarray(ws, np.float32)
-        if ws.ndim == 1:
-            ws = np.broadcast_to(ws, (len(chars), ws.shape[0]))
-        return self.trainer.draw(ws, self.trainer.content(chars).numpy())
+        return self.trainer.draw(_per_glyph(ws, len(chars)), self.trainer.content(chars).numpy())
 
     def generate_labels(self, ws, labels: Sequence[str]) -> np.ndarray:
         """Like `generate`, for any characters the content font covers (font.FontCoverageError
         names the ones it lacks)."""
-        ws = np.asarray(ws, np.float32)
-        if ws.ndim == 1:
-            ws = np.broadcast_to(ws, (len(labels), ws.shape[0]))
         contents = to_float(font.content_images(list(labels), self.resolution))[..., None]
-        return self.trainer.draw(ws, np.asarray(contents, np.float32))
+        return self.trainer.draw(_per_glyph(ws, len(labels)), np.asarray(contents, np.float32))
 
     def model_info(self) -> dict:
-        return {"family": "fewshot", "resolution": self.resolution,
-                "style_dim": fewshot.style_dim(self.cfg.model), "charset": self.charset}
+        """What a style file records (a style is [1, D]: one "layer", as stylegan's W+ has L)."""
+        return {"family": "fewshot", "resolution": self.resolution, "num_ws": 1,
+                "w_dim": fewshot.style_dim(self.cfg.model), "charset": self.charset}

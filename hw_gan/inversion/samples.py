@@ -3,6 +3,7 @@ images, and a choice of k of them."""
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -72,10 +73,12 @@ def samples_from_dataset(data_dir, charset: Sequence[str], image_size: int,
 
 
 def _decode_label(stem: str) -> str:
+    """The character a glyph file is named for: "a_1" -> "a", "U+00E9_2" -> "é"; NFC, so a
+    decomposed name (as macOS writes "é") is the same character."""
     label = stem.split("_")[0]
     if label.upper().startswith("U+"):
-        return "".join(chr(int(part, 16)) for part in label[2:].split("+"))
-    return label
+        label = "".join(chr(int(part, 16)) for part in label[2:].split("+"))
+    return unicodedata.normalize("NFC", label)
 
 
 def _char_index(charset: Sequence[str]) -> dict:

@@ -54,6 +54,10 @@ def load_style(path, model_info: Optional[dict] = None) -> tuple[np.ndarray, dic
     if model_info is not None:
         saved = doc.get("model", {})
         want = (model_info["num_ws"], model_info["w_dim"])
+        family = model_info.get("family")
+        if saved.get("family") and family and saved["family"] != family:
+            raise StyleError(f"style file {path} was extracted with a {saved['family']} model; "
+                             f"this is a {family} model: extract it again with this model")
         if ws.shape != want or saved.get("resolution") != model_info["resolution"]:
             raise StyleError(f"style file {path} was extracted for a model with styles "
                              f"{ws.shape} at {saved.get('resolution')} px; this model takes "

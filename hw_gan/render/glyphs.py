@@ -99,7 +99,7 @@ class StyledExport:
         self.model = model
         self.ws = np.asarray(ws, np.float32)
         self.variation = float(variation)
-        self.charset = model.charset
+        self.charset = getattr(model, "style_charset", None) or model.charset
         self.uses_writer = False
         self.writers = ()
         self.family = model.family
@@ -146,7 +146,7 @@ def apply_style(model, style, variation: float = STYLE_VARIATION, truncation: fl
 
 def _load_style_file(model, path, mean: np.ndarray) -> np.ndarray:
     """The ws of a style file, checked against the model (ValueError when it does not fit)."""
-    info = {"family": "stylegan", "resolution": int(model.resolution),
+    info = {"family": model.family, "resolution": int(model.resolution),
             "w_dim": int(mean.shape[1]), "num_ws": int(mean.shape[0]),
             "charset": list(model.charset)}
     try:

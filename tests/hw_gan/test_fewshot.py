@@ -249,20 +249,32 @@ def test_heldout_evaluation_of_the_fewshot_family_scores_unseen_characters(train
     assert style_eval.picture(result, n_writers=2, n_chars=3).shape[1] == 3 * 32
 
 
-def test_fewshot_export_draws_writers_by_name_and_any_character_in_a_style(trained, tmp_path):
-    """The SavedModel (TensorFlow only): the built-in signatures draw the training writers by
-    name; extract_style / glyphs_with_style / mean_style take any character the font covers."""
-    from data_pipeline.schema import to_uint8
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
     from hw_gan import experiment
-    from hw_gan.export import load_export
     from hw_gan.inversion import load_model
 
     model = load_model(trained)
     cfg = model.cfg.replace(runtime=dataclasses.replace(
-        model.cfg.runtime, export_dir=str(tmp_path / "export"), export_name="fs"))
+        model.cfg.runtime, export_dir=str(tmp_path_factory.mktemp("fsexport")),
+        export_name="fs"))
     manifest = tfrecords.load_manifest(cfg.data.data_dir)
-    path = experiment.export(cfg, model.trainer, manifest, log=lambda m: None)
-    loaded = load_export(path)
+    return experiment.export(cfg, model.trainer, manifest, log=lambda m: None)
+
+
+def test_fewshot_export_draws_writers_by_name_and_any_character_in_a_style(trained, exported):
+    """The SavedModel (TensorFlow only): the built-in signatures draw the training writers by
+    name; extract_style / glyphs_with_style / mean_style take any character the font covers."""
+    from data_pipeline import font
+    from data_pipeline.schema import to_uint8
+    from hw_gan.export import load_export
+    from hw_gan.inversion import load_model
+
+    model = load_model(trained)
+    cfg = model.cfg
+    manifest = tfrecords.load_manifest(cfg.data.data_dir)
+    loaded = load_export(exported)
+    assert "".join(loaded.style_charset) == "".join(chr(c) for c in font.content_table(32)[0])
     assert loaded.family == "fewshot"
     train_writers = sorted(manifest["splits"]["train"]["per_writer"])
     held = sorted(manifest["splits"]["test"]["per_writer"])
@@ -311,3 +323,51 @@ def run_dir_glyphs(cfg):
     from data_pipeline.dataset import load_glyphs
 
     return load_glyphs(cfg.data.data_dir, "test", 32, limit=8)
+
+
+def test_write_and_style_extract_from_a_folder_of_glyphs_with_a_fewshot_export(
+        trained, exported, tmp_path, capsys):
+    """`hwgan write --samples DIR` and `hwgan style extract` + `--style`: accents and symbols
+    outside the training charset are written; what the font lacks follows --missing."""
+    import cv2
+
+    from data_pipeline.schema import to_uint8
+    from hw_gan.cli import main
+    from hw_gan.inversion import load_style
+
+    images, chars, _ = run_dir_glyphs(tfrecords_cfg(trained))
+    charset = list(tfrecords.load_manifest(tfrecords_cfg(trained).data.data_dir)["charset"])
+    folder = tmp_path / "glyphs"
+    folder.mkdir()
+    for i, (img, c) in enumerate(zip(images[:5], chars[:5])):
+        cv2.imwrite(str(folder / f"{charset[c]}_{i}.png"),
+                    255 - to_uint8(tf.constant(img)).numpy()[..., 0])
+    out = tmp_path / "note.png"
+    assert main(["write", "--model", str(exported), "--samples", str(folder), "Café, à 3€!",
+                 "--out", str(out), "--page", "a5", "--missing", "box"]) == 0
+    assert out.is_file() and "from 5 glyphs" in capsys.readouterr().err
+    style = tmp_path / "me.style"
+    assert main(["style", "extract", "--model", str(exported), "--samples", str(folder),
+                 "--out", str(style)]) == 0
+    ws, meta = load_style(style)
+    assert ws.shape == (1, fewshot.style_dim(tfrecords_cfg(trained).model))
+    assert meta["method"] == "encoder" and meta["model"]["family"] == "fewshot"
+    out2 = tmp_path / "note2.png"
+    assert main(["write", "--model", str(exported), "--style", str(style), "Ça va? ß",
+                 "--out", str(out2), "--page", "a5"]) == 0
+    # What the font lacks: an error by default, naming it.
+    assert main(["write", "--model", str(exported), "--style", str(style), "a中",
+                 "--out", str(tmp_path / "x.png"), "--page", "a5"]) == 2
+    assert "中" in capsys.readouterr().err
+    assert main(["style", "extract", "--model", str(exported), "--samples", str(folder),
+                 "--method", "both", "--out", str(tmp_path / "y.style")]) == 2
+    assert "reads a style in one pass" in capsys.readouterr().err
+    assert main(["write", "--model", str(exported), "--samples", str(folder), "--style",
+                 str(style), "a", "--out", str(tmp_path / "z.png")]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def tfrecords_cfg(model_dir):
+    from hw_gan.training import run_dir
+
+    return run_dir.load_run_config(model_dir)[0]
