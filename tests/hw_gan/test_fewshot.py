@@ -371,3 +371,33 @@ def tfrecords_cfg(model_dir):
     from hw_gan.training import run_dir
 
     return run_dir.load_run_config(model_dir)[0]
+
+
+def test_write_with_style_in_the_graph_matches_the_python_renderer(trained, exported):
+    """TF Serving clients write in a style (accents included) with no Python: the in-graph
+    `write_with_style` lays out the same glyphs as `hwgan write --style`."""
+    from hw_gan.export import load_export
+    from hw_gan.render.glyphs import apply_style
+    from hw_gan.render.lines import render_lines_python
+    from tests.hw_gan.test_write_signature import _compare
+
+    loaded = load_export(exported)
+    fn = loaded.signatures["write_with_style"]
+    style = loaded.signatures["mean_style"]()["style"].numpy() + 0.3
+    text, seed, width, variation = "Café à 3€, ça va?\nAu revoir.", 5, 160, 0.1
+    out = fn(text=tf.constant(text), style=tf.constant(style), seed=tf.constant(seed, tf.int64),
+             variation=tf.constant(variation), line_width=tf.constant(width))
+    graph = out["image"].numpy()
+    python = render_lines_python(apply_style(loaded, style, variation), text, None, seed,
+                                 width)
+    assert graph.shape == python.shape and graph.shape[1] == width
+    assert int(out["num_lines"]) >= 2
+    mad, iou = _compare(graph, python)
+    assert mad < 0.5 and iou > 0.95, (mad, iou)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="character not in the model"):
+        fn(text=tf.constant("a中"), style=tf.constant(style), seed=tf.constant(1, tf.int64),
+           variation=tf.constant(0.0), line_width=tf.constant(width))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be finite"):
+        fn(text=tf.constant("ab"), style=tf.constant(style * np.nan),
+           seed=tf.constant(1, tf.int64), variation=tf.constant(0.0),
+           line_width=tf.constant(width))

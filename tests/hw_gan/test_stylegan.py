@@ -493,3 +493,24 @@ def test_server_extracts_a_style_and_writes_in_it(run):
         srv.shutdown()
         srv.server_close()
         thread.join(timeout=10)
+
+
+def test_write_with_style_in_the_graph_matches_the_python_renderer(run):
+    from hw_gan.export import load_export
+    from hw_gan.render.glyphs import apply_style
+    from hw_gan.render.lines import render_lines_python
+    from tests.hw_gan.test_write_signature import _compare
+
+    loaded = load_export(run["export"])
+    fn = loaded.signatures["write_with_style"]
+    _, kwargs = fn.structured_input_signature
+    assert {k: v.shape.as_list() for k, v in kwargs.items()} == {
+        "text": [], "style": [stylegan.num_ws(_model_cfg(32)), stylegan.w_dim(_model_cfg(32))],
+        "seed": [], "variation": [], "line_width": []}
+    style = loaded.signatures["mean_style"]()["style"].numpy()
+    text = (CHARS[:4] + " " + CHARS[1:3]) * 3
+    out = fn(text=tf.constant(text), style=tf.constant(style), seed=tf.constant(4, tf.int64),
+             variation=tf.constant(0.2), line_width=tf.constant(120))
+    python = render_lines_python(apply_style(loaded, style, 0.2), text, None, 4, 120)
+    mad, iou = _compare(out["image"].numpy(), python)
+    assert mad < 0.5 and iou > 0.95, (mad, iou)

@@ -28,7 +28,8 @@ from data_pipeline.schema import to_float
 from hw_gan.export.module import tf_variable
 from hw_gan.export.names import (EXTRACT_STYLE, FONT_CHAR_MESSAGE, GLYPHS_WITH_STYLE, MEAN_STYLE,
                                  STYLE_FINITE_MESSAGE, STYLE_IMAGE_CAP_MESSAGE,
-                                 STYLE_IMAGE_COUNT_MESSAGE)
+                                 STYLE_IMAGE_COUNT_MESSAGE, WRITE_WITH_STYLE)
+from hw_gan.export.signatures import write as write_sig
 from hw_gan.export.module import string_table
 from hw_gan.models import fewshot
 
@@ -116,16 +117,22 @@ class _FewShotSignatures:
                 rows = self.rows_for(module, chars)
             z = tf.random.stateless_normal(tf.stack([n, module.latent_dim]),
                                            seed=tf.stack([seed, tf.constant(1, tf.int64)]))
-            styles = style + self.tables.jitter(z, variation)
-
-            def draw(row, st):
-                return self.decoder({"content": self.tables.content_rows(row), "style": st},
-                                    training=False)
-
-            images = module.in_blocks(draw, n, rows, styles)
+            images = module.in_blocks(lambda r, zz: self.draw_styled(r, zz, style, variation),
+                                      n, rows, z)
             return {"images": images, "char_ids": self.char_ids(module, chars)}
 
         return fn
+
+    def draw_styled(self, rows, z, style, variation):
+        """Glyphs of content-table rows in `style` [1, D], each jittered by variation (z)."""
+        return self.decoder({"content": self.tables.content_rows(rows),
+                             "style": style + self.tables.jitter(z, variation)}, training=False)
+
+    def write_with_style(self, module):
+        self.track(module)
+        return write_sig.styled_write_function(
+            module, [chr(c) for c in self.code_points], list(range(len(self.code_points))),
+            self.draw_styled, (1, self.style_size))
 
     def mean_style(self, module):
         self.track(module)
@@ -147,7 +154,7 @@ def fewshot_signatures(serving_generator, glyph_net, head, code_points) -> dict:
     `code_points` the content table's (font.content_table)."""
     sigs = _FewShotSignatures(serving_generator, glyph_net, head, code_points)
     return {EXTRACT_STYLE: sigs.extract_style, GLYPHS_WITH_STYLE: sigs.glyphs_with_style,
-            MEAN_STYLE: sigs.mean_style}
+            MEAN_STYLE: sigs.mean_style, WRITE_WITH_STYLE: sigs.write_with_style}
 
 
 del fewshot  # imported for the layer registration the saved functions rely on

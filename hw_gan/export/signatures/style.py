@@ -31,7 +31,9 @@ from data_pipeline.schema import to_float
 from hw_gan.export.module import tf_variable
 from hw_gan.export.names import (EXTRACT_STYLE, GLYPHS_WITH_STYLE, MEAN_STYLE,
                                  STYLE_FINITE_MESSAGE, STYLE_IMAGE_CAP_MESSAGE,
-                                 STYLE_IMAGE_COUNT_MESSAGE, STYLE_STEPS_MESSAGE)
+                                 STYLE_IMAGE_COUNT_MESSAGE, STYLE_STEPS_MESSAGE,
+                                 WRITE_WITH_STYLE)
+from hw_gan.export.signatures import write as write_sig
 from hw_gan.inversion import ProjectionConfig, project_styles
 from hw_gan.models import stylegan
 
@@ -131,12 +133,24 @@ class _StyleSignatures:
                 char_ids = module.char_ids_for(chars)
             z = tf.random.stateless_normal(tf.stack([n, module.latent_dim]),
                                            seed=tf.stack([seed, tf.constant(1, tf.int64)]))
-            jitter = tf.cast(self.mapping(z, training=False), tf.float32) - module.mean_w
-            ws = style[None] + variation * jitter[:, None, :]
-            images = module.in_blocks(self.synthesize, n, ws, char_ids)
+            images = module.in_blocks(
+                lambda ids, zz: self.draw_styled(module, ids, zz, style, variation), n,
+                char_ids, z)
             return {"images": images, "char_ids": char_ids}
 
         return fn
+
+    def draw_styled(self, module, char_ids, z, style, variation):
+        """Glyphs of char_ids in `style`, each varied by variation x (mapping(z) - mean w)."""
+        jitter = tf.cast(self.mapping(z, training=False), tf.float32) - module.mean_w
+        return self.synthesize(style[None] + variation * jitter[:, None, :], char_ids)
+
+    def write_with_style(self, module):
+        self.track(module)
+        keys, ids = write_sig._charset_keys(module)
+        return write_sig.styled_write_function(
+            module, keys, ids, lambda i, z, st, v: self.draw_styled(module, i, z, st, v),
+            (self.num_ws, self.w_dim))
 
     def mean_style(self, module):
         self.track(module)
@@ -158,4 +172,4 @@ def stylegan_signatures(generator, encoder, w_avg, spread: float, feature_net=No
     the encoder's glyph features are used."""
     sigs = _StyleSignatures(generator, encoder, w_avg, spread, feature_net, projection)
     return {EXTRACT_STYLE: sigs.extract_style, GLYPHS_WITH_STYLE: sigs.glyphs_with_style,
-            MEAN_STYLE: sigs.mean_style}
+            MEAN_STYLE: sigs.mean_style, WRITE_WITH_STYLE: sigs.write_with_style}

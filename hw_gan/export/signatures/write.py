@@ -65,12 +65,14 @@ import tensorflow as tf
 from hw_gan import layout as layout_lib
 from hw_gan.export import limits
 from hw_gan.export.module import string_table
-from hw_gan.export.names import (EMPTY_TEXT_MESSAGE, LINE_WIDTH_MESSAGE, TEXT_CHARS_MESSAGE,
+from hw_gan.export.names import (EMPTY_TEXT_MESSAGE, LINE_WIDTH_MESSAGE, STYLE_FINITE_MESSAGE,
+                                 TEXT_CHARS_MESSAGE,
                                  TOO_LONG_MESSAGE, TOO_MANY_PIXELS_MESSAGE, UNKNOWN_CHAR_MESSAGE,
                                  WRITE)
 from hw_gan.layout import CHUNK, INK_THRESHOLD
 
-__all__ = ["WriteParams", "chunk_seed_tf", "default_signatures", "write_signature_builder"]
+__all__ = ["WriteParams", "chunk_seed_tf", "default_signatures", "styled_write_function",
+           "write_signature_builder"]
 
 _KIND_NL, _KIND_SPACE, _KIND_GLYPH = 0, 1, 2
 # Unicode whitespace (other than "\n") that Python's str.isspace accepts, for RE2.
@@ -183,16 +185,23 @@ def chunk_seed_tf(seed, chunk):
 # The signature.
 
 
-def _extent_tables(module, params: WriteParams):
-    """Keys (single characters the charset serves), their label ids, and per geometry row
-    (writer) their (top, bottom) plus the typical width, from layout.char_extent."""
+def _charset_keys(module):
+    """(keys: single characters the charset serves, their label ids)."""
     keys, ids = [], []
     for i, label in enumerate(module.charset_labels):
         for ch in label:
             if ch not in keys:
                 keys.append(ch)
                 ids.append(i)
-    if module.uses_writer:
+    return keys, ids
+
+
+def _extent_tables(module, params: WriteParams, keys_ids=None):
+    """Keys (single characters the charset serves, or `keys_ids` = (keys, ids) given), their
+    ids, and per geometry row (writer; one row "" with given keys) their (top, bottom) plus the
+    typical width, from layout.char_extent."""
+    keys, ids = keys_ids or _charset_keys(module)
+    if module.uses_writer and keys_ids is None:
         rows = list(module.writer_names)
     else:
         rows = [""]
@@ -269,9 +278,10 @@ class _WriteGraph:
     the input checks), glyph generation, ink boxes, glyph metrics, per-token arrays, the greedy
     line layout, raster. Python floats and numpy tables are fixed at build time."""
 
-    def __init__(self, module, params: WriteParams):
+    def __init__(self, module, params: WriteParams, keys_ids=None):
         self.module, self.params = module, params
-        keys, self.key_ids, self.tops, self.bottoms, self.widths = _extent_tables(module, params)
+        keys, self.key_ids, self.tops, self.bottoms, self.widths = _extent_tables(
+            module, params, keys_ids)
         self.key_table = string_table(keys, list(range(len(keys))))
         if not hasattr(module, "write_key_tables"):
             module.write_key_tables = []  # tracked, so the tables are saved (one per builder)
@@ -292,14 +302,18 @@ class _WriteGraph:
         ])
         def write(text, writer, seed, line_width):
             key, is_g, is_nl, is_sp = self.tokens(text, line_width)
-            glyphs = self.glyphs(key, is_g, writer, seed)
-            toks = self.token_arrays(glyphs, is_g, is_nl, is_sp)
-            tok_x, tok_y, n_lines, height_px = self.layout(toks, line_width)
-            height_px = self.check_pixels(height_px, line_width)
-            canvas = self.rasterize(glyphs, toks, tok_x, tok_y, height_px, line_width)
-            return {"image": tf.cast(canvas, tf.uint8), "num_lines": n_lines}
+            return self.page(self.glyphs(key, is_g, writer, seed), is_g, is_nl, is_sp,
+                             line_width)
 
         return write
+
+    def page(self, glyphs, is_g, is_nl, is_sp, line_width):
+        """The glyphs laid out and rasterized: {"image", "num_lines"}."""
+        toks = self.token_arrays(glyphs, is_g, is_nl, is_sp)
+        tok_x, tok_y, n_lines, height_px = self.layout(toks, line_width)
+        height_px = self.check_pixels(height_px, line_width)
+        canvas = self.rasterize(glyphs, toks, tok_x, tok_y, height_px, line_width)
+        return {"image": tf.cast(canvas, tf.uint8), "num_lines": n_lines}
 
     # -- text -> tokens ---------------------------------------------------------------------------
 
@@ -368,19 +382,24 @@ class _WriteGraph:
         render_pages uses), all through the generator as one batch."""
         module = self.module
         n = tf.shape(char_ids)[0]
+        z = self.chunk_latents(n, lambda size, c: module.latent(size, chunk_seed_tf(seed, c)))
+        return module.in_blocks(module.synthesize, n, z, char_ids, writer_ids)[..., 0]
+
+    def chunk_latents(self, n, latent):
+        """float32 [n, latent_dim]: `latent(size, c)` for each block c of CHUNK glyphs."""
+        module = self.module
         num_blocks = (n + CHUNK - 1) // CHUNK
 
         def z_body(c, arr):
             size = tf.minimum(CHUNK, n - c * CHUNK)
-            return c + 1, arr.write(c, module.latent(size, chunk_seed_tf(seed, c)))
+            return c + 1, arr.write(c, latent(size, c))
 
         _, z_blocks = tf.while_loop(
             lambda c, _: c < num_blocks, z_body,
             [tf.constant(0, tf.int32),
              tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False,
                             element_shape=tf.TensorShape([None, module.latent_dim]))])
-        z = tf.reshape(z_blocks.concat(), [n, module.latent_dim])
-        return module.in_blocks(module.synthesize, n, z, char_ids, writer_ids)[..., 0]
+        return tf.reshape(z_blocks.concat(), [n, module.latent_dim])
 
     def ink_boxes(self, images) -> _Ink:
         res = self.module.resolution
@@ -611,3 +630,59 @@ class _WriteGraph:
             return tf.zeros([0, 2], tf.int32), tf.zeros([0], tf.float32)
 
         return tf.cond((ph > 0) & (pw > 0) & (sh > 0) & (sw > 0), paste, skip)
+
+
+# ------------------------------------------------------------------------------------------------
+# write_with_style: the same page in a style (stylegan, fewshot), for TF Serving clients.
+
+
+class _StyledWriteGraph(_WriteGraph):
+    """`write` with a style instead of a writer. `draw(ids, z, style, variation)` -> float32
+    glyphs [b, R, R, 1] in [-1, 1] is the family's `glyphs_with_style` body; block c of CHUNK
+    glyphs takes z = stateless_normal([size, latent_dim], seed=[chunk_seed(seed, c), 1]), the
+    latents `hwgan write --style` gives each block through glyphs_with_style, so both
+    renderers draw the same glyphs. Extents are the typographic classes (a style has no
+    per-writer punctuation geometry)."""
+
+    def __init__(self, module, params: WriteParams, keys_ids, draw, style_shape):
+        super().__init__(module, dataclasses.replace(params, writer_geometry=None), keys_ids)
+        self.draw, self.style_shape = draw, tuple(style_shape)
+
+    def function(self):
+        @tf.function(input_signature=[
+            tf.TensorSpec([], tf.string, name="text"),
+            tf.TensorSpec(self.style_shape, tf.float32, name="style"),
+            tf.TensorSpec([], tf.int64, name="seed"),
+            tf.TensorSpec([], tf.float32, name="variation"),
+            tf.TensorSpec([], tf.int32, name="line_width"),
+        ])
+        def write_with_style(text, style, seed, variation, line_width):
+            finite = tf.debugging.Assert(
+                tf.reduce_all(tf.math.is_finite(style)) & tf.math.is_finite(variation),
+                [STYLE_FINITE_MESSAGE])
+            with tf.control_dependencies([finite]):
+                key, is_g, is_nl, is_sp = self.tokens(text, line_width)
+            return self.page(self.styled_glyphs(key, is_g, style, variation, seed), is_g,
+                             is_nl, is_sp, line_width)
+
+        return write_with_style
+
+    def styled_glyphs(self, key, is_g, style, variation, seed) -> _Glyphs:
+        module = self.module
+        g_key = tf.gather(key, tf.cast(tf.where(is_g)[:, 0], tf.int32))
+        ids = tf.gather(tf.constant(self.key_ids, tf.int32), g_key)
+        n = tf.shape(ids)[0]
+        z = self.chunk_latents(n, lambda size, c: tf.random.stateless_normal(
+            tf.stack([size, module.latent_dim]),
+            seed=tf.stack([chunk_seed_tf(seed, c), tf.constant(1, tf.int64)])))
+        images = module.in_blocks(lambda i, zz: self.draw(i, zz, style, variation), n, ids,
+                                  z)[..., 0]
+        return self.metrics(images, self.ink_boxes(images), g_key, 0)
+
+
+def styled_write_function(module, keys, ids, draw, style_shape,
+                          params: Optional[WriteParams] = None):
+    """The `write_with_style` tf.function of a style family's export: `keys` the characters a
+    style can draw, `ids` what `draw` takes for each (see _StyledWriteGraph)."""
+    return _StyledWriteGraph(module, params or WriteParams(), (list(keys), list(ids)), draw,
+                             style_shape).function()
