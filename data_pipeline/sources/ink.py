@@ -372,11 +372,16 @@ class InkSource:
         """The sample behind a record key (KeyError for a key this source does not yield)."""
         return self._by_key[key]
 
+    def sample_label(self, i: int) -> tuple[str, str]:
+        """(character, writer name) of sample i."""
+        return str(self._labels[i]), str(self._writer_names[self._writer_ids[i]])
+
     def __iter__(self) -> Iterator[GlyphRecord]:
         for i in self._indices:
+            char, writer = self.sample_label(int(i))
             yield GlyphRecord(
-                char=str(self._labels[i]),
-                writer=str(self._writer_names[self._writer_ids[i]]),
+                char=char,
+                writer=writer,
                 source=self.name,
                 image=self.draw(int(i))[0],
                 geometry=None,
