@@ -39,9 +39,10 @@ def similarity(clean: np.ndarray, back: np.ndarray) -> dict:
             "ink_ratio_median": round(float(np.median(ink)), 3)}
 
 
-def picture(clean: np.ndarray, back: np.ndarray, writers: np.ndarray, n_writers: int = 6,
-            n_chars: int = 16) -> np.ndarray:
-    """uint8 dark-on-white: per writer, n_chars clean glyphs above the same re-captured."""
+def picture(clean: np.ndarray, back: np.ndarray, writers: np.ndarray, n_writers: int = 5,
+            n_chars: int = 14) -> np.ndarray:
+    """uint8 dark-on-white: per writer, n_chars clean glyphs above the same re-captured, a
+    blank row between writers."""
     from data_pipeline.glyph import tile
 
     r = clean.shape[1]
@@ -52,8 +53,10 @@ def picture(clean: np.ndarray, back: np.ndarray, writers: np.ndarray, n_writers:
         for block in (clean[idx], back[idx]):
             cells += list(block) + [np.zeros((r, r), np.uint8)] * pad
             blank += [False] * len(idx) + [True] * pad
-    return tile(np.stack(cells), n_chars, gap=2, gap_value=255, scale=2, invert=True,
-                blank=blank)
+        cells += [np.zeros((r, r), np.uint8)] * n_chars
+        blank += [True] * n_chars
+    return tile(np.stack(cells[:-n_chars]), n_chars, gap=2, gap_value=255, scale=2,
+                invert=True, blank=blank[:-n_chars])
 
 
 def main() -> int:
