@@ -31,6 +31,7 @@ settings gives its stored image bit for bit (so the match is proven, not assumed
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import tempfile
@@ -41,8 +42,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from data_pipeline import atomic, schema, sheet_sim, tfrecords
 from data_pipeline import charset as charset_lib
-from data_pipeline import schema, sheet_sim, tfrecords
 from data_pipeline import template as template_lib
 from data_pipeline.dataset import split_keys
 from data_pipeline.scan import cells as cells_lib
@@ -132,9 +133,6 @@ class Recapture:
         return schema.to_float(self.glyphs)[..., None]
 
     def save(self, path) -> None:
-        from data_pipeline import atomic
-        import io
-
         buf = io.BytesIO()
         np.savez_compressed(buf, keys=self.keys.astype(str), glyphs=self.glyphs,
                             asked=self.asked, captured=self.captured,
