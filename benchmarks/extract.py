@@ -11,8 +11,8 @@ Accuracy: a simulated print-and-scan run: every page of the default template fil
 of --writers (simulated writers, ~10 % of cells left empty), photographed with random
 distortions and quarter turns, extracted; the share of filled cells that come back with the
 right character and a soft IoU >= 0.8 against the clean glyph, mean / min IoU, geometry error
-(x-heights) and glyphs reported in empty cells. Uses the helpers of
-tests/data_pipeline/test_extract.py (pytest must be installed).
+(x-heights) and glyphs reported in empty cells. Uses the helpers of data_pipeline/sheet_sim.py
+(those of tests/data_pipeline/test_extract.py).
 """
 
 import argparse
@@ -29,19 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from data_pipeline import build, scan  # noqa: E402
+from data_pipeline import sheet_sim as harness  # noqa: E402
 from data_pipeline import template as tpl  # noqa: E402
 from data_pipeline.sources import simulated as sim  # noqa: E402
-from tests.data_pipeline import test_extract as harness  # noqa: E402
 
 
 def photo_of(layout, page_index, writer, rng):
     page, truth = harness.fill_page(tpl.render_page(layout, page_index), layout, page_index,
                                     writer_index=writer, rng=rng)
-    jpg = harness.photograph(page, rng, quarter_turns=int(rng.integers(4)),
-                             quality=int(rng.integers(60, 86)), blur=rng.uniform(0.6, 1.5),
-                             noise=rng.uniform(2, 6), shadow=rng.uniform(0.2, 0.45),
-                             scale=rng.uniform(0.9, 1.1))
-    return jpg, truth
+    return harness.random_photograph(page, rng), truth
 
 
 def speed(layout, tmp: Path, repeats: int) -> dict:

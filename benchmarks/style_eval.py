@@ -2,13 +2,21 @@
 
   python benchmarks/style_eval.py --model_dir runs/unipen_stylegan_cpu \
       [--data_dir data/unipen32_writers] [--ks 5,10,20] [--steps 150] \
-      [--out_json runs/unipen_stylegan_cpu/style_eval.json] [--picture docs/img/stylegan_heldout.png]
+      [--out_json runs/unipen_stylegan_cpu/style_eval.json] [--picture docs/img/stylegan_heldout.png] \
+      [--capture pen=0.09[,size=64,dpi=200,repeats=3,seed=0] [--capture_cache FILE.npz]]
 
 Prints one line per (k, method) and a JSON summary: legibility (char judge accuracy on the
 generated glyphs / on the writer's real glyphs of the same characters), writer match among the
 held-out writers (vs chance and vs real glyphs), FID in the char judge's space; then the time to
 extract one style from k = 10 glyphs on this machine with the encoder and with the encoder plus
 projection.
+
+--capture: the same table again with each held-out writer's k references from another capture
+set-up (data_pipeline/capture.py: re-drawn from their pen strokes with that pen, written into
+printed template sheets, photographed, extracted as `hwgan extract` does), targets unchanged,
+printed beside the clean one with the bar of issue 18 (legibility >= 0.9, writer match >= 5x
+chance, FID below the mean style's). Needs a dataset of the ink source and its stroke files
+(--strokes if they moved); --capture_cache keeps the re-captured glyphs between runs.
 """
 
 import argparse
@@ -38,6 +46,10 @@ def main() -> int:
     p.add_argument("--max_targets", type=int, default=60)
     p.add_argument("--out_json")
     p.add_argument("--picture")
+    p.add_argument("--capture", help="re-capture the references: pen=0.09[,size=..,dpi=..]")
+    p.add_argument("--capture_cache", help=".npz of the re-captured references (reused)")
+    p.add_argument("--strokes", help="the dataset's stroke file(s), if not where its manifest "
+                                     "says (comma-separated)")
     args = p.parse_args()
 
     from data_pipeline import atomic
@@ -47,10 +59,23 @@ def main() -> int:
     model = load_model(args.model_dir)
     data_dir = args.data_dir or model.cfg.data.data_dir
     projection = ProjectionConfig(steps=args.steps)
+    references = None
+    if args.capture is not None:
+        from data_pipeline.capture import CaptureSetup
+
+        references = style_eval.recapture_references(
+            data_dir, CaptureSetup.parse(args.capture), image_size=model.resolution,
+            strokes=args.strokes, cache=args.capture_cache, log=lambda m: print(m, flush=True))
+        print(json.dumps({k: v for k, v in references.report.items() if k != "lost_glyphs"}),
+              flush=True)
     result = style_eval.evaluate_styles(
         model, data_dir, ks=[int(k) for k in args.ks.split(",")], projection=projection,
         ablations_k=args.ablations_k, writer_judge_steps=args.writer_judge_steps,
-        max_targets=args.max_targets, log=lambda m: print(m, flush=True))
+        max_targets=args.max_targets, references=references,
+        log=lambda m: print(m, flush=True))
+    if references is not None:
+        print(f"\nreferences re-captured ({references.name}) beside clean ones:")
+        print("\n".join(style_eval.capture_table(result)), flush=True)
 
     # Speed: one writer, k = 10 (first call traces; the second is timed).
     from data_pipeline.dataset import load_glyphs

@@ -2,6 +2,7 @@
 
   make_dataset       one split as a tf.data pipeline of batches (training, evaluation)
   load_glyphs        one split's glyphs as NumPy arrays, in the dataset's deterministic order
+  split_keys         the record keys of a split in that order
   glyphs_in_charset  the same with char ids re-mapped into another charset (a model's)
 
 Images come as float32 in [-1, 1] (ink +1, schema.to_float) brought to the model's resolution;
@@ -251,6 +252,19 @@ def load_glyphs(data_dir, split: str, image_size: int, limit: Optional[int] = No
     return (np.concatenate(images)[:stop].astype(np.float32),
             np.concatenate(chars)[:stop].astype(np.int32),
             np.concatenate(writers)[:stop].astype(np.int32))
+
+
+def split_keys(data_dir, split: str) -> list[str]:
+    """The record keys of `split` in `load_glyphs`' order: which record each row of its arrays
+    is (its source's key, e.g. "ink:unipen_train_strokes.npz:1234")."""
+    import tensorflow as tf
+
+    files = shard_paths(data_dir, split, load_manifest(data_dir))
+    spec = {schema.KEY: tf.io.FixedLenFeature([], tf.string)}
+    ds = _serialized_records(files, None, shuffle=False, seed=0, cache=False, shuffle_buffer=0,
+                             repeat=False).batch(512)
+    ds = ds.map(lambda s: tf.io.parse_example(s, spec)[schema.KEY])
+    return [k.decode("utf-8") for batch in ds.as_numpy_iterator() for k in batch]
 
 
 def glyphs_in_charset(data_dir, split: str, charset: Sequence[str], image_size: int

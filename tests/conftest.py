@@ -47,6 +47,17 @@ def make_records(writers=("w0", "w1", "w2", "w3"), chars="abc", per=3, size=16, 
     return out
 
 
+def writer_split_dataset(out, writers, chars, per=4, size=32):
+    """A small dataset of `make_records`, split by writer (a third held out), in two shards."""
+    from data_pipeline import tfrecords
+
+    tfrecords.write_dataset(ListSource(make_records(writers=writers, chars=chars, per=per,
+                                                    size=size)),
+                            out, split="writer", test_fraction=0.34, num_shards=2,
+                            progress=False)
+    return out
+
+
 @pytest.fixture
 def list_source():
     return ListSource(make_records())

@@ -33,7 +33,7 @@ import numpy as np
 
 from data_pipeline import charset as charset_lib
 from data_pipeline.schema import GlyphRecord
-from data_pipeline.strokes import MARGIN_FRAC, render_strokes
+from data_pipeline.strokes import MARGIN_FRAC, fit_transform, render_strokes
 
 REQUIRED_KEYS = ("points", "stroke_lengths", "sample_stroke_counts", "labels", "writer_ids",
                  "writer_names")
@@ -346,20 +346,44 @@ class InkSource:
             strokes = [s for s in strokes if len(s)]
         return strokes
 
+    def draw(self, i: int, pen_width: Optional[float] = None,
+             image_size: Optional[int] = None) -> tuple[np.ndarray, float]:
+        """Sample i as its record's image (defaults), or re-drawn with another pen width (a
+        fraction of the image side) or image size: (uint8 ink-high image, the writer's x-height
+        in its pixels; NaN when the writer's letters give no scale)."""
+        pen_width = self.pen_width if pen_width is None else float(pen_width)
+        size = self.image_size if image_size is None else int(image_size)
+        rng = None
+        if self.width_variation > 0:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(i)]))
+        xh = self._x_heights[self._writer_ids[i]]
+        min_extent = self.min_box * xh if np.isfinite(xh) else 0.0
+        strokes = self._strokes(i)
+        transform = fit_transform(strokes, size, pen_width * size, min_extent=min_extent)
+        image = render_strokes(strokes, size, pen_width, self.width_variation, rng,
+                               transform=transform)
+        return image, float(xh * transform[0])
+
+    @functools.cached_property
+    def _by_key(self) -> dict[str, int]:
+        return {self.key(int(i)): int(i) for i in self._indices}
+
+    def sample_index(self, key: str) -> int:
+        """The sample behind a record key (KeyError for a key this source does not yield)."""
+        return self._by_key[key]
+
+    def sample_label(self, i: int) -> tuple[str, str]:
+        """(character, writer name) of sample i."""
+        return str(self._labels[i]), str(self._writer_names[self._writer_ids[i]])
+
     def __iter__(self) -> Iterator[GlyphRecord]:
         for i in self._indices:
-            rng = None
-            if self.width_variation > 0:
-                rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(i)]))
-            xh = self._x_heights[self._writer_ids[i]]
-            min_extent = self.min_box * xh if np.isfinite(xh) else 0.0
-            image = render_strokes(self._strokes(i), self.image_size, self.pen_width,
-                                   self.width_variation, rng, min_extent=min_extent)
+            char, writer = self.sample_label(int(i))
             yield GlyphRecord(
-                char=str(self._labels[i]),
-                writer=str(self._writer_names[self._writer_ids[i]]),
+                char=char,
+                writer=writer,
                 source=self.name,
-                image=image,
+                image=self.draw(int(i))[0],
                 geometry=None,
                 key=self.key(int(i)),
                 size=self.size(int(i)),

@@ -157,3 +157,21 @@ def test_ink_drops_zero_points_and_requires_chars(tmp_path):
         sources.open_source("ink", path=letters, zero_points="some")
     with pytest.raises(ValueError, match="min_box -1.0 is outside"):
         sources.open_source("ink", path=letters, min_box=-1)
+
+
+def test_ink_redraws_a_record_by_key_with_another_pen(tmp_path):
+    """`draw` with the defaults is the record's image; another pen or size re-draws the same
+    strokes (data_pipeline.capture), and the writer's x-height in pixels scales with the size."""
+    src = sources.open_source("ink", path=_letters_and_marks(tmp_path), image_size=32)
+    for rec in src:
+        i = src.sample_index(rec.key)
+        image, xh = src.draw(i)
+        assert np.array_equal(image, rec.image)
+        thick, xh_thick = src.draw(i, pen_width=0.09)
+        assert int(thick.sum()) > int(rec.image.sum())
+        big, xh_big = src.draw(i, pen_width=0.09, image_size=64)
+        assert big.shape == (64, 64) and xh_big == pytest.approx(2 * xh_thick)
+        if rec.char == "o":  # the ring is one x-height tall; a thicker pen leaves less room
+            assert xh_thick < xh < 32
+    with pytest.raises(KeyError):
+        src.sample_index("ink:letters.npz:999")
