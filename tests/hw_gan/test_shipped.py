@@ -240,3 +240,37 @@ def test_large_variable_files_are_split_into_shards_that_load_the_same(tiny, tmp
     trainer = run_dir.restore_trainer(ckpt)
     assert int(trainer.step.numpy()) == 2 and tf.reduce_all(tf.equal(
         trainer.generator.weights[0], trainer.ema_generator.weights[0]))
+
+
+def test_the_card_carries_the_style_evaluation_and_its_targets(tiny, tmp_path, capsys):
+    def row(k, method, match, fid, leg=1.0):
+        return {"k": k, "method": method, "legibility": leg, "writer_match": match,
+                "writer_match_vs_chance": match * 31, "fid": fid}
+
+    doc = {"writers": 31, "extract_seconds_k10": {"encoder": 0.04, "both": 4.2},
+           "table": [row(10, "mean style (baseline)", 0.042, 10.6),
+                     row(10, "encoder", 0.078, 6.7),
+                     row(10, "encoder + projection", 0.108, 3.44, 0.99),
+                     row(20, "encoder + projection", 0.118, 3.8)]}
+    card = ship_cli.style_eval_lines(doc)
+    assert "| 10 | encoder + projection | 0.99 | 0.108 (3.3x) | 3.44 |" in card
+    assert ("At k = 10, encoder + projection: writer match 0.108, 2.6x the mean-style "
+            "baseline's 0.042 (target >= 2x: met); FID 3.44 (target <= 4: met)") in card
+    assert "encoder 0.04 s, both 4.20 s" in card
+    doc["table"][2] = row(10, "encoder + projection", 0.06, 4.5)
+    card = ship_cli.style_eval_lines(doc)
+    assert "encoder: writer match 0.078, 1.9x" in card and card.count("**not met**") == 2
+    assert ship_cli.style_eval_lines({}) == ""
+    # Through the command: the card gets the section; a bad --style_eval is named.
+    path = tmp_path / "style_eval.json"
+    path.write_text(json.dumps(doc))
+    root = tmp_path / "reg"
+    assert ship_cli.ship_main([str(tiny["run"]), "--export", str(tiny["export"]), "--name",
+                               "with_eval", "--root", str(root), "--style_eval",
+                               str(path)]) == 0
+    assert "### Styles from k glyphs of 31 writers" in (
+        root / "with_eval" / shipped.CARD_FILE).read_text()
+    path.write_text("{")
+    assert ship_cli.ship_main([str(tiny["run"]), "--export", str(tiny["export"]), "--name",
+                               "bad", "--root", str(root), "--style_eval", str(path)]) == 2
+    assert f"--style_eval {path} is not JSON" in capsys.readouterr().err
