@@ -27,13 +27,14 @@ from hw_gan.export import load_export
 from hw_gan.export.signatures import style as style_sig
 from hw_gan.layout import MISSING_MODES, page_params, plan_text
 from hw_gan.render import apply_style, encode_pages, parse_color, render_pages
-from hw_gan.render.output import png_bytes, rasterize
+from hw_gan.render.output import encode_page_files, png_bytes, rasterize
 from hw_gan.serve import Budget
 
 ADAPTED_WRITER = "my-hand"  # the new writer's name inside an adapted hand's export
 PAGES = ("a4", "letter", "a5")
 INKS = {"blue-black": "#1a1a40", "black": "#111111", "blue": "#1f3a93", "brown": "#5a3412",
         "green": "#1d5b35"}
+FILE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 PREVIEW_DPI = 60.0
 DOCUMENT_DPI = 150.0
 MISSING_WORDS = {"error": "stop and tell me", "skip": "leave a gap", "box": "draw an empty box",
@@ -83,6 +84,26 @@ def _choice(value, what: str, choices) -> str:
     if not isinstance(value, str) or value not in choices:
         raise StoreError(f"{what} must be one of {', '.join(choices)}")
     return value
+
+
+def _encode(pages, fmt: str, page_no: int, all_pages: bool, dpi: float, ink) -> tuple:
+    """(bytes, content type, pages in the letter) of the download: the PDF; page `page_no` as
+    PNG / SVG; or every page (one page: its file; several: a zip of page-1.png, ...)."""
+    paper = parse_color("#ffffff")
+    if fmt == "pdf":
+        data, n = encode_pages(pages, "pdf", dpi, ink, paper)
+        return data, "application/pdf", n
+    if all_pages:
+        data, n, zipped = encode_page_files(pages, fmt, dpi, ink, paper)
+        return data, "application/zip" if zipped else FILE_TYPES[fmt], n
+    data, n = None, 0
+    for n, (layout, crops) in enumerate(pages, 1):
+        if n == page_no:
+            data = (png_bytes(rasterize(layout, crops), ink, paper, dpi) if fmt == "png" else
+                    encode_pages(iter([(layout, crops)]), "svg", dpi, ink, paper)[0])
+    if data is None:
+        raise StoreError(f"page {page_no}: the letter has {n} page(s)")
+    return data, FILE_TYPES[fmt], n
 
 
 class Busy(StoreError):
@@ -242,7 +263,9 @@ class Studio:
 
     def write(self, body: dict) -> tuple[bytes, str, dict]:
         """A letter (preview PNG of one page, or the PNG / SVG / PDF download) from the page's
-        choices; -> (bytes, content type, headers)."""
+        choices; -> (bytes, content type, headers). PNG and SVG are page `page_no`, or with
+        `all_pages` every page: a zip of page-1.png, page-2.png, ... (the page's own file when
+        the letter has one page)."""
         if not isinstance(body, dict):
             raise StoreError("bad request")
         text = body.get("text")
@@ -260,6 +283,9 @@ class Studio:
         seed = _int(body.get("seed", 0), "version", 0, 2**31 - 1)
         missing = _choice(body.get("missing", "box"), "missing letters", MISSING_MODES)
         page_no = _int(body.get("page_no", 1), "page", 1, 1000)
+        all_pages = body.get("all_pages", False)
+        if not isinstance(all_pages, bool):
+            raise StoreError("all_pages must be true or false")
         dpi = PREVIEW_DPI if preview else DOCUMENT_DPI
         model, writer = self._hand_model(body.get("hand"))
         params = page_params(page, dpi, 3.0, 20.0, line_spacing=spacing)
@@ -278,20 +304,7 @@ class Studio:
             if plan.missing:
                 headers["X-Hwgan-Missing"] = "".join(plan.missing).encode(
                     "unicode_escape").decode("ascii")[:200]
-            paper = parse_color("#ffffff")
-            if fmt == "pdf":
-                data, n = encode_pages(pages, "pdf", dpi, ink, paper)
-                ctype = "application/pdf"
-            else:
-                data, n = None, 0
-                for n, (layout, crops) in enumerate(pages, 1):
-                    if n == page_no:
-                        data = (png_bytes(rasterize(layout, crops), ink, paper, dpi)
-                                if fmt == "png" else encode_pages(iter([(layout, crops)]),
-                                                                  "svg", dpi, ink, paper)[0])
-                if data is None:
-                    raise StoreError(f"page {page_no}: the letter has {n} page(s)")
-                ctype = "image/png" if fmt == "png" else "image/svg+xml"
+            data, ctype, n = _encode(pages, fmt, page_no, all_pages, dpi, ink)
         finally:
             self.render_slots.release()
         headers["X-Hwgan-Pages"] = str(n)
