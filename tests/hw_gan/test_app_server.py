@@ -7,12 +7,10 @@ one job at a time and a job that dies, and writing text with characters the hand
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import struct
 import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -20,9 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
-from hw_gan.app import server as server_lib
 from hw_gan.app import studio as studio_lib
-from tests.hw_gan.app_models import multipart
+from tests.hw_gan.app_models import multipart, serve_studio
 
 CHARSET = "abcde"
 
@@ -56,18 +53,9 @@ def app(tmp_path_factory, request):
     data = tmp_path_factory.mktemp("app-data")
     studio = studio_lib.Studio(studio_lib.StudioConfig(model="fake", data_dir=str(data),
                                                        max_megapixels=1.0))
-    server, sock, url = server_lib.make_server(studio, "127.0.0.1", 0, max_files=2,
-                                               max_upload_mb=0.25)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
-                              daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)
-    yield {"studio": studio, "port": sock.getsockname()[1], "data": data}
-    server.should_exit = True
-    thread.join(10)
+    port, stop = serve_studio(studio, max_files=2, max_upload_mb=0.25)
+    yield {"studio": studio, "port": port, "data": data}
+    stop()
     mp.undo()
 
 
