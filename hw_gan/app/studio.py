@@ -63,6 +63,10 @@ class StudioConfig:
     model: str
     data_dir: str
     base: str = ""  # a style_cgan run directory to adapt ("better" hands); "" = not offered
+    # A model whose writers are offered as sample hands (an export or shipped name); "" = the
+    # --model's own writers, else the --base's when it is a shipped model (its export).
+    gallery: str = ""
+    gallery_size: int = 24
     image_size: int = 32
     max_megapixels: float = 64.0
     style_steps: int = 150  # projection steps after the encoder ("fast" hands)
@@ -134,6 +138,7 @@ class Studio:
         # its grown generator's weight shapes are worked out once, when a hand file needs them.
         self.base = adapt_lib.load_base(cfg.base) if cfg.base else None
         self._base_specs: Optional[dict] = None
+        self.gallery_model = self._gallery_model()
         if self.styles:
             mean = self.model.signatures[style_sig.MEAN_STYLE]()["style"].numpy()
             self.style_info = {"family": self.model.family, "resolution": self.resolution,
@@ -142,14 +147,34 @@ class Studio:
 
     # -- what the page shows -------------------------------------------------------------------
 
+    def _gallery_model(self):
+        """The model sample hands are drawn with: --gallery; else --model when it has writers;
+        else the shipped --base's export; else None."""
+        cfg = self.cfg
+        if cfg.gallery:
+            model = load_export(cfg.gallery)
+        elif self.model.writers and not self.styles:
+            return self.model
+        elif cfg.base and shipped.is_name(cfg.base) and not os.path.exists(cfg.base):
+            model = load_export(cfg.base)
+        else:
+            return None
+        if not model.writers or not model.trained_writers():
+            raise ValueError(f"--gallery {cfg.gallery or cfg.base}: a model with writers "
+                             "(char+writer) is needed for sample hands")
+        return model
+
     def gallery(self) -> list[dict]:
-        """The model's own writers (families with writers), to try the page before making a
-        hand of one's own."""
-        if self.styles or not self.model.writers:
+        """Sample hands: up to `gallery_size` writers of the gallery model, spread evenly over
+        its trained writers, to try the page (or write in a real hand) before making one's
+        own."""
+        if self.gallery_model is None:
             return []
-        writers = list(self.model.trained_writers())
+        writers = list(self.gallery_model.trained_writers())
+        n = min(len(writers), self.cfg.gallery_size)
+        picked = [writers[(i * len(writers)) // n] for i in range(n)]
         return [{"id": f"gw{i}", "name": f"Sample hand {i + 1}", "kind": "gallery",
-                 "writer": w} for i, w in enumerate(writers[:12])]
+                 "writer": w} for i, w in enumerate(picked)]
 
     def info(self) -> dict:
         return {"charset": self.charset, "fast": self.styles, "better": bool(self.cfg.base),
@@ -329,7 +354,7 @@ class Studio:
         if isinstance(hand_id, str) and hand_id.startswith("gw"):
             for g in self.gallery():
                 if g["id"] == hand_id:
-                    return self.model, g["writer"]
+                    return self.gallery_model, g["writer"]
             raise StoreError("hand: no such sample hand")
         doc = self.hands.get(hand_id)
         path = self.hands.dir(hand_id)

@@ -274,3 +274,42 @@ def test_the_card_carries_the_style_evaluation_and_its_targets(tiny, tmp_path, c
     assert ship_cli.ship_main([str(tiny["run"]), "--export", str(tiny["export"]), "--name",
                                "bad", "--root", str(root), "--style_eval", str(path)]) == 2
     assert f"--style_eval {path} is not JSON" in capsys.readouterr().err
+
+
+def test_the_app_offers_the_shipped_bases_writers_as_sample_hands(tiny, tmp_path, capsys):
+    """`hwgan app --base NAME` with a stylegan-like --model: the shipped base's trained writers
+    are the sample hands (w3, never trained, is not), and a letter is written in one."""
+    from hw_gan.app import studio as studio_lib
+    from hw_gan.cli.app import app_main
+    from tests.hw_gan.test_app_server import FakeModel
+
+    class StyleOnly(FakeModel):  # a model that makes hands from glyphs: no writers of its own
+        writers = ()
+        signatures = {"extract_style": None,
+                      "mean_style": lambda: {"style": tf.zeros([2, 4])}}
+
+    mp = pytest.MonkeyPatch()
+    real = studio_lib.load_export
+    mp.setattr(studio_lib, "load_export", lambda p: StyleOnly() if p == "style" else real(p))
+    try:
+        studio = studio_lib.Studio(studio_lib.StudioConfig(
+            model="style", base=NAME, data_dir=str(tmp_path / "data"), gallery_size=2))
+        gallery = studio.gallery()
+        assert [g["writer"] for g in gallery] == ["w0", "w1"]
+        studio = studio_lib.Studio(studio_lib.StudioConfig(
+            model="style", base=NAME, data_dir=str(tmp_path / "data")))
+        assert [g["writer"] for g in studio.gallery()] == ["w0", "w1", "w2"]
+        hand = studio.gallery()[1]["id"]
+        data, ctype, headers = studio.write({"text": "ab c.", "hand": hand, "page": "a5",
+                                             "seed": 3})
+        assert ctype == "image/png" and data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert headers["X-Hwgan-Glyphs"] == "4"
+        # --gallery names a model without writers: one line naming it.
+        with pytest.raises(ValueError, match="--gallery style: a model with writers"):
+            studio_lib.Studio(studio_lib.StudioConfig(model="style", gallery="style",
+                                                      data_dir=str(tmp_path / "d2")))
+    finally:
+        mp.undo()
+    # No --model and no shipped unipen_styles: the command says what to give.
+    assert app_main(["--port", "0"]) == 2
+    assert "--model is needed: no shipped unipen_styles" in capsys.readouterr().err
