@@ -2,10 +2,12 @@
 
 Owns: the new writer's data (data.py), growing the base by one writer (surgery.py), the
 adaptation's training steps (steps.py), the Adapter with its start, phases and selection
-(adapter.py) and the command that writes the adapted run and its export (run.py: prepare,
-adapt). Its settings are hw_gan.config.AdaptConfig. Imports only lower floors (data_pipeline,
-hw_gan.config, hw_gan.losses, hw_gan.training, hw_gan.evaluation, hw_gan.export); never
-hw_gan.render, experiment, serve or cli.
+(adapter.py), the command that writes the adapted run and its export (run.py: prepare,
+adapt) and the adapted generator as plain numbers, to move a writer without a SavedModel
+(portable.py: `hwgan app`'s hand files). Its settings are hw_gan.config.AdaptConfig. Imports
+only lower floors (data_pipeline, hw_gan.config, hw_gan.losses, hw_gan.models,
+hw_gan.training, hw_gan.evaluation, hw_gan.export); never hw_gan.render, experiment, serve or
+cli.
 
     python train_main.py --flagfile=configs/adapt_writer.cfg --writer_data=DIR --init=RUN_DIR \
         --writer_name=alice --model_dir=runs/alice

@@ -241,7 +241,7 @@ def build_app(studio: Studio, *, max_files: int = 12, max_upload_mb: float = 25.
         return out if isinstance(out, Response) else JSONResponse({"deleted": True})
 
     async def hand_export(request):
-        out = await call(studio.hands.export_bytes, request.path_params["hid"])
+        out = await call(studio.export_hand, request.path_params["hid"])
         if isinstance(out, Response):
             return out
         return Response(out, media_type="application/zip", headers={
@@ -252,7 +252,7 @@ def build_app(studio: Studio, *, max_files: int = 12, max_upload_mb: float = 25.
         if isinstance(files, Response):
             return files
         data = await files[0].read()
-        out = await call(studio.hands.import_style, data, studio.check_style, 16 << 20)
+        out = await call(studio.import_hand, data)
         return out if isinstance(out, Response) else JSONResponse({"hand": out})
 
     async def job(request):

@@ -7,15 +7,20 @@ cut glyphs, the glyphs left out) and the hands made from it.
     DATA/sheets/state.json            refused uploads, glyphs left out
     DATA/hands/<id>/hand.json         a hand: its name, kind ("style" | "adapted"), counts
     DATA/hands/<id>/hand.style        a style hand's style file
-    DATA/hands/<id>/export/hand/1     an adapted hand's SavedModel (writer "hand")
+    DATA/hands/<id>/export/hand/1     an adapted hand's SavedModel (its writer: studio's
+                                      ADAPTED_WRITER), made here by the job or from a hand file
 
-Names that come from a request (a hand's name, an upload's file name) are only ever stored as
-JSON strings; every path is made here from server-made ids that match ID_RE."""
+A hand file (.hwhand, `read_hand_file` / `hand_file_bytes`) is a zip of hand.json and either
+hand.style (a quick hand) or weights.npz (a closer copy: numbers only, never a SavedModel; see
+hw_gan.adaptation.portable). Names that come from a request (a hand's name, an upload's file
+name) are only ever stored as JSON strings; every path is made here from server-made ids that
+match ID_RE."""
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import shutil
 import threading
@@ -34,7 +39,10 @@ from data_pipeline.schema import Geometry, GlyphRecord
 ID_RE = re.compile(r"^[a-z0-9]{1,40}$")
 GLYPH_RE = re.compile(r"^p([0-9]{1,3})-([0-9]{1,4})$")
 MAX_NAME = 80
-ADAPTED_WRITER = "hand"  # the writer name of an adapted hand inside its own export
+HAND_FORMAT = "hwgan-hand"  # hand.json's "format" in a hand file
+HAND_FILES = {"style": ("hand.json", "hand.style"), "adapted": ("hand.json", "weights.npz")}
+MAX_HAND_JSON = 256 << 10
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 class StoreError(ValueError):
@@ -299,49 +307,131 @@ class Hands:
             path.rename(trash)  # gone from the list at once, removed after
             shutil.rmtree(trash, ignore_errors=True)
 
-    def export_bytes(self, hand_id: str) -> bytes:
-        """A zip of the hand's directory (hand.json first)."""
-        path = self.dir(hand_id)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            z.write(path / "hand.json", "hand.json")
-            for f in sorted(path.rglob("*")):
-                if f.is_file() and f.name != "hand.json":
-                    z.write(f, f.relative_to(path).as_posix())
-        return buf.getvalue()
+    def style_file(self, hand_id: str) -> dict[str, bytes]:
+        """The files of a quick hand's hand file: hand.json (its name and counts) and its
+        style file."""
+        doc = self.get(hand_id)
+        if doc["kind"] != "style":
+            raise StoreError("hand: not a quick hand")
+        keep = {k: doc[k] for k in ("glyphs", "chars") if k in doc}
+        head = {"format": HAND_FORMAT, "format_version": 1, "kind": "style",
+                "name": doc["name"], **keep}
+        return {"hand.json": json.dumps(head).encode("utf-8"),
+                "hand.style": (self.dir(hand_id) / "hand.style").read_bytes()}
 
-    def import_style(self, data: bytes, check_style, max_bytes: int) -> dict:
-        """A hand file made by export_bytes (style hands only: an adapted hand's file holds a
-        SavedModel, which the app does not load from outside). check_style(path) raises
-        ValueError when the style does not fit the app's model."""
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
-                names = set(z.namelist())
-                if names != {"hand.json", "hand.style"}:
-                    raise StoreError("this is not a hand file from this page (only hands made "
-                                     "with the fast method can be imported)")
-                sizes = {i.filename: i.file_size for i in z.infolist()}
-                if sum(sizes.values()) > max_bytes:
-                    raise StoreError(f"hand file unpacks to more than {max_bytes} bytes")
-                doc = json.loads(z.read("hand.json").decode("utf-8"))
-                style = z.read("hand.style")
-        except (zipfile.BadZipFile, ValueError, UnicodeDecodeError, KeyError) as e:
-            if isinstance(e, StoreError):
-                raise
-            raise StoreError("this is not a hand file (it is not a readable zip of a hand)") \
-                from None
-        if not isinstance(doc, dict) or doc.get("kind") != "style":
-            raise StoreError("only hands made with the fast method can be imported")
+    def import_style(self, doc: dict, files: dict, check_style) -> dict:
+        """A quick hand from a hand file (read_hand_file's doc and files). check_style(path)
+        raises ValueError when the style does not fit the app's model."""
 
         def fill(tmp: Path) -> None:
-            (tmp / "hand.style").write_bytes(style)
+            (tmp / "hand.style").write_bytes(files["hand.style"])
             try:
                 check_style(tmp / "hand.style")
             except ValueError as e:
                 raise StoreError(f"this hand does not fit the model in use: {e}") from None
 
-        keep = {k: doc[k] for k in ("glyphs", "chars") if k in doc}
-        return self.add(doc.get("name") or "imported hand", "style", fill, imported=True, **keep)
+        glyphs = doc.get("glyphs")
+        keep = {"glyphs": glyphs} if isinstance(glyphs, int) and glyphs >= 0 else {}
+        if isinstance(doc.get("chars"), str):
+            keep["chars"] = doc["chars"][:1000]
+        return self.add(imported_name(doc), "style", fill, imported=True, **keep)
+
+
+def imported_name(doc: dict) -> str:
+    """The name a hand file gives its hand, or "imported hand"."""
+    try:
+        return clean_name(doc.get("name"))
+    except StoreError:
+        return "imported hand"
+
+
+def read_hand_file(data: bytes, max_bytes: int) -> tuple[dict, dict[str, bytes]]:
+    """(hand.json, {file name: bytes}) of a hand file: a zip holding hand.json and either
+    hand.style (a quick hand) or weights.npz (a closer copy), nothing else, checked by names and
+    sizes before anything is unpacked. StoreError on one line otherwise."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+            names = sorted(info.filename for info in infos)
+            kind = next((k for k, want in HAND_FILES.items() if sorted(want) == names), None)
+            if kind is None:
+                raise StoreError("this is not a hand file from this page: it must hold "
+                                 "hand.json and either hand.style (a quick hand) or weights.npz "
+                                 "(a closer copy), and nothing else")
+            total = sum(info.file_size for info in infos)
+            if total > max_bytes:
+                raise StoreError(f"this hand file unpacks to {total} bytes, over this app's "
+                                 f"limit of {max_bytes}")
+            if z.getinfo("hand.json").file_size > MAX_HAND_JSON:
+                raise StoreError(f"hand.json is over {MAX_HAND_JSON} bytes")
+            files = {name: z.read(name) for name in names}
+    except StoreError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError):
+        raise StoreError("this is not a hand file (it is not a readable zip of a hand)") \
+            from None
+    try:
+        doc = json.loads(files["hand.json"].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise StoreError(f"hand.json is not valid JSON ({str(e).splitlines()[0][:120]})") \
+            from None
+    if not isinstance(doc, dict):
+        raise StoreError("hand.json is not a JSON object")
+    if doc.get("kind") != kind:
+        raise StoreError(f"hand.json: kind must be {kind!r} in a file holding "
+                         f"{HAND_FILES[kind][1]}")
+    if doc.get("format", HAND_FORMAT) != HAND_FORMAT or doc.get("format_version", 1) != 1:
+        raise StoreError("hand.json: a hand file of another format or a newer version; "
+                         "update hwgan to bring it in")
+    return doc, files
+
+
+ADAPTED_FIELDS = {"format", "format_version", "kind", "name", "glyphs", "finetuned", "base",
+                  "writer_geometry"}
+
+
+def adapted_fields(doc: dict, charset) -> tuple[dict, Optional[int], bool]:
+    """(writer geometry, glyphs, finetuned) of a closer copy's hand.json, every field checked:
+    no field but ADAPTED_FIELDS; geometry {char: [top, bottom]} of characters of `charset`,
+    in x-heights (-3 .. 4, top above bottom). StoreError naming the field otherwise."""
+    unknown = sorted(set(doc) - ADAPTED_FIELDS)
+    if unknown:
+        raise StoreError(f"hand.json: unknown field {unknown[0][:40]!r}")
+    glyphs, finetuned = doc.get("glyphs"), doc.get("finetuned", False)
+    if glyphs is not None and (isinstance(glyphs, bool) or not isinstance(glyphs, int)
+                               or not 0 <= glyphs <= 10 ** 7):
+        raise StoreError("hand.json: glyphs must be a whole number")
+    if not isinstance(finetuned, bool):
+        raise StoreError("hand.json: finetuned must be true or false")
+    value = doc.get("writer_geometry", {})
+    chars = {ch for label in charset for ch in label}
+    if not isinstance(value, dict) or len(value) > len(chars):
+        raise StoreError("hand.json: writer_geometry must map the model's characters to "
+                         "[top, bottom]")
+    geometry = {}
+    for ch, pair in value.items():
+        ok = (ch in chars and isinstance(pair, list) and len(pair) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and math.isfinite(v) and -3.0 <= v <= 4.0 for v in pair)
+              and pair[0] > pair[1])
+        if not ok:
+            shown = "".join(c for c in str(ch) if c.isprintable())[:20]
+            raise StoreError(f"hand.json: writer_geometry {shown!r} must be [top, bottom] of a "
+                             "character of the model, in x-heights")
+        geometry[ch] = [float(pair[0]), float(pair[1])]
+    return geometry, glyphs, finetuned
+
+
+def hand_file_bytes(files: dict) -> bytes:
+    """A hand file of `files` ({name: bytes}, hand.json first); the same files give the same
+    bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in sorted(files, key=lambda n: n != "hand.json"):
+            info = zipfile.ZipInfo(name, ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, files[name])
+    return buf.getvalue()
 
 
 def make_sheets(charset, paper: str, repeats: int) -> tuple[bytes, dict]:

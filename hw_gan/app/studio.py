@@ -6,6 +6,7 @@ nothing is run as a subprocess."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -20,20 +21,25 @@ import tensorflow as tf
 from data_pipeline.charset import parse_charset
 from data_pipeline.schema import to_uint8
 from hw_gan import adaptation as adapt_lib
-from hw_gan import inversion
+from hw_gan import inversion, shipped
+from hw_gan.adaptation import portable
 from hw_gan.app.jobs import Jobs
-from hw_gan.app.store import Hands, Sheets, StoreError, clean_name, make_sheets
+from hw_gan.app.store import (HAND_FORMAT, Hands, Sheets, StoreError, adapted_fields,
+                              clean_name, hand_file_bytes, imported_name, make_sheets,
+                              read_hand_file)
 from hw_gan.export import load_export
 from hw_gan.export.signatures import style as style_sig
 from hw_gan.layout import MISSING_MODES, page_params, plan_text
 from hw_gan.render import apply_style, encode_pages, parse_color, render_pages
-from hw_gan.render.output import png_bytes, rasterize
+from hw_gan.render.output import encode_page_files, png_bytes, rasterize
 from hw_gan.serve import Budget
 
 ADAPTED_WRITER = "my-hand"  # the new writer's name inside an adapted hand's export
+MAX_HAND_FILE = 64 << 20  # what a hand file may unpack to (a closer copy: its weights)
 PAGES = ("a4", "letter", "a5")
 INKS = {"blue-black": "#1a1a40", "black": "#111111", "blue": "#1f3a93", "brown": "#5a3412",
         "green": "#1d5b35"}
+FILE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 PREVIEW_DPI = 60.0
 DOCUMENT_DPI = 150.0
 MISSING_WORDS = {"error": "stop and tell me", "skip": "leave a gap", "box": "draw an empty box",
@@ -57,6 +63,10 @@ class StudioConfig:
     model: str
     data_dir: str
     base: str = ""  # a style_cgan run directory to adapt ("better" hands); "" = not offered
+    # A model whose writers are offered as sample hands (an export or shipped name); "" = the
+    # --model's own writers, else the --base's when it is a shipped model (its export).
+    gallery: str = ""
+    gallery_size: int = 24
     image_size: int = 32
     max_megapixels: float = 64.0
     style_steps: int = 150  # projection steps after the encoder ("fast" hands)
@@ -85,6 +95,26 @@ def _choice(value, what: str, choices) -> str:
     return value
 
 
+def _encode(pages, fmt: str, page_no: int, all_pages: bool, dpi: float, ink) -> tuple:
+    """(bytes, content type, pages in the letter) of the download: the PDF; page `page_no` as
+    PNG / SVG; or every page (one page: its file; several: a zip of page-1.png, ...)."""
+    paper = parse_color("#ffffff")
+    if fmt == "pdf":
+        data, n = encode_pages(pages, "pdf", dpi, ink, paper)
+        return data, "application/pdf", n
+    if all_pages:
+        data, n, zipped = encode_page_files(pages, fmt, dpi, ink, paper)
+        return data, "application/zip" if zipped else FILE_TYPES[fmt], n
+    data, n = None, 0
+    for n, (layout, crops) in enumerate(pages, 1):
+        if n == page_no:
+            data = (png_bytes(rasterize(layout, crops), ink, paper, dpi) if fmt == "png" else
+                    encode_pages(iter([(layout, crops)]), "svg", dpi, ink, paper)[0])
+    if data is None:
+        raise StoreError(f"page {page_no}: the letter has {n} page(s)")
+    return data, FILE_TYPES[fmt], n
+
+
 class Busy(StoreError):
     """Too many letters are being drawn at once: the page retries."""
 
@@ -104,8 +134,11 @@ class Studio:
         self.render_slots = threading.BoundedSemaphore(cfg.max_concurrent)
         self._exports: OrderedDict = OrderedDict()  # adapted hands' exports, most recent last
         self._exports_lock = threading.Lock()
-        if cfg.base:
-            adapt_lib.load_base(cfg.base)  # a bad --base fails at start, not in a job
+        # The base of closer copies: loaded at start (a bad --base fails here, not in a job);
+        # its grown generator's weight shapes are worked out once, when a hand file needs them.
+        self.base = adapt_lib.load_base(cfg.base) if cfg.base else None
+        self._base_specs: Optional[dict] = None
+        self.gallery_model = self._gallery_model()
         if self.styles:
             mean = self.model.signatures[style_sig.MEAN_STYLE]()["style"].numpy()
             self.style_info = {"family": self.model.family, "resolution": self.resolution,
@@ -114,14 +147,34 @@ class Studio:
 
     # -- what the page shows -------------------------------------------------------------------
 
+    def _gallery_model(self):
+        """The model sample hands are drawn with: --gallery; else --model when it has writers;
+        else the shipped --base's export; else None."""
+        cfg = self.cfg
+        if cfg.gallery:
+            model = load_export(cfg.gallery)
+        elif self.model.writers and not self.styles:
+            return self.model
+        elif cfg.base and shipped.is_name(cfg.base) and not os.path.exists(cfg.base):
+            model = load_export(cfg.base)
+        else:
+            return None
+        if not model.writers or not model.trained_writers():
+            raise ValueError(f"--gallery {cfg.gallery or cfg.base}: a model with writers "
+                             "(char+writer) is needed for sample hands")
+        return model
+
     def gallery(self) -> list[dict]:
-        """The model's own writers (families with writers), to try the page before making a
-        hand of one's own."""
-        if self.styles or not self.model.writers:
+        """Sample hands: up to `gallery_size` writers of the gallery model, spread evenly over
+        its trained writers, to try the page (or write in a real hand) before making one's
+        own."""
+        if self.gallery_model is None:
             return []
-        writers = list(self.model.trained_writers())
+        writers = list(self.gallery_model.trained_writers())
+        n = min(len(writers), self.cfg.gallery_size)
+        picked = [writers[(i * len(writers)) // n] for i in range(n)]
         return [{"id": f"gw{i}", "name": f"Sample hand {i + 1}", "kind": "gallery",
-                 "writer": w} for i, w in enumerate(writers[:12])]
+                 "writer": w} for i, w in enumerate(picked)]
 
     def info(self) -> dict:
         return {"charset": self.charset, "fast": self.styles, "better": bool(self.cfg.base),
@@ -212,12 +265,87 @@ class Studio:
                 os.replace(tmp / "export", dest / "export")
 
             return self.hands.add(name, "adapted", fill, glyphs=report["num_glyphs"],
-                                  finetuned=report["finetuned"])
+                                  finetuned=report["finetuned"], base=self.base_info())
 
         return self.jobs.start(name, work, cfg.adapt_steps, cfg.adapt_finetune_steps)
 
     def check_style(self, path) -> None:
         apply_style(self.model, str(path))
+
+    # -- hand files ----------------------------------------------------------------------------
+
+    def base_info(self) -> dict:
+        """The base closer copies grow from: {"name", "identity"} (portable.base_identity)."""
+        cfg, info, model_dir, _ = self.base
+        name = (self.cfg.base if shipped.is_name(self.cfg.base)
+                and not os.path.exists(self.cfg.base) else model_dir.name)
+        return {"name": name, "identity": portable.base_identity(cfg, info)}
+
+    def _specs(self) -> dict:
+        if self._base_specs is None:
+            self._base_specs = portable.weight_specs(portable.grown_generator(self.base[0])[0])
+        return self._base_specs
+
+    def _same_base(self, doc: dict, to: str, required: bool) -> None:
+        """StoreError unless the hand (doc's "base") grew from this app's --base; `to`: what
+        the person wants to do ("save it", "bring it in")."""
+        if not self.cfg.base:
+            raise StoreError(f"a closer copy needs the app started with --base (the base model "
+                             f"it was made from) to {to}")
+        made = doc.get("base")
+        if made is None and not required:
+            return  # a hand made before hands recorded their base: its weights are checked
+        here = self.base_info()
+        if (not isinstance(made, dict) or not isinstance(made.get("name"), str)
+                or not isinstance(made.get("identity"), str)):
+            raise StoreError("hand.json: base must give the base model's name and identity")
+        if made["identity"] != here["identity"]:
+            name = "".join(c for c in made["name"] if c.isprintable())[:100]
+            raise StoreError(f"this hand was made from the base model {name!r}, not this "
+                             f"app's {here['name']!r} (--base): start the app with --base "
+                             f"{name} to {to}")
+
+    def export_hand(self, hand_id) -> bytes:
+        """A hand file of a hand: a quick hand's style, or a closer copy's weights (no
+        SavedModel: see hw_gan.adaptation.portable)."""
+        doc = self.hands.get(hand_id)
+        if doc["kind"] == "style":
+            return hand_file_bytes(self.hands.style_file(hand_id))
+        self._same_base(doc, "save it", required=False)
+        model, _ = self._hand_model(hand_id)
+        try:
+            weights = portable.export_weights(model, self._specs())
+        except adapt_lib.AdaptError as e:
+            raise StoreError(f"this hand cannot be saved with this app's --base: {e}") from None
+        geometry = (model.info.get("writer_geometry") or {}).get(ADAPTED_WRITER) or {}
+        head = {"format": HAND_FORMAT, "format_version": 1, "kind": "adapted",
+                "name": doc["name"], "glyphs": doc.get("glyphs"),
+                "finetuned": bool(doc.get("finetuned")), "base": self.base_info(),
+                "writer_geometry": geometry}
+        return hand_file_bytes({"hand.json": json.dumps(head).encode("utf-8"),
+                                "weights.npz": portable.weights_bytes(weights)})
+
+    def import_hand(self, data: bytes) -> dict:
+        """A hand from a hand file (export_hand's): a quick hand's style is checked against the
+        model; a closer copy's hand.json and weights are checked field by field and applied
+        to the base's generator, built here (never a graph from the file)."""
+        doc, files = read_hand_file(data, MAX_HAND_FILE)
+        if doc["kind"] == "style":
+            return self.hands.import_style(doc, files, self.check_style)
+        self._same_base(doc, "bring it in", required=True)
+        geometry, glyphs, finetuned = adapted_fields(doc, self.base[1]["charset"])
+        try:
+            weights = portable.read_weights(files["weights.npz"], self._specs())
+        except adapt_lib.AdaptError as e:
+            raise StoreError(str(e)) from None
+        metadata = {"adapted_writer": ADAPTED_WRITER, "imported": True, "finetuned": finetuned}
+
+        def fill(tmp: Path) -> None:
+            portable.export_from_weights(self.base, weights, ADAPTED_WRITER, tmp / "export",
+                                         "hand", writer_geometry=geometry, metadata=metadata)
+
+        return self.hands.add(imported_name(doc), "adapted", fill, glyphs=glyphs,
+                              finetuned=finetuned, base=self.base_info(), imported=True)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -226,7 +354,7 @@ class Studio:
         if isinstance(hand_id, str) and hand_id.startswith("gw"):
             for g in self.gallery():
                 if g["id"] == hand_id:
-                    return self.model, g["writer"]
+                    return self.gallery_model, g["writer"]
             raise StoreError("hand: no such sample hand")
         doc = self.hands.get(hand_id)
         path = self.hands.dir(hand_id)
@@ -242,7 +370,9 @@ class Studio:
 
     def write(self, body: dict) -> tuple[bytes, str, dict]:
         """A letter (preview PNG of one page, or the PNG / SVG / PDF download) from the page's
-        choices; -> (bytes, content type, headers)."""
+        choices; -> (bytes, content type, headers). PNG and SVG are page `page_no`, or with
+        `all_pages` every page: a zip of page-1.png, page-2.png, ... (the page's own file when
+        the letter has one page)."""
         if not isinstance(body, dict):
             raise StoreError("bad request")
         text = body.get("text")
@@ -260,6 +390,9 @@ class Studio:
         seed = _int(body.get("seed", 0), "version", 0, 2**31 - 1)
         missing = _choice(body.get("missing", "box"), "missing letters", MISSING_MODES)
         page_no = _int(body.get("page_no", 1), "page", 1, 1000)
+        all_pages = body.get("all_pages", False)
+        if not isinstance(all_pages, bool):
+            raise StoreError("all_pages must be true or false")
         dpi = PREVIEW_DPI if preview else DOCUMENT_DPI
         model, writer = self._hand_model(body.get("hand"))
         params = page_params(page, dpi, 3.0, 20.0, line_spacing=spacing)
@@ -278,20 +411,7 @@ class Studio:
             if plan.missing:
                 headers["X-Hwgan-Missing"] = "".join(plan.missing).encode(
                     "unicode_escape").decode("ascii")[:200]
-            paper = parse_color("#ffffff")
-            if fmt == "pdf":
-                data, n = encode_pages(pages, "pdf", dpi, ink, paper)
-                ctype = "application/pdf"
-            else:
-                data, n = None, 0
-                for n, (layout, crops) in enumerate(pages, 1):
-                    if n == page_no:
-                        data = (png_bytes(rasterize(layout, crops), ink, paper, dpi)
-                                if fmt == "png" else encode_pages(iter([(layout, crops)]),
-                                                                  "svg", dpi, ink, paper)[0])
-                if data is None:
-                    raise StoreError(f"page {page_no}: the letter has {n} page(s)")
-                ctype = "image/png" if fmt == "png" else "image/svg+xml"
+            data, ctype, n = _encode(pages, fmt, page_no, all_pages, dpi, ink)
         finally:
             self.render_slots.release()
         headers["X-Hwgan-Pages"] = str(n)

@@ -1,7 +1,9 @@
 """`hwgan app`: a local web page from filled-in sheets to a letter (see hw_gan.app).
 
-  hwgan app --model export/unipen_stylegan_cpu [--base runs/unipen_style_cgan_cpu] [--port 8080]
+  hwgan app [--model unipen_styles] [--base unipen_hands] [--gallery MODEL] [--port 8080]
             [--data DIR] [--host 127.0.0.1]
+
+With no --model / --base the shipped models are used (`hwgan models`).
 """
 
 from __future__ import annotations
@@ -11,18 +13,27 @@ import os
 import sys
 from typing import Sequence
 
+from hw_gan import shipped
 from hw_gan.app import StudioConfig, default_data_dir, run_app
+
+DEFAULT_MODEL = "unipen_styles"  # hands from sheets in seconds (hw_gan/shipped)
+DEFAULT_BASE = "unipen_hands"  # closer copies, and the sample hands
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hwgan app", description="A page on this computer: print the sheets, upload "
         "photos of them, review the letters, make a hand, write a letter and download it.")
-    p.add_argument("--model", required=True, help="a shipped model's name or an export "
-                   "directory (a stylegan model makes hands from the sheets in seconds)")
-    p.add_argument("--base", default="", help="a trained char+writer (style_cgan) run "
+    p.add_argument("--model", default=None, help="a shipped model's name or an export "
+                   "directory (a stylegan model makes hands from the sheets in seconds; "
+                   f"default: the shipped {DEFAULT_MODEL} when it is installed)")
+    p.add_argument("--base", default=None, help="a trained char+writer (style_cgan) run "
                    "directory or shipped model name: offers the better method, adapting it to "
-                   "the sheets (minutes)")
+                   f"the sheets (minutes); default: the shipped {DEFAULT_BASE} when it is "
+                   "installed; '' = not offered")
+    p.add_argument("--gallery", default="", help="a char+writer model whose writers are "
+                   "offered as sample hands (default: --model's writers, else the shipped "
+                   "--base's)")
     p.add_argument("--data", default=None, help="where hands and sheets are kept (default: "
                    f"{default_data_dir()})")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, "
@@ -53,7 +64,16 @@ def app_main(argv: Sequence[str]) -> int:
         print("error: --max_upload_mb and --max_megapixels must be > 0, "
               "--adapt_finetune_steps >= 0", file=sys.stderr)
         return 2
-    cfg = StudioConfig(model=args.model, base=args.base,
+    installed = shipped.names()
+    model = args.model or (DEFAULT_MODEL if DEFAULT_MODEL in installed else None)
+    base = args.base if args.base is not None else (
+        DEFAULT_BASE if DEFAULT_BASE in installed else "")
+    if model is None:
+        print(f"error: --model is needed: no shipped {DEFAULT_MODEL} in this install "
+              f"(shipped: {', '.join(installed) or 'none'}); give an export directory",
+              file=sys.stderr)
+        return 2
+    cfg = StudioConfig(model=model, base=base, gallery=args.gallery,
                        data_dir=args.data or str(default_data_dir()),
                        max_megapixels=args.max_megapixels, style_steps=args.style_steps,
                        adapt_steps=args.adapt_steps,

@@ -86,7 +86,7 @@ training):
 From the run's eval.json (step {eval_step}); how each figure is measured: docs/results.md.
 
 {evaluation}
-
+{style_eval}
 ## Weak characters
 
 {weak}
@@ -127,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--training_time", "--training-time", dest="training_time", default="",
                    help="how long training took on this machine (default: summed from the "
                    "run's summaries, pauses left out)")
+    p.add_argument("--style_eval", "--style-eval", dest="style_eval", default="",
+                   help="the JSON of `benchmarks/style_eval.py --out_json` for this run: its "
+                   "table (styles from k glyphs of held-out writers) goes into the card")
     p.add_argument("--licence", default=LICENCE)
     p.add_argument("--max_file_mb", "--max-file-mb", dest="max_file_mb", type=float,
                    default=shipped.MAX_FILE_BYTES / 1e6, help="largest file allowed (MB)")
@@ -280,6 +283,44 @@ def evaluation_lines(ev: dict) -> str:
     return "\n".join(lines) or "eval.json holds no headline figures."
 
 
+STYLE_TARGET_K = 10
+
+
+def style_eval_lines(doc: dict) -> str:
+    """The card's section on styles taken from k glyphs of held-out writers, from
+    benchmarks/style_eval.py's JSON: the table and, at k = STYLE_TARGET_K, the best method's
+    writer match against the mean-style baseline (target >= 2x) and its FID (target <= 4)."""
+    rows = doc.get("table") or []
+    if not rows:
+        return ""
+    writers = doc.get("writers", "?")
+    out = ["", f"### Styles from k glyphs of {writers} writers never seen in training", "",
+           f"`benchmarks/style_eval.py` (protocol: docs/results.md); chance = 1/{writers}.", "",
+           "| k | method | legibility | writer match (x chance) | FID |",
+           "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        out.append(f"| {r['k']} | {r['method']} | {r['legibility']:.2f} | "
+                   f"{r['writer_match']:.3f} ({r['writer_match_vs_chance']:.1f}x) | "
+                   f"{r['fid']:.2f} |")
+    at_k = [r for r in rows if r["k"] == STYLE_TARGET_K]
+    base = [r for r in at_k if r["method"].startswith("mean style")]
+    ours = [r for r in at_k if "baseline" not in r["method"] and "[" not in r["method"]]
+    if base and ours:
+        best = max(ours, key=lambda r: r["writer_match"])
+        ratio = best["writer_match"] / max(base[0]["writer_match"], 1e-9)
+        met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+        out += ["", f"At k = {STYLE_TARGET_K}, {best['method']}: writer match "
+                f"{best['writer_match']:.3f}, {ratio:.1f}x the mean-style baseline's "
+                f"{base[0]['writer_match']:.3f} (target >= 2x: {met(ratio >= 2)}); FID "
+                f"{best['fid']:.2f} (target <= 4: {met(best['fid'] <= 4)}); legibility "
+                f"{best['legibility']:.2f}."]
+    seconds = doc.get("extract_seconds_k10") or {}
+    if seconds:
+        out += ["", "Time to take one style from 10 glyphs on the 2-core CPU: " + ", ".join(
+            f"{m} {s:.2f} s" for m, s in seconds.items()) + "."]
+    return "\n".join(out) + "\n"
+
+
 def weak_characters(ev: dict) -> tuple[list[tuple[str, float]], str]:
     """(weak characters with their legibility ratio, the card's paragraph) from eval.json's
     per-character legibility."""
@@ -316,7 +357,7 @@ def _size(n: int) -> str:
 def ship(run: Path, export: Optional[str], name: str, root: Path, *, title: str = "",
          command: str = "", training_time: str = "", licence: str = LICENCE,
          max_file_bytes: int = shipped.MAX_FILE_BYTES, include_run: bool = True,
-         overwrite: bool = False) -> Path:
+         overwrite: bool = False, style_eval: Optional[dict] = None) -> Path:
     """Writes root/name (see the module docstring); returns it."""
     if not shipped.is_name(name):
         raise ValueError(f"--name {name!r}: a shipped name is letters, digits, '_', '-', '.'")
@@ -354,7 +395,8 @@ def ship(run: Path, export: Optional[str], name: str, root: Path, *, title: str 
             run_row=("| adaptation base | yes: `--init=" + name + "` and `hwgan app --base " +
                      name + "` |\n") if with_run else "",
             command=_command(run, command), config=_card_config(cfg_json),
-            eval_step=ev.get("step", "?"), evaluation=evaluation_lines(ev), weak=weak_text)
+            eval_step=ev.get("step", "?"), evaluation=evaluation_lines(ev), weak=weak_text,
+            style_eval=style_eval_lines(style_eval or {}))
         (tmp / shipped.CARD_FILE).write_text(card, encoding="utf-8")
         info = {
             "format_version": shipped.FORMAT_VERSION, "name": name, "title": title,
@@ -372,6 +414,15 @@ def ship(run: Path, export: Optional[str], name: str, root: Path, *, title: str 
     return root / name
 
 
+def _read_json(path: str, flag: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{flag} {path} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{flag} {path} is not JSON: {e}") from None
+
+
 def ship_main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     try:
@@ -381,7 +432,9 @@ def ship_main(argv: Sequence[str]) -> int:
                    Path(args.root) if args.root else shipped.root(), title=args.title,
                    command=args.command, training_time=args.training_time,
                    licence=args.licence, max_file_bytes=int(args.max_file_mb * 1e6),
-                   include_run=not args.no_run, overwrite=args.overwrite)
+                   include_run=not args.no_run, overwrite=args.overwrite,
+                   style_eval=_read_json(args.style_eval, "--style_eval") if args.style_eval
+                   else None)
     except (ValueError, OSError) as e:
         return errors.report(e)
     info = json.loads((out / shipped.MODEL_FILE).read_text(encoding="utf-8"))

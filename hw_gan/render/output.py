@@ -18,7 +18,9 @@ removed). Every output is written atomically: to a temporary name in the same di
 when all pages are done; on any error the temporaries are removed and nothing is left under the
 output names. Only regular files are written (data_pipeline.atomic.check_output). This module
 is the one page encoder: `write_pages` writes files, `encode_pages` gives the same bytes in
-memory (the server's :write), both through `write_pdf` and `page_files`.
+memory (the server's :write), both through `write_pdf` and `page_files`; `encode_page_files`
+gives every page of a PNG/SVG document as one download (the page's file for one page, a zip of
+page-1.png, page-2.png, ... for several: `hwgan app`'s "all pages").
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import io
 import os
 import re
 import stat
+import zipfile
 import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Mapping, Optional, Sequence, Union
@@ -403,6 +406,47 @@ def encode_pages(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]], f
     if data is None:
         raise ValueError("no pages to write")
     return data, n
+
+
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # every member's time: the same pages give the same bytes
+
+
+def zip_member(index: int, format: str) -> str:
+    """The name of page `index` (from 0) inside encode_page_files' zip: page-1.png, ..."""
+    return f"page-{index + 1}.{format}"
+
+
+def encode_page_files(pages: Iterable[tuple[PageLayout, Mapping[int, np.ndarray]]],
+                      format: str, dpi: float, ink: Color,
+                      paper: Color) -> tuple[bytes, int, bool]:
+    """Every page of a PNG or SVG document in memory, as one download: (bytes, pages, zipped).
+    One page is that page's file itself (zipped False); several are a zip holding
+    page-1.png, page-2.png, ... (`zip_member`), PNG stored as it is (already compressed), SVG
+    deflated. Pages are drawn one at a time; ValueError for a document of no pages."""
+    buf = io.BytesIO()
+    first: Optional[bytes] = None
+    n = 0
+    with zipfile.ZipFile(buf, "w") as z:
+        for _, data in page_files(pages, format, dpi, ink, paper):
+            if n == 0:
+                first = data
+            else:
+                if n == 1:
+                    _zip_add(z, zip_member(0, format), first)
+                    first = None
+                _zip_add(z, zip_member(n, format), data)
+            n += 1
+    if n == 0:
+        raise ValueError("no pages to write")
+    if n == 1:
+        return first, 1, False
+    return buf.getvalue(), n, True
+
+
+def _zip_add(z: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, ZIP_DATE)
+    info.compress_type = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
+    z.writestr(info, data)
 
 
 def _one_page(pages: Iterable, format: str) -> Iterator:

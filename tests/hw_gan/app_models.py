@@ -83,6 +83,31 @@ def multipart(files, field: str = "files") -> tuple[bytes, str]:
     return buf.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
+def serve_studio(studio, **limits):
+    """The app's server for `studio` on a free port, in a thread (tests without a browser)
+    -> (port, stop())."""
+    import asyncio
+    import threading
+    import time
+
+    from hw_gan.app import server as server_lib
+
+    server, sock, _ = server_lib.make_server(studio, "127.0.0.1", 0, **limits)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
+                              daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.02)
+
+    def stop():
+        server.should_exit = True
+        thread.join(10)
+
+    return sock.getsockname()[1], stop
+
+
 def start_app(export: Path, data: Path, log_path: Path, *flags: str):
     """`python -m hw_gan.cli app` on a free port in a subprocess -> (process, url); RuntimeError
     with the end of its log when it does not start."""

@@ -4,7 +4,8 @@
 
 Run 1: download the sheets, upload a photographed filled-in sheet (with a picture of no sheet
 and a file that is not an image beside it), leave one glyph out, make a quick hand, type and see
-the preview change, download the PDF and check its pages and glyphs. Run 2: a better hand's job
+the preview change, download the PDF and check its pages and glyphs, and every page as PNG in
+one .zip. Run 2: a better hand's job
 survives a reload, is cancelled (the hands stay), then runs to the end.
 
 Screenshots of each step go to $HWGAN_SCREENSHOTS when it is set (docs/img/ holds a set)."""
@@ -206,6 +207,16 @@ def test_sheets_to_letter_in_a_browser(app, browser, tmp_path):
     assert pages == shown == len(spans) and glyphs <= n_glyphs
     assert [a for a, _, _ in spans] == [0] + [b + 1 for _, b, _ in spans[:-1]]
     assert sum(n for _, _, n in spans) == spans[-1][1] + 1 == n_glyphs
+    # Every page as pictures: one .zip, a PNG per page.
+    import io
+    import zipfile
+
+    d.find_element("id", "dl-png-all").click()
+    with zipfile.ZipFile(io.BytesIO(_download(d, "letter-png.zip"))) as z:
+        assert z.namelist() == [f"page-{k}.png" for k in range(1, shown + 1)]
+        for name in z.namelist():
+            png = cv2.imdecode(np.frombuffer(z.read(name), np.uint8), cv2.IMREAD_GRAYSCALE)
+            assert png is not None and png.shape[0] > png.shape[1] > 0, name
     _shot(d, "7-download", "preview")
     # Text the hand lacks follows the page's choice: "stop and tell me" names the letters.
     Select(d.find_element("id", "missing-mode")).select_by_value("error")

@@ -7,12 +7,10 @@ one job at a time and a job that dies, and writing text with characters the hand
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import struct
 import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -20,9 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
-from hw_gan.app import server as server_lib
 from hw_gan.app import studio as studio_lib
-from tests.hw_gan.app_models import multipart
+from tests.hw_gan.app_models import multipart, serve_studio
 
 CHARSET = "abcde"
 
@@ -56,18 +53,9 @@ def app(tmp_path_factory, request):
     data = tmp_path_factory.mktemp("app-data")
     studio = studio_lib.Studio(studio_lib.StudioConfig(model="fake", data_dir=str(data),
                                                        max_megapixels=1.0))
-    server, sock, url = server_lib.make_server(studio, "127.0.0.1", 0, max_files=2,
-                                               max_upload_mb=0.25)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
-                              daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)
-    yield {"studio": studio, "port": sock.getsockname()[1], "data": data}
-    server.should_exit = True
-    thread.join(10)
+    port, stop = serve_studio(studio, max_files=2, max_upload_mb=0.25)
+    yield {"studio": studio, "port": port, "data": data}
+    stop()
     mp.undo()
 
 
@@ -268,3 +256,45 @@ def test_text_with_missing_characters_follows_the_choice(app):
     assert ink["skip"] < ink["nearest"]  # a "b" for the "B", boxes for x y z
     code, _, out = _call(app, "POST", "/api/write", {**body, "missing": "guess"})
     assert code == 400 and "missing letters must be one of" in _error(out)
+
+
+def test_every_page_downloads_as_png_or_svg_in_one_zip(app):
+    """"All pages" as PNG or SVG: a zip of page-1.png, page-2.png, ... holding one file per page
+    of the letter, each page the same as its single-page download; a one-page letter is a plain
+    file."""
+    import io
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    body = {"text": " ".join(["ab cd ea bed"] * 200), "hand": "gw1", "page": "a5", "seed": 2}
+    code, headers, out = _call(app, "POST", "/api/write", {**body, "format": "pdf"})
+    pages = int(headers["x-hwgan-pages"])
+    assert code == 200 and pages >= 3
+    for fmt in ("png", "svg"):
+        code, headers, out = _call(app, "POST", "/api/write",
+                                   {**body, "format": fmt, "all_pages": True})
+        assert code == 200 and headers["content-type"] == "application/zip"
+        assert int(headers["x-hwgan-pages"]) == pages
+        with zipfile.ZipFile(io.BytesIO(out)) as z:
+            assert z.testzip() is None
+            names = z.namelist()
+            assert names == [f"page-{k}.{fmt}" for k in range(1, pages + 1)]
+            files = [z.read(n) for n in names]
+        for data in files:
+            if fmt == "png":
+                image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+                assert image is not None and (image < 128).any()  # a page with ink on it
+            else:
+                root = ET.fromstring(data)
+                assert root.tag == "{http://www.w3.org/2000/svg}svg"
+                assert root.findall(".//{http://www.w3.org/2000/svg}path")
+        # Page 2 in the zip is page 2 on its own.
+        code, _, single = _call(app, "POST", "/api/write", {**body, "format": fmt, "page_no": 2})
+        assert code == 200 and single == files[1]
+    # One page: the page's own file, not a zip.
+    code, headers, out = _call(app, "POST", "/api/write",
+                               {**body, "text": "bad cab", "format": "png", "all_pages": True})
+    assert code == 200 and headers["content-type"] == "image/png"
+    assert headers["x-hwgan-pages"] == "1" and out.startswith(b"\x89PNG\r\n\x1a\n")
+    code, _, out = _call(app, "POST", "/api/write", {**body, "all_pages": "yes"})
+    assert code == 400 and "all_pages must be true or false" in _error(out)

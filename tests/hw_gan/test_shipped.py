@@ -240,3 +240,76 @@ def test_large_variable_files_are_split_into_shards_that_load_the_same(tiny, tmp
     trainer = run_dir.restore_trainer(ckpt)
     assert int(trainer.step.numpy()) == 2 and tf.reduce_all(tf.equal(
         trainer.generator.weights[0], trainer.ema_generator.weights[0]))
+
+
+def test_the_card_carries_the_style_evaluation_and_its_targets(tiny, tmp_path, capsys):
+    def row(k, method, match, fid, leg=1.0):
+        return {"k": k, "method": method, "legibility": leg, "writer_match": match,
+                "writer_match_vs_chance": match * 31, "fid": fid}
+
+    doc = {"writers": 31, "extract_seconds_k10": {"encoder": 0.04, "both": 4.2},
+           "table": [row(10, "mean style (baseline)", 0.042, 10.6),
+                     row(10, "encoder", 0.078, 6.7),
+                     row(10, "encoder + projection", 0.108, 3.44, 0.99),
+                     row(20, "encoder + projection", 0.118, 3.8)]}
+    card = ship_cli.style_eval_lines(doc)
+    assert "| 10 | encoder + projection | 0.99 | 0.108 (3.3x) | 3.44 |" in card
+    assert ("At k = 10, encoder + projection: writer match 0.108, 2.6x the mean-style "
+            "baseline's 0.042 (target >= 2x: met); FID 3.44 (target <= 4: met)") in card
+    assert "encoder 0.04 s, both 4.20 s" in card
+    doc["table"][2] = row(10, "encoder + projection", 0.06, 4.5)
+    card = ship_cli.style_eval_lines(doc)
+    assert "encoder: writer match 0.078, 1.9x" in card and card.count("**not met**") == 2
+    assert ship_cli.style_eval_lines({}) == ""
+    # Through the command: the card gets the section; a bad --style_eval is named.
+    path = tmp_path / "style_eval.json"
+    path.write_text(json.dumps(doc))
+    root = tmp_path / "reg"
+    assert ship_cli.ship_main([str(tiny["run"]), "--export", str(tiny["export"]), "--name",
+                               "with_eval", "--root", str(root), "--style_eval",
+                               str(path)]) == 0
+    assert "### Styles from k glyphs of 31 writers" in (
+        root / "with_eval" / shipped.CARD_FILE).read_text()
+    path.write_text("{")
+    assert ship_cli.ship_main([str(tiny["run"]), "--export", str(tiny["export"]), "--name",
+                               "bad", "--root", str(root), "--style_eval", str(path)]) == 2
+    assert f"--style_eval {path} is not JSON" in capsys.readouterr().err
+
+
+def test_the_app_offers_the_shipped_bases_writers_as_sample_hands(tiny, tmp_path, capsys):
+    """`hwgan app --base NAME` with a stylegan-like --model: the shipped base's trained writers
+    are the sample hands (w3, never trained, is not), and a letter is written in one."""
+    from hw_gan.app import studio as studio_lib
+    from hw_gan.cli.app import app_main
+    from tests.hw_gan.test_app_server import FakeModel
+
+    class StyleOnly(FakeModel):  # a model that makes hands from glyphs: no writers of its own
+        writers = ()
+        signatures = {"extract_style": None,
+                      "mean_style": lambda: {"style": tf.zeros([2, 4])}}
+
+    mp = pytest.MonkeyPatch()
+    real = studio_lib.load_export
+    mp.setattr(studio_lib, "load_export", lambda p: StyleOnly() if p == "style" else real(p))
+    try:
+        studio = studio_lib.Studio(studio_lib.StudioConfig(
+            model="style", base=NAME, data_dir=str(tmp_path / "data"), gallery_size=2))
+        gallery = studio.gallery()
+        assert [g["writer"] for g in gallery] == ["w0", "w1"]
+        studio = studio_lib.Studio(studio_lib.StudioConfig(
+            model="style", base=NAME, data_dir=str(tmp_path / "data")))
+        assert [g["writer"] for g in studio.gallery()] == ["w0", "w1", "w2"]
+        hand = studio.gallery()[1]["id"]
+        data, ctype, headers = studio.write({"text": "ab c.", "hand": hand, "page": "a5",
+                                             "seed": 3})
+        assert ctype == "image/png" and data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert headers["X-Hwgan-Glyphs"] == "4"
+        # --gallery names a model without writers: one line naming it.
+        with pytest.raises(ValueError, match="--gallery style: a model with writers"):
+            studio_lib.Studio(studio_lib.StudioConfig(model="style", gallery="style",
+                                                      data_dir=str(tmp_path / "d2")))
+    finally:
+        mp.undo()
+    # No --model and no shipped unipen_styles: the command says what to give.
+    assert app_main(["--port", "0"]) == 2
+    assert "--model is needed: no shipped unipen_styles" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 
 A tiny untrained style_cgan export (width 0.125) with the signature, loaded in-process and run by
 saved_model_cli (a subprocess started with the first test, as in test_export); the image is
-compared with the Python renderer's (`render_lines_python`) for the same text and seed."""
+compared with the Python renderer's (`render_lines_python`) for the same text and seed; a model
+whose glyphs for some characters are blank checks that those take their usual width and wrap
+as in the Python layout."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import tensorflow as tf
 
 from hw_gan import export
 from hw_gan.export.signatures.write import WriteParams, chunk_seed_tf, write_signature_builder
-from hw_gan.layout import DESCENDER_ROOM, FIRST_BASELINE, chunk_seed
+from hw_gan.layout import DESCENDER_ROOM, FIRST_BASELINE, char_extent, chunk_seed
 from hw_gan.render.lines import render_lines_python
 
 REPO = Path(__file__).resolve().parents[2]
@@ -194,3 +196,74 @@ def test_saved_model_cli_run(cli, write_fn):
     assert saved.dtype == np.uint8
     np.testing.assert_array_equal(saved, expected)
     assert re.search(r"Result for output key num_lines", output)
+
+
+BLANK = "xT"  # characters the blank model draws with no ink
+
+
+def _blank_export(root: Path) -> Path:
+    """The tiny style_cgan of `_export`, its output forced to paper (-1: no ink) for the
+    characters of BLANK: a model that draws some glyphs blank, as a barely trained one does."""
+    import keras
+
+    from hw_gan.config import ModelConfig
+    from hw_gan.models import get_family
+
+    cfg = ModelConfig(family="style_cgan", resolution=RES, width=0.125, latent_dim=16,
+                      num_chars=len(CHARSET), num_writers=len(WRITERS), embed_dim=64)
+    keras.utils.set_random_seed(0)
+    base = get_family("style_cgan").build_generator(cfg)
+    blank_ids = tf.constant([CHARSET.index(c) for c in BLANK], tf.int32)
+
+    def blank(args):
+        images, chars = args
+        hit = tf.reduce_any(tf.equal(tf.cast(chars, tf.int32)[:, None], blank_ids[None]), axis=1)
+        return tf.where(hit[:, None, None, None], -tf.ones_like(images), images)
+
+    images = keras.layers.Lambda(blank, output_shape=(RES, RES, 1))(
+        [base(base.input), base.input["char"]])
+    generator = keras.Model(base.input, images, name="blank_generator")
+    return export.export_generator(generator, cfg, CHARSET, WRITERS, root, "blank",
+                                   extra_signatures={"write": write_signature_builder(**PARAMS)})
+
+
+def _ink_columns(image: np.ndarray) -> np.ndarray:
+    return np.flatnonzero((image > 96).any(axis=0))
+
+
+def test_blank_glyphs_take_their_width_and_wrap_as_the_python_layout(tmp_path):
+    """A glyph with no ink is placed as an empty box of its character's usual width, in the graph
+    as in the Python layout (layout._Layouter.metric): it pushes what follows along the line and
+    makes a line wrap; only its ink (none) is missing."""
+    path = _blank_export(tmp_path)
+    model = export.load_export(path)
+    images = model.glyphs(list("xTab"), "w0", seed=0)
+    assert images[:2].max() == 0 and images[2:].max() > 96  # x, T blank; a, b inked
+    fn = tf.saved_model.load(str(path)).signatures["write"]
+
+    # Blank glyphs push the word after them along the line, by their usual widths.
+    alone, _ = _write(fn, "ab", line_width=400)
+    pushed, lines = _write(fn, "xxxxTT ab", line_width=400)
+    assert lines == 1 and alone.shape == pushed.shape
+    shift = _ink_columns(pushed)[0] - _ink_columns(alone)[0]
+    typical = 4 * char_extent("x", None)[2] + 2 * char_extent("T", None)[2]
+    assert shift >= 0.9 * typical * XH, (shift, typical * XH)
+    python = render_lines_python(path, "xxxxTT ab", "w0", 0, 400, **PARAMS)
+    assert python.shape == pushed.shape
+    assert abs(_ink_columns(python)[0] - _ink_columns(pushed)[0]) <= 1
+
+    # Words of blank glyphs fill lines and wrap; the graph wraps where the Python layout does.
+    for text, line_width in ((" ".join(["xxT"] * 24) + " ab", 160),
+                             ("ab " + "x" * 40 + " Tba T", 120),  # a blank word split
+                             ("xTx ab\n\nTT xx yT axb", 100)):
+        graph, lines = _write(fn, text, "w1", 3, line_width)
+        python = render_lines_python(path, text, "w1", 3, line_width, **PARAMS)
+        assert graph.shape == python.shape, (text, graph.shape, python.shape)
+        assert graph.shape[0] >= _height(lines) and lines >= 3, (text, lines)
+        mad, iou = _compare(graph, python)
+        assert mad < 0.5 and iou > 0.95, (text, mad, iou)
+    # Without the blank words the same text needs fewer lines: they did take room.
+    _, with_blanks = _write(fn, " ".join(["xxT"] * 24) + " ab", "w1", 3, 160)
+    _, without = _write(fn, "ab", "w1", 3, 160)
+    assert with_blanks > without == 1
+

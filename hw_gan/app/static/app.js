@@ -350,19 +350,28 @@ async function preview() {
   $("next-page").disabled = state.pageNo >= state.pages;
 }
 
-async function download(format) {
+// allPages: PNG / SVG of every page (the server sends a .zip of page-1.png, page-2.png, ...
+// for a letter of several pages, the page's own file for a letter of one).
+async function download(format, allPages) {
   if (!$("text").value.trim()) { say("Type your letter first.", true); return; }
-  say("Preparing the download...");
+  say(allPages ? "Preparing every page... a long letter takes a little while."
+               : "Preparing the download...");
   let res;
   for (let i = 0; i < 20; i++) {
-    res = await post("/api/write", writeBody({ format, page_no: state.pageNo }));
+    res = await post("/api/write", writeBody({ format, page_no: state.pageNo,
+                                               all_pages: !!allPages }));
     if (res.status !== 503) break;
     await new Promise((r) => setTimeout(r, 700));
   }
   if (!res.ok) { say("Could not make the file: " + await errorText(res), true); return; }
-  const name = format === "pdf" ? "letter.pdf" : `letter-page-${state.pageNo}.${format}`;
+  const pages = parseInt(res.headers.get("X-Hwgan-Pages") || "1", 10);
+  const zipped = (res.headers.get("Content-Type") || "").startsWith("application/zip");
+  const name = format === "pdf" ? "letter.pdf"
+    : zipped ? `letter-${format}.zip`
+    : allPages ? `letter.${format}` : `letter-page-${state.pageNo}.${format}`;
   saveBlob(await res.blob(), name);
-  say(`Downloaded ${name}.`);
+  say(zipped ? `Downloaded ${name}: ${pages} pages, page-1.${format} to page-${pages}.${format}.`
+             : `Downloaded ${name}.`);
 }
 
 // Start -------------------------------------------------------------------------------------
@@ -403,6 +412,8 @@ async function start() {
   $("dl-pdf").addEventListener("click", () => download("pdf"));
   $("dl-png").addEventListener("click", () => download("png"));
   $("dl-svg").addEventListener("click", () => download("svg"));
+  $("dl-png-all").addEventListener("click", () => download("png", true));
+  $("dl-svg-all").addEventListener("click", () => download("svg", true));
   showReview(await getJSON("/api/review"));
   await loadHands();
   await pollJob();
