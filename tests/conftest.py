@@ -100,3 +100,36 @@ def kill_9_at(script: str, *args: str, ready: str) -> int:
             proc.kill()
             proc.wait()
     return proc.pid
+
+
+def writer_split_dataset(out, writers, chars, per: int = 4, size: int = 32):
+    """A small dataset of make_records split BY WRITER (about a third held out), 2 shards."""
+    from data_pipeline import tfrecords
+
+    tfrecords.write_dataset(ListSource(make_records(writers=writers, chars=chars, per=per,
+                                                    size=size)),
+                            out, split="writer", test_fraction=0.34, num_shards=2,
+                            progress=False)
+    return out
+
+
+def tiny_grouped_cfg(data_dir, model_dir, model_cfg, steps: int = 4, eval_at_end: bool = True,
+                     **train):
+    """A validated ExperimentConfig of a tiny run on writer groups of 4 (batch 8) of
+    `model_cfg`'s family, its charset and writers from the dataset's manifest."""
+    import dataclasses
+
+    from data_pipeline import tfrecords
+    from hw_gan import config as config_lib
+
+    manifest = tfrecords.load_manifest(data_dir)
+    base = dict(batch_size=8, steps=steps, checkpoint_every=2, log_every=1, image_every=2,
+                r1_interval=2, seed=5, style_group_size=4)
+    base.update(train)
+    return config_lib.validate(config_lib.ExperimentConfig(
+        data=config_lib.DataConfig(data_dir=str(data_dir), shuffle_buffer=64),
+        model=dataclasses.replace(model_cfg, num_chars=len(manifest["charset"]),
+                                  num_writers=len(manifest["writers"])),
+        train=config_lib.TrainConfig(**base),
+        eval=config_lib.EvalConfig(judge_steps=5, num_generated=16, eval_at_end=eval_at_end),
+        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir))))

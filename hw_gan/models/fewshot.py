@@ -59,11 +59,7 @@ def _check(cfg: ModelConfig) -> None:
 def build_style_glyph_net(cfg: ModelConfig) -> keras.Model:
     plan = blocks.channel_plan(cfg.resolution, cfg.width)
     pair = keras.Input((cfg.resolution, cfg.resolution, 2), dtype="float32", name="pair")
-    x = layers.Conv2D(plan[cfg.resolution], 3, padding="same", name="s_from_image")(pair)
-    size = cfg.resolution
-    while size > 4:
-        size //= 2
-        x = blocks.down_block(x, plan[size], name=f"s_block{size}")
+    x = blocks.image_trunk(pair, plan, cfg.resolution, "s")
     x = layers.LeakyReLU(blocks.LEAK, name="s_out_act")(x)
     x = layers.Flatten(name="s_flatten")(x)
     x = layers.Dense(style_features(cfg), name="s_features")(x)
@@ -84,11 +80,8 @@ def build_decoder(cfg: ModelConfig) -> keras.Model:
     r = cfg.resolution
     content = keras.Input((r, r, 1), dtype="float32", name="content")
     style = keras.Input((style_dim(cfg),), dtype="float32", name="style")
-    x = layers.Conv2D(plan[r], 3, padding="same", name="c_from_image")(content)
-    size = r
-    while size > CONTENT_SIZE:
-        size //= 2
-        x = blocks.down_block(x, plan[size], name=f"c_block{size}")
+    x = blocks.image_trunk(content, plan, r, "c", until=CONTENT_SIZE)
+    size = CONTENT_SIZE
     # One style-modulated block at the content map's size, then up to R.
     h = blocks.PixelNorm(name="g_mid_norm")(x)
     h = blocks.FiLM(name="g_mid_film")([h, style])

@@ -193,6 +193,17 @@ def up_block(x, cond, channels: int, name: str):
     return layers.Add(name=f"{name}_out")([h, s])
 
 
+def image_trunk(image, plan: dict, resolution: int, prefix: str, until: int = 4):
+    """conv3x3 "<prefix>_from_image", then residual `down_block`s "<prefix>_block<size>" from
+    `resolution` down to `until` px: the encoders' image stems."""
+    x = layers.Conv2D(plan[resolution], 3, padding="same", name=f"{prefix}_from_image")(image)
+    size = resolution
+    while size > until:
+        size //= 2
+        x = down_block(x, plan[size], name=f"{prefix}_block{size}")
+    return x
+
+
 def down_block(x, channels: int, name: str, preactivate: bool = True):
     """Residual discriminator block, halving the spatial size:
 

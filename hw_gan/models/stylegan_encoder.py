@@ -31,11 +31,7 @@ def build_glyph_encoder(cfg: ModelConfig) -> keras.Model:
     feats = scaled(FEATURES, cfg.width, minimum=64)
     image = keras.Input((cfg.resolution, cfg.resolution, 1), dtype="float32", name="image")
     char = keras.Input((), dtype="int32", name="char")
-    x = layers.Conv2D(plan[cfg.resolution], 3, padding="same", name="e_from_image")(image)
-    size = cfg.resolution
-    while size > 4:
-        size //= 2
-        x = blocks.down_block(x, plan[size], name=f"e_block{size}")
+    x = blocks.image_trunk(image, plan, cfg.resolution, "e")
     x = layers.LeakyReLU(blocks.LEAK, name="e_out_act")(x)
     x = layers.Flatten(name="e_flatten")(x)
     content = layers.Embedding(cfg.num_chars, blocks.embedding_size(cfg),

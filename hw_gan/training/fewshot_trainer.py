@@ -41,12 +41,7 @@ class FewShotTrainer(GANTrainer):
     def __init__(self, cfg, strategy, manifest):
         self.group_size = int(cfg.train.style_group_size)
         super().__init__(cfg, strategy, manifest)
-        per_replica = self.global_batch // self.replicas
-        if per_replica % self.group_size:
-            raise ValueError(f"--style_group_size={self.group_size} must divide the per-replica "
-                             f"batch {per_replica} (--batch_size={self.global_batch} over "
-                             f"{self.replicas} replicas)")
-        self.per_replica = per_replica
+        self.per_replica = self.grouped_per_replica()
         # Content images of the training charset, indexed by char id (FontCoverageError names a
         # training character the font lacks).
         r = cfg.model.resolution

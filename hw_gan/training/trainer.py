@@ -101,15 +101,28 @@ class GANTrainer:
 
     group_size = 1  # consecutive examples of a batch from one writer (see make_dataset)
 
-    def model_checkpoint(self) -> tf.train.Checkpoint:
+    def grouped_per_replica(self) -> int:
+        """The per-replica batch, checked to be whole groups of `group_size` glyphs of one
+        writer (the families that train on writer groups)."""
+        per_replica = self.global_batch // self.replicas
+        if per_replica % self.group_size:
+            raise ValueError(f"--style_group_size={self.group_size} must divide the per-replica "
+                             f"batch {per_replica} (--batch_size={self.global_batch} over "
+                             f"{self.replicas} replicas)")
+        return per_replica
+
+    def model_checkpoint(self, with_generator: bool = True) -> tf.train.Checkpoint:
         """The trained models without the optimizers' state or the raw generator: the EMA
-        generator, the discriminator, its auxiliary heads, the family's extra models and the
-        step, under the names `checkpoint` gives them. What a shipped base holds (hw_gan.shipped;
-        adaptation starts from the EMA generator); `run_dir.restore_trainer` reads either."""
+        generator (unless `with_generator` is False), the discriminator, its auxiliary heads, the
+        family's extra models and the step, under the names `checkpoint` gives them. What a
+        shipped base holds (hw_gan.shipped: without the generator, whose weights its export
+        carries; adaptation starts from the EMA generator); `run_dir.restore_trainer` reads
+        either."""
+        gen = {"ema_generator": self.ema_generator} if with_generator else {}
         return tf.train.Checkpoint(
             discriminator=self.discriminator,
             **{f"aux_{k}": head for k, (head, _) in self.aux_heads.items()},
-            ema_generator=self.ema_generator, step=self.step, **self.extra)
+            **gen, step=self.step, **self.extra)
 
     # ---------------------------------------------------------------------------------------
     def _optimizer(self, lr: float):

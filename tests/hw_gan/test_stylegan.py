@@ -21,7 +21,7 @@ from hw_gan.models.stylegan_encoder import StyleEncoder
 from hw_gan.training import strategy as strategy_lib
 from hw_gan import experiment
 from hw_gan.training import make_trainer
-from tests.conftest import ListSource, make_records
+from tests.conftest import tiny_grouped_cfg, writer_split_dataset
 
 CHARS = "abcde"
 WRITERS = tuple(f"w{i}" for i in range(6))
@@ -34,26 +34,23 @@ def _model_cfg(resolution=32, **kw):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sgdata") / "ds"
-    tfrecords.write_dataset(ListSource(make_records(writers=WRITERS, chars=CHARS, per=4,
-                                                    size=32)),
-                            out, split="writer", test_fraction=0.34, num_shards=2,
-                            progress=False)
-    return out
+    return writer_split_dataset(tmp_path_factory.mktemp("sgdata") / "ds", WRITERS, CHARS)
 
 
 def _cfg(data_dir, model_dir, steps=4, **train):
-    manifest = tfrecords.load_manifest(data_dir)
-    base = dict(batch_size=8, steps=steps, checkpoint_every=2, log_every=1, image_every=2,
-                r1_interval=2, seed=5, style_group_size=4)
-    base.update(train)
-    return config_lib.validate(config_lib.ExperimentConfig(
-        data=config_lib.DataConfig(data_dir=str(data_dir), shuffle_buffer=64),
-        model=dataclasses.replace(_model_cfg(), num_chars=len(manifest["charset"]),
-                                  num_writers=len(manifest["writers"])),
-        train=config_lib.TrainConfig(**base),
-        eval=config_lib.EvalConfig(judge_steps=5, num_generated=16),
-        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir))))
+    return tiny_grouped_cfg(data_dir, model_dir, _model_cfg(), steps, **train)
+
+
+def check_exact_resume(cfg_of, straight, models_of):
+    """Trains cfg_of(2) 2 steps, resumes it to cfg_of(4)'s 4 steps, and checks the weights of
+    models_of(trainer) equal those of `straight` (4 steps in one go)."""
+    _trainer(cfg_of(2)).train()
+    resumed = _trainer(cfg_of(4))
+    assert resumed.restore() == 2
+    resumed.train()
+    for model_a, model_b in zip(models_of(straight), models_of(resumed)):
+        for a, b in zip(model_a.weights, model_b.weights):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def _trainer(cfg, strategy=None):
@@ -186,16 +183,8 @@ def test_stylegan_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path)
     straight.train()
     assert any(not np.array_equal(a, b.numpy())
                for a, b in zip(enc_before, straight.encoder.weights))  # the encoder learns
-    first = _trainer(_cfg(data_dir, tmp_path / "c", steps=2))
-    first.train()
-    resumed = _trainer(_cfg(data_dir, tmp_path / "c", steps=4))
-    assert resumed.restore() == 2
-    resumed.train()
-    for model_a, model_b in [(straight.generator, resumed.generator),
-                             (straight.encoder.glyph_net, resumed.encoder.glyph_net),
-                             (straight.ema_encoder.set_head, resumed.ema_encoder.set_head)]:
-        for a, b in zip(model_a.weights, model_b.weights):
-            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+    check_exact_resume(lambda steps: _cfg(data_dir, tmp_path / "c", steps=steps), straight,
+                       lambda t: (t.generator, t.encoder.glyph_net, t.ema_encoder.set_head))
     grid = straight.sample_grid(np.array([0, 1, 2]), np.array([0]))
     assert grid.shape == (1, 8 * 32, 3 * 32, 1)
 

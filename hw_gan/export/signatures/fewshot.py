@@ -27,9 +27,10 @@ import tensorflow as tf
 from data_pipeline.schema import to_float
 from hw_gan.export.module import tf_variable
 from hw_gan.export.names import (EXTRACT_STYLE, FONT_CHAR_MESSAGE, GLYPHS_WITH_STYLE, MEAN_STYLE,
-                                 STYLE_FINITE_MESSAGE, STYLE_IMAGE_CAP_MESSAGE,
+                                 STYLE_IMAGE_CAP_MESSAGE,
                                  STYLE_IMAGE_COUNT_MESSAGE, WRITE_WITH_STYLE)
 from hw_gan.export.signatures import write as write_sig
+from hw_gan.export.signatures.style import glyphs_with_style_function
 from hw_gan.export.module import string_table
 from hw_gan.models import fewshot
 
@@ -99,29 +100,9 @@ class _FewShotSignatures:
 
     def glyphs_with_style(self, module):
         self.track(module)
-        size = self.style_size
-
-        @tf.function(input_signature=[
-            tf.TensorSpec([None], tf.string, name="chars"),
-            tf.TensorSpec([1, size], tf.float32, name="style"),
-            tf.TensorSpec([], tf.int64, name="seed"),
-            tf.TensorSpec([], tf.float32, name="variation"),
-        ])
-        def fn(chars, style, seed, variation):
-            finite = tf.debugging.Assert(
-                tf.reduce_all(tf.math.is_finite(style)) & tf.math.is_finite(variation),
-                [STYLE_FINITE_MESSAGE])
-            with tf.control_dependencies([finite]):
-                n = module.check_count(tf.shape(chars)[0], tf.shape(chars)[0])
-            with tf.control_dependencies([n]):
-                rows = self.rows_for(module, chars)
-            z = tf.random.stateless_normal(tf.stack([n, module.latent_dim]),
-                                           seed=tf.stack([seed, tf.constant(1, tf.int64)]))
-            images = module.in_blocks(lambda r, zz: self.draw_styled(r, zz, style, variation),
-                                      n, rows, z)
-            return {"images": images, "char_ids": self.char_ids(module, chars)}
-
-        return fn
+        return glyphs_with_style_function(
+            module, (1, self.style_size), lambda chars: self.rows_for(module, chars),
+            self.draw_styled, lambda chars, rows: self.char_ids(module, chars))
 
     def draw_styled(self, rows, z, style, variation):
         """Glyphs of content-table rows in `style` [1, D], each jittered by variation (z)."""

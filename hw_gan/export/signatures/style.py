@@ -40,6 +40,34 @@ from hw_gan.models import stylegan
 __all__ = ["stylegan_signatures"]
 
 
+def glyphs_with_style_function(module, style_shape, ids_for, draw, char_ids_of):
+    """The `glyphs_with_style` tf.function of a style family: checks (finite style and
+    variation, the glyph count) before any work, `ids_for(chars)` -> what `draw` takes (asserting
+    the characters), z_i = stateless_normal(seed=[seed, 1]) per glyph, `draw(ids, z, style,
+    variation)` in blocks; -> {"images", "char_ids": char_ids_of(chars, ids)}."""
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name="chars"),
+        tf.TensorSpec(style_shape, tf.float32, name="style"),
+        tf.TensorSpec([], tf.int64, name="seed"),
+        tf.TensorSpec([], tf.float32, name="variation"),
+    ])
+    def fn(chars, style, seed, variation):
+        finite = tf.debugging.Assert(
+            tf.reduce_all(tf.math.is_finite(style)) & tf.math.is_finite(variation),
+            [STYLE_FINITE_MESSAGE])
+        with tf.control_dependencies([finite]):
+            n = module.check_count(tf.shape(chars)[0], tf.shape(chars)[0])
+        with tf.control_dependencies([n]):
+            ids = ids_for(chars)
+        z = tf.random.stateless_normal(tf.stack([n, module.latent_dim]),
+                                       seed=tf.stack([seed, tf.constant(1, tf.int64)]))
+        images = module.in_blocks(lambda i, zz: draw(i, zz, style, variation), n, ids, z)
+        return {"images": images, "char_ids": char_ids_of(chars, ids)}
+
+    return fn
+
+
 class _StyleSignatures:
     """The three builders and what they share. A plain object (not tracked by tf.Module): the
     Keras pieces are called by the functions, their variables saved through `track`."""
@@ -116,29 +144,10 @@ class _StyleSignatures:
 
     def glyphs_with_style(self, module):
         self.track(module)
-
-        @tf.function(input_signature=[
-            tf.TensorSpec([None], tf.string, name="chars"),
-            tf.TensorSpec([self.num_ws, self.w_dim], tf.float32, name="style"),
-            tf.TensorSpec([], tf.int64, name="seed"),
-            tf.TensorSpec([], tf.float32, name="variation"),
-        ])
-        def fn(chars, style, seed, variation):
-            finite = tf.debugging.Assert(
-                tf.reduce_all(tf.math.is_finite(style)) & tf.math.is_finite(variation),
-                [STYLE_FINITE_MESSAGE])
-            with tf.control_dependencies([finite]):
-                n = module.check_count(tf.shape(chars)[0], tf.shape(chars)[0])
-            with tf.control_dependencies([n]):
-                char_ids = module.char_ids_for(chars)
-            z = tf.random.stateless_normal(tf.stack([n, module.latent_dim]),
-                                           seed=tf.stack([seed, tf.constant(1, tf.int64)]))
-            images = module.in_blocks(
-                lambda ids, zz: self.draw_styled(module, ids, zz, style, variation), n,
-                char_ids, z)
-            return {"images": images, "char_ids": char_ids}
-
-        return fn
+        return glyphs_with_style_function(
+            module, (self.num_ws, self.w_dim), module.char_ids_for,
+            lambda ids, z, style, v: self.draw_styled(module, ids, z, style, v),
+            lambda chars, ids: ids)
 
     def draw_styled(self, module, char_ids, z, style, variation):
         """Glyphs of char_ids in `style`, each varied by variation x (mapping(z) - mean w)."""
