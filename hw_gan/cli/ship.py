@@ -18,11 +18,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from data_pipeline import atomic
@@ -208,14 +210,26 @@ def _check_sizes(folder: Path, limit: int, variables: bool = True) -> None:
 # The run's files.
 
 
-def _ship_run(run: Path, out: Path, untrained: Sequence[str]) -> int:
-    """out/run: config.json, dataset.json (+ untrained writers), one models-only checkpoint;
-    returns its step."""
+def _ship_run(run: Path, out: Path, untrained: Sequence[str], export: Path) -> int:
+    """out/run: config.json, dataset.json (+ untrained writers), one models-only checkpoint
+    without the EMA generator, whose weights the shipped export (`export`, the version folder
+    beside run/) already carries: generator.json points there, checked here to give back the
+    same weights (no file twice, so a model stays small); returns its step."""
     trainer = run_dir.restore_trainer(run)
     step = int(trainer.step.numpy())
     ckpt_dir = out / CHECKPOINT_DIR
     ckpt_dir.mkdir(parents=True)
-    ckpt = trainer.model_checkpoint()
+    bundle = export / "variables" / "variables"
+    reader = tf.train.load_checkpoint(str(bundle))
+    for i, v in enumerate(trainer.ema_generator.variables):
+        key = f"generator_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+        if not np.array_equal(reader.get_tensor(key), v.numpy()):
+            raise ValueError(f"the export {export} does not hold this run's EMA generator "
+                             f"(variable {i}, {v.path}, differs): export the run's last "
+                             "checkpoint and ship again")
+    (out / run_dir.GENERATOR_FILE).write_text(json.dumps({"variables": os.path.relpath(
+        bundle, out)}) + "\n", encoding="utf-8")
+    ckpt = trainer.model_checkpoint(with_generator=False)
     ckpt.save_counter  # noqa: B018 -- created now so that it is written (restore expects it)
     ckpt.write(str(ckpt_dir / f"ckpt-{step}"))
     (ckpt_dir / "checkpoint").write_text(f'model_checkpoint_path: "ckpt-{step}"\n'
@@ -269,14 +283,21 @@ def evaluation_lines(ev: dict) -> str:
     lines = []
     leg = ev.get("legibility", {})
     if "ratio" in leg:
+        met = "met" if leg["ratio"] >= 0.95 else "**not met**"
         lines.append(f"- legibility ratio (generated / real held-out accuracy of the character "
-                     f"judge): **{_fmt(leg['ratio'])}** (target >= 0.95)")
+                     f"judge): **{_fmt(leg['ratio'])}** (target >= 0.95: {met})")
     wm = ev.get("writer_match")
     if isinstance(wm, dict) and "generated" in wm:
         chance = wm.get("chance")
         ratio = f" = {wm['generated'] / chance:.1f}x chance" if chance else ""
-        lines.append(f"- writer match: **{_fmt(wm['generated'])}**{ratio} (target >= 20x; real "
-                     f"glyphs {_fmt(wm.get('real', '?'))})")
+        met = ("" if not chance else ": met" if wm["generated"] / chance >= 20 else
+               ": **not met**")
+        real = wm.get("real")
+        real_text = (f"{_fmt(real)} = {real / chance:.1f}x chance" if chance and real
+                     else _fmt(real if real is not None else "?"))
+        lines.append(f"- writer match (the writer judge names the intended writer): "
+                     f"**{_fmt(wm['generated'])}**{ratio} (target >= 20x{met}; the judge on real "
+                     f"held-out glyphs: {real_text})")
     for key in ("fid", "kid"):
         if key in ev:
             lines.append(f"- {key.upper()} in the judge's feature space: {_fmt(ev[key])}")
@@ -374,7 +395,8 @@ def ship(run: Path, export: Optional[str], name: str, root: Path, *, title: str 
                                   f"the run's summaries)" if seconds else "not recorded")
     with atomic.atomic_dir(root / name, overwrite=overwrite) as tmp:
         shutil.copytree(loaded.path, tmp / "1")
-        step = _ship_run(run, tmp / shipped.RUN_DIR, loaded.untrained_writers) if with_run \
+        step = _ship_run(run, tmp / shipped.RUN_DIR, loaded.untrained_writers,
+                         tmp / "1") if with_run \
             else int(ev.get("step", 0))
         _check_sizes(tmp, max_file_bytes, variables=False)  # what cannot be split fails first
         _split_large(tmp, max_file_bytes)

@@ -126,17 +126,53 @@ def restore_trainer(model_dir: PathLike, checkpoint: Optional[str] = None,
     manifest = {"charset": info["charset"], "writers": info["writers"],
                 "resolution": info.get("resolution"), "splits": {}}
     trainer = make_trainer(cfg, tf.distribute.get_strategy(), manifest)
+    from_export = _generator_bundle(model_dir)
     try:
         full = has_optimizer_state(prefix)
-        ckpt = trainer.checkpoint if full else trainer.model_checkpoint()
+        ckpt = trainer.checkpoint if full else trainer.model_checkpoint(
+            with_generator=from_export is None)
         ckpt.restore(prefix).assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         raise RunDirError(f"cannot restore {prefix} into the model its {CONFIG_FILE} "
                           f"describes: {str(e)[:300]}") from None
+    if from_export is not None and not full:
+        _assign_from_export(trainer.ema_generator, from_export)
     if not full:  # a models-only checkpoint: the raw generator starts as the EMA one
         for v, ema_v in zip(trainer.generator.weights, trainer.ema_generator.weights):
             v.assign(ema_v)
     return trainer
+
+
+GENERATOR_FILE = "generator.json"  # a run whose EMA generator's weights are in an export
+
+
+def _generator_bundle(model_dir: Path) -> Optional[Path]:
+    """The variables prefix of the export that holds this run's EMA generator (a shipped base:
+    GENERATOR_FILE says where, relative to the run), or None."""
+    path = model_dir / GENERATOR_FILE
+    if not path.is_file():
+        return None
+    try:
+        rel = json.loads(path.read_text(encoding="utf-8"))["variables"]
+    except (ValueError, KeyError, TypeError):
+        raise RunDirError(f"{path} is damaged: expected {{\"variables\": PATH}}") from None
+    return (model_dir / rel).resolve()
+
+
+def _assign_from_export(generator, prefix: Path) -> None:
+    """The generator's weights, in order, from an export's variable bundle (its module's
+    `generator_variables`); RunDirError naming the bundle when they do not fit."""
+    try:
+        reader = tf.train.load_checkpoint(str(prefix))
+        for i, v in enumerate(generator.variables):
+            value = reader.get_tensor(f"generator_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE")
+            if tuple(value.shape) != tuple(v.shape):
+                raise ValueError(f"variable {i} ({v.path}) is {tuple(value.shape)}, the model "
+                                 f"has {tuple(v.shape)}")
+            v.assign(value)
+    except (ValueError, tf.errors.OpError) as e:
+        raise RunDirError(f"cannot take the generator's weights from {prefix}: "
+                          f"{str(e).splitlines()[0][:300]}") from None
 
 
 def has_optimizer_state(prefix: str) -> bool:

@@ -233,13 +233,35 @@ def test_large_variable_files_are_split_into_shards_that_load_the_same(tiny, tmp
     assert all(p.stat().st_size <= largest + 4096 for p in prefix.parent.glob("*.data-*"))
     np.testing.assert_array_equal(load_export(export).glyphs("abc", "w0", seed=3), before)
     # A checkpoint split the same way restores as well.
-    ckpt = tmp_path / "run"
-    shutil.copytree(tiny["path"] / "run", ckpt)
+    shutil.copytree(tiny["path"], tmp_path / "model")
+    ckpt = tmp_path / "model" / "run"
     prefix = ckpt / "checkpoints" / "ckpt-2"
     assert ship_cli.reshard_bundle(prefix, _largest_tensor(prefix)) >= 2
     trainer = run_dir.restore_trainer(ckpt)
     assert int(trainer.step.numpy()) == 2 and tf.reduce_all(tf.equal(
         trainer.generator.weights[0], trainer.ema_generator.weights[0]))
+
+
+def test_the_shipped_run_takes_its_generator_from_the_export(tiny, tmp_path):
+    """The shipped run's checkpoint holds no generator (the export has it: no weights twice);
+    restoring gives the run's own EMA generator, and a bundle that does not fit is named."""
+    run = tiny["path"] / "run"
+    names = [n for n, _ in tf.train.list_variables(str(run / "checkpoints" / "ckpt-2"))]
+    assert not any(n.startswith("ema_generator/") for n in names)
+    assert any(n.startswith("discriminator/") for n in names)
+    assert json.loads((run / run_dir.GENERATOR_FILE).read_text()) == {
+        "variables": "../1/variables/variables"}
+    shipped_base = run_dir.restore_trainer(run)
+    original = run_dir.restore_trainer(tiny["run"])
+    for a, b in zip(shipped_base.ema_generator.weights, original.ema_generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # An export of another model next to the run: refused, naming the bundle.
+    shutil.copytree(tiny["path"], tmp_path / "m")
+    (tmp_path / "m" / "run" / run_dir.GENERATOR_FILE).write_text(
+        json.dumps({"variables": "../nowhere/variables"}))
+    with pytest.raises(run_dir.RunDirError, match="cannot take the generator's weights from "
+                                                  ".*nowhere/variables"):
+        run_dir.restore_trainer(tmp_path / "m" / "run")
 
 
 def test_the_card_carries_the_style_evaluation_and_its_targets(tiny, tmp_path, capsys):
