@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         "photos of them, review the letters, make a hand, write a letter and download it.")
     p.add_argument("--model", default=None, help="a shipped model's name or an export "
                    "directory (a stylegan model makes hands from the sheets in seconds; "
-                   f"default: the shipped {DEFAULT_MODEL} when it is installed)")
+                   f"default: the shipped {DEFAULT_MODEL}, else {DEFAULT_BASE})")
     p.add_argument("--base", default=None, help="a trained char+writer (style_cgan) run "
                    "directory or shipped model name: offers the better method, adapting it to "
                    f"the sheets (minutes); default: the shipped {DEFAULT_BASE} when it is "
@@ -65,12 +65,16 @@ def app_main(argv: Sequence[str]) -> int:
               "--adapt_finetune_steps >= 0", file=sys.stderr)
         return 2
     installed = shipped.names()
-    model = args.model or (DEFAULT_MODEL if DEFAULT_MODEL in installed else None)
+    # With no --model: the shipped style model; else the shipped char+writer model (its writers
+    # are the hands, closer copies are made from it; hands from sheets in seconds need a style
+    # model).
+    model = args.model or next((m for m in (DEFAULT_MODEL, DEFAULT_BASE) if m in installed),
+                               None)
     base = args.base if args.base is not None else (
         DEFAULT_BASE if DEFAULT_BASE in installed else "")
     if model is None:
-        print(f"error: --model is needed: no shipped {DEFAULT_MODEL} in this install "
-              f"(shipped: {', '.join(installed) or 'none'}); give an export directory",
+        print(f"error: --model is needed: no shipped {DEFAULT_MODEL} or {DEFAULT_BASE} in this "
+              f"install (shipped: {', '.join(installed) or 'none'}); give an export directory",
               file=sys.stderr)
         return 2
     cfg = StudioConfig(model=model, base=base, gallery=args.gallery,

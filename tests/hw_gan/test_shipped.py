@@ -334,4 +334,5 @@ def test_the_app_offers_the_shipped_bases_writers_as_sample_hands(tiny, tmp_path
         mp.undo()
     # No --model and no shipped unipen_styles: the command says what to give.
     assert app_main(["--port", "0"]) == 2
-    assert "--model is needed: no shipped unipen_styles" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--model is needed: no shipped unipen_styles or unipen_hands" in err
