@@ -14,6 +14,7 @@ the shapes, not the weights. Starts `hwgan app` in a subprocess, then prints JSO
   fast_hand       seconds to make a hand with the fast method (style from the glyphs)
   preview         a 200-character paragraph's preview (PNG of page 1 at the page's 60 dpi):
                   the first request, then the median and max of --repeats warm ones
+  preview_sample_hand  the same in the first sample hand, when the --base is a shipped model
   adaptation      the better method's job: seconds, and the server's RSS idle before it and its
                   peak during it (VmHWM after resetting it through /proc/PID/clear_refs)
 """
@@ -86,10 +87,24 @@ def _model_size(export: Path) -> dict:
     return {"export_mb": round(size / 2**20, 2), "variables": params}
 
 
+def _preview(client, hand_id: str, repeats: int) -> dict:
+    """A 200-character paragraph's preview in a hand: the first request, then warm ones."""
+    body = {"text": PARAGRAPH, "hand": hand_id, "preview": True, "page": "a4"}
+    times = []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        resp, _ = client.call("POST", "/api/write", {**body, "seed": i})
+        times.append(time.perf_counter() - t)
+    return {"chars": len(PARAGRAPH), "glyphs": int(resp.getheader("X-Hwgan-Glyphs")),
+            "first_s": round(times[0], 3), "warm_median_s": round(statistics.median(times[1:]), 3),
+            "warm_max_s": round(max(times[1:]), 3), "repeats": repeats}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="", help="a stylegan export (default: a tiny one)")
-    ap.add_argument("--base", default="", help="a style_cgan run dir (default: a tiny one)")
+    ap.add_argument("--base", default="", help="a style_cgan run dir or shipped name, e.g. "
+                    "unipen_hands (its writers are then the sample hands; default: a tiny one)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--adapt_steps", type=int, default=150)
     ap.add_argument("--adapt_finetune_steps", type=int, default=30)
@@ -104,7 +119,7 @@ def main(argv=None) -> int:
     chars = "".join(DEFAULT_CHARSET)
     t0 = time.perf_counter()
     export = Path(args.model) if args.model else app_models.stylegan_export(work, chars)
-    base = Path(args.base) if args.base else app_models.style_cgan_base(work, chars)
+    base = args.base or app_models.style_cgan_base(work, chars)
     report = {"model": {"path": str(export), **_model_size(export)}}
     if not (args.model and args.base):
         report["model"]["built_s"] = round(time.perf_counter() - t0, 1)
@@ -129,16 +144,12 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         hand = client.json("POST", "/api/hands/make", {"method": "fast", "name": "bench"})["hand"]
         report["fast_hand"] = {"s": round(time.perf_counter() - t, 2)}
-        body = {"text": PARAGRAPH, "hand": hand["id"], "preview": True, "page": "a4"}
-        times = []
-        for i in range(args.repeats + 1):
-            t = time.perf_counter()
-            resp, _ = client.call("POST", "/api/write", {**body, "seed": i})
-            times.append(time.perf_counter() - t)
-        report["preview"] = {
-            "chars": len(PARAGRAPH), "glyphs": int(resp.getheader("X-Hwgan-Glyphs")),
-            "first_s": round(times[0], 3), "warm_median_s": round(statistics.median(times[1:]), 3),
-            "warm_max_s": round(max(times[1:]), 3), "repeats": args.repeats}
+        report["preview"] = _preview(client, hand["id"], args.repeats)
+        gallery = [h for h in client.json("GET", "/api/hands")["hands"]
+                   if h["kind"] == "gallery"]
+        if gallery:  # a sample hand of the --base (a shipped char+writer model)
+            report["preview_sample_hand"] = {"writer": gallery[0]["writer"],
+                                             **_preview(client, gallery[0]["id"], args.repeats)}
         idle, _ = _rss(proc.pid)
         Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # peak := current
         t = time.perf_counter()
