@@ -8,9 +8,10 @@ Each shipped model is a folder `hw_gan/shipped/<name>/` (package data: a pip ins
     <version>/      the SavedModel export (TF Serving's NAME/VERSION layout, so `hwgan serve`
                     names it after the model and TF Serving can mount the folder as it is)
     run/            char+writer models: the run adaptation (--init) starts from: config.json,
-                    dataset.json (with "untrained_writers": the dataset is not shipped) and one
-                    checkpoint of the trained models without optimizer state
-                    (checkpoints/ckpt-N.*)
+                    dataset.json (with "untrained_writers": the dataset is not shipped), one
+                    checkpoint of the trained models without optimizer state and without the
+                    EMA generator (checkpoints/ckpt-N.*), and generator.json, which points at
+                    the export's variables for the generator's weights (no weights twice)
 
 `hwgan ship` (hw_gan/cli/ship.py) writes such a folder from a finished run and its export; no
 file is larger than 10 MB (`MAX_FILE_BYTES`; larger variable files are split into shards).
