@@ -85,7 +85,7 @@ def accuracy(layout, tmp: Path, writers, image_size: int) -> dict:
         n_pages += len(paths)
         figures = harness.score(truth_pages, report,
                                 harness.records_by_cell(tmp / f"out-w{w}"), image_size)
-        figures["pen_x_height"] = round(sim._Writer.make(0, w).pen, 3)
+        figures["pen_x_height"] = round(sim.SimWriter.make(0, w).pen, 3)
         figures["pages_found"] = sum(e["status"] == "ok" for e in report["images"])
         figures["blur_mm"] = [e.get("blur_mm") for e in report["images"]]
         per_writer[f"sim-{w}"] = {k: (round(v, 4) if isinstance(v, float) else v)

@@ -287,3 +287,14 @@ def glyphs_in_charset(data_dir, split: str, charset: Sequence[str], image_size: 
     images, chars, writers = load_glyphs(data_dir, split, image_size)
     remap = np.array([index.get(label, -1) for label in manifest["charset"]], np.int32)
     return images, remap[chars], writers
+
+
+def pick_samples(chars: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of k samples, as many distinct characters as possible first (seeded)."""
+    chars = np.asarray(chars)
+    order = rng.permutation(len(chars))
+    first, rest, seen = [], [], set()
+    for i in order:
+        (rest if chars[i] in seen else first).append(i)
+        seen.add(chars[i])
+    return np.array((first + rest)[:k], np.int64)

@@ -55,10 +55,10 @@ def fill_page(page_rgb: np.ndarray, layout: dict, page_index: int, writer_index:
     cell box), "glyph" (the uint8 glyph as drawn, before scaling onto the page), "geometry"}."""
     rng = rng or np.random.default_rng(seed)
     page = page_rgb.astype(np.float32)
-    writer = sim._Writer.make(seed, writer_index)
+    writer = sim.SimWriter.make(seed, writer_index)
     px = layout["dpi"] / 25.4
     xh = layout["x_height_mm"] * px
-    models: dict[str, sim._CharModel] = {}
+    models: dict[str, sim.CharModel] = {}
     truth = {}
     for cell in layout["pages"][page_index]["cells"]:
         key = (cell["row"], cell["col"])
@@ -67,10 +67,10 @@ def fill_page(page_rgb: np.ndarray, layout: dict, page_index: int, writer_index:
             continue
         label = cell["char"]
         if label not in models:
-            models[label] = sim._CharModel(writer, label, seed, RENDER_SIZE)
+            models[label] = sim.CharModel(writer, label, seed, RENDER_SIZE)
         img, g = models[label].sample(RENDER_SIZE)
         ext = max(g.right - g.left, g.top - g.bottom)
-        f = xh * ext / (RENDER_SIZE * sim._FILL)  # page px per glyph-image px
+        f = xh * ext / (RENDER_SIZE * sim.FILL)  # page px per glyph-image px
         wx0, _, wx1, _ = cell["writing_box"]
         cx = (wx0 + wx1) / 2.0 + rng.normal(0, 0.15) * xh
         cy = cell["baseline_y"] - (g.top + g.bottom) / 2.0 * xh

@@ -39,9 +39,9 @@ from data_pipeline.strokes import render_strokes
 
 NAME = "simulated"
 _MARGIN = 0.08  # render_strokes' default margin_frac: the ink fills (1 - 2 * margin) of the side
-_FILL = 1.0 - 2.0 * _MARGIN
+FILL = 1.0 - 2.0 * _MARGIN  # the share of the glyph image's side a glyph's extent fills
 
-# Tags that a writer's habits weigh (see _Writer.form_weight).
+# Tags that a writer's habits weigh (see SimWriter.form_weight).
 _TAGS = ("loop", "serif", "tail", "bar", "round")
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ _STYLE, _CHAR_STYLE, _SAMPLES = 1, 2, 3  # SeedSequence stream tags
 
 
 @dataclasses.dataclass(frozen=True)
-class _Writer:
+class SimWriter:
     index: int
     slant: float  # shear, x += slant * y
     width: float  # horizontal scale
@@ -304,7 +304,7 @@ class _Writer:
     dot_angle: float
 
     @classmethod
-    def make(cls, seed: int, index: int) -> "_Writer":
+    def make(cls, seed: int, index: int) -> "SimWriter":
         r = _seq(seed, index, _STYLE)
         u = r.uniform
         traits = {tag: float(np.clip(r.beta(0.7, 0.7), 0.03, 0.97)) for tag in _TAGS}
@@ -317,7 +317,7 @@ class _Writer:
             digit_h=cap_h * u(0.85, 1.02),
             asc_h=u(1.4, 2.0),
             desc_d=u(0.42, 0.8),
-            pen=u(0.04, 0.08) * 1.6 / _FILL,  # 4-8 % of the side for a 1.6 x-height tall glyph
+            pen=u(0.04, 0.08) * 1.6 / FILL,  # 4-8 % of the side for a 1.6 x-height tall glyph
             pressure=0.0 if r.random() < 0.35 else u(0.08, 0.35),
             tension=u(-0.1, 0.45),
             tilt=float(np.clip(r.normal(0.0, 0.03), -0.06, 0.06)),
@@ -416,10 +416,10 @@ _NOISE_SCALE = np.array([1.0, 1.0, 0.8, 0.45])
 _WARP_SCALE = np.array([1.0, 1.0, 0.7, 0.7, 0.7, 0.5])
 
 
-class _CharModel:
+class CharModel:
     """One writer's way of writing one label: control points, spline matrix, noise basis."""
 
-    def __init__(self, writer: _Writer, label: str, seed: int, size: int):
+    def __init__(self, writer: SimWriter, label: str, seed: int, size: int):
         self.writer = writer
         self.label = label
         chars = list(label)
@@ -428,7 +428,7 @@ class _CharModel:
         self.rng = _seq(seed, writer.index, _SAMPLES, *[ord(c) for c in label])
 
     @staticmethod
-    def _variant(w: _Writer, char: str, r: np.random.Generator, size: int) -> dict:
+    def _variant(w: SimWriter, char: str, r: np.random.Generator, size: int) -> dict:
         forms = _forms(char)
         weights = np.array([w.form_weight(f) for f in forms])
         form = forms[int(r.choice(len(forms), p=weights / weights.sum()))]
@@ -459,7 +459,7 @@ class _CharModel:
         lin = _linear(w.slant + char_slant, w.width * char_w, 1.0, w.tilt + char_rot)
         approx = warped @ lin.T
         ext = float(max(np.ptp(approx[:, 0]), np.ptp(approx[:, 1])))
-        px_per_unit = size * _FILL / (ext + w.pen)
+        px_per_unit = size * FILL / (ext + w.pen)
         step_px = 2.5 * max(1.0, size / 32.0) ** 0.5
         step = step_px / px_per_unit
         blocks, strokes, basis = [], [], []
@@ -521,7 +521,7 @@ class _CharModel:
         rad = pen / 2
         geom = Geometry(top=float(ymax + rad), bottom=float(ymin - rad),
                         left=float(xmin - rad), right=float(xmax + rad))
-        pen_frac = _FILL * pen / (extent + pen)
+        pen_frac = FILL * pen / (extent + pen)
         flip = np.array([1.0, -1.0])
         image = render_strokes([s * flip for s in strokes], size, pen_width=pen_frac,
                                width_variation=w.pressure, rng=r if w.pressure > 0 else None,
@@ -535,7 +535,7 @@ def _linear(slant: float, sx: float, sy: float, rot: float) -> np.ndarray:
     return np.array([[c, -s], [s, c]]) @ np.array([[1.0, slant], [0.0, 1.0]]) @ np.diag([sx, sy])
 
 
-def _dot_points(w: _Writer, kind: str, p: np.ndarray, r: np.random.Generator) -> np.ndarray:
+def _dot_points(w: SimWriter, kind: str, p: np.ndarray, r: np.random.Generator) -> np.ndarray:
     style = w.dot_style if kind == "idot" else 0
     if style == 0:
         length = w.dot_len * (1.0 if kind == "dot" else 0.8) * math.exp(r.normal(0, 0.3))
@@ -571,11 +571,11 @@ def writer_id(index: int) -> str:
 def _render_writer(job: tuple) -> list[GlyphRecord]:
     """All records of one writer (module level so that a multiprocessing Pool can pickle it)."""
     seed, index, labels, samples, size = job
-    writer = _Writer.make(seed, index)
+    writer = SimWriter.make(seed, index)
     wid = writer_id(index)
     out = []
     for label in labels:
-        model = _CharModel(writer, label, seed, size)
+        model = CharModel(writer, label, seed, size)
         for s in range(samples):
             image, geom = model.sample(size)
             out.append(GlyphRecord(char=label, writer=wid, source=NAME, image=image,

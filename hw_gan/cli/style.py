@@ -34,7 +34,7 @@ from hw_gan.models.stylegan import mix_styles
 from hw_gan.training import run_dir
 
 
-class _ExportStyles:
+class ExportStyles:
     """Style extraction and drawing through an export's signatures."""
 
     def __init__(self, path):
@@ -123,7 +123,7 @@ def open_model(path):
     p = Path(path)
     if run_dir.is_run_dir(p):
         return _RunStyles(p)
-    return _ExportStyles(p)
+    return ExportStyles(p)
 
 
 def load_samples(args, charset, resolution):

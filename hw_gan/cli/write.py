@@ -11,11 +11,13 @@ import argparse
 import os
 import stat
 import sys
+import time
 from typing import Sequence
 
 from data_pipeline.atomic import check_output
 from hw_gan import shipped
 from hw_gan.cli import errors
+from hw_gan.cli import style as style_cli
 from hw_gan.export import load_export
 from hw_gan.layout import MISSING_MODES, page_params
 from hw_gan.render import format_for, render_text
@@ -131,15 +133,11 @@ def _read_text(args) -> str:
 def _style_from_samples(args, model):
     """The style (ws) of --samples through the export's extract_style (the family's default
     method); prints where it came from on stderr."""
-    import time
-
-    from hw_gan.cli import style as style_cli
-
     if args.style:
         raise ValueError("give --style or --samples, not both")
     if args.k < 0:
         raise ValueError("--k must be >= 0")
-    styles = style_cli._ExportStyles(model)
+    styles = style_cli.ExportStyles(model)
     images, ids, writer = style_cli.load_samples(args, styles.charset, styles.resolution)
     t0 = time.perf_counter()
     ws = styles.extract(images, ids, None, 0 if styles.family == "fewshot" else STYLE_STEPS)

@@ -34,6 +34,7 @@ Style files (`save_style` / `load_style`): JSON, {"format": "hwgan-style", "ws":
 from __future__ import annotations
 
 from hw_gan.config import FEATURES, ProjectionConfig, StyleError
+from hw_gan.training import run_dir
 from hw_gan.inversion.fewshot_model import FewShotModel
 from hw_gan.inversion.model import METHODS, StyleModel
 from hw_gan.inversion.projection import project_styles
@@ -43,8 +44,6 @@ from hw_gan.inversion.style_file import STYLE_FORMAT, STYLE_VERSION, load_style,
 def load_model(model_dir, checkpoint=None):
     """The run in `model_dir` as a style model: StyleModel (stylegan) or FewShotModel (fewshot);
     StyleError for another family."""
-    from hw_gan.training import run_dir
-
     try:
         cfg, _ = run_dir.load_run_config(model_dir)
     except run_dir.RunDirError as e:

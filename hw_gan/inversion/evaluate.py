@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from data_pipeline import tfrecords
+from data_pipeline import capture, tfrecords
 from data_pipeline.dataset import load_glyphs, split_keys
 from hw_gan.config import ProjectionConfig
 from hw_gan.evaluation import judge as judge_lib
@@ -379,8 +379,6 @@ def recapture_references(data_dir, setup, *, heldout_split: str = "test",
     `evaluate_styles(references=...)`. `cache`: an .npz reused when it holds this set-up's
     re-capture of this split at this size, else written; `strokes`: the stroke files, if not
     where the dataset's manifest says; `workdir`: keep the photographed sheets there."""
-    from data_pipeline import capture
-
     if cache and Path(cache).exists():
         got = capture.Recapture.load(cache)
         if (got.setup == setup and got.glyphs.shape[1] == image_size

@@ -10,20 +10,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from data_pipeline import tfrecords
-from data_pipeline.dataset import load_glyphs
+from data_pipeline.dataset import load_glyphs, pick_samples
 from data_pipeline.scan import normalize_glyph
 from hw_gan.config import StyleError
-
-
-def pick_samples(chars: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of k samples, as many distinct characters as possible first (seeded)."""
-    chars = np.asarray(chars)
-    order = rng.permutation(len(chars))
-    first, rest, seen = [], [], set()
-    for i in order:
-        (rest if chars[i] in seen else first).append(i)
-        seen.add(chars[i])
-    return np.array((first + rest)[:k], np.int64)
 
 
 def _load_splits(data_dir, manifest: dict, splits, image_size: int):

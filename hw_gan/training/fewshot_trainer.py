@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipeline import font
-from data_pipeline.dataset import make_dataset
+from data_pipeline.dataset import load_glyphs, make_dataset, pick_samples
 from data_pipeline.schema import to_float, to_uint8
 from hw_gan import losses as losses_lib
 from hw_gan.models import fewshot
@@ -160,8 +160,6 @@ class FewShotTrainer(GANTrainer):
     def writer_styles(self, untrained=(), k: int = EXPORT_REFERENCES) -> np.ndarray:
         """float32 [num_writers, D]: each training writer's style from up to k of their training
         glyphs (distinct characters first, seed 0); zero rows for `untrained` writers."""
-        from hw_gan.inversion.samples import pick_samples  # (inversion sits above training)
-
         images, chars, writers = self._writer_references()
         names = list(self.manifest["writers"])
         skip = {names.index(w) for w in untrained}
@@ -203,8 +201,6 @@ class FewShotTrainer(GANTrainer):
         """(images, chars, writers) of the training split, cut to at most REFERENCE_LIMIT glyphs:
         where `generate` takes a training writer's references from."""
         if self._refs is None:
-            from data_pipeline.dataset import load_glyphs
-
             cfg = self.cfg
             self._refs = load_glyphs(cfg.data.data_dir, cfg.data.train_split,
                                      cfg.model.resolution, limit=REFERENCE_LIMIT)
@@ -215,8 +211,6 @@ class FewShotTrainer(GANTrainer):
         from REFERENCES of their training glyphs (distinct characters first, chosen by `seed`),
         then every requested character is drawn from its font image in that style. A writer
         with no glyph among the loaded references is a ValueError naming them."""
-        from hw_gan.inversion.samples import pick_samples
-
         char_ids = np.asarray(char_ids, np.int32)
         writer_ids = np.asarray(writer_ids, np.int32)
         images, chars, writers = self._writer_references()

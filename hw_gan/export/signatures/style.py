@@ -156,7 +156,7 @@ class _StyleSignatures:
 
     def write_with_style(self, module):
         self.track(module)
-        keys, ids = write_sig._charset_keys(module)
+        keys, ids = write_sig.charset_keys(module)
         return write_sig.styled_write_function(
             module, keys, ids, lambda i, z, st, v: self.draw_styled(module, i, z, st, v),
             (self.num_ws, self.w_dim))

@@ -71,7 +71,8 @@ from hw_gan.export.names import (EMPTY_TEXT_MESSAGE, LINE_WIDTH_MESSAGE, STYLE_F
                                  WRITE)
 from hw_gan.layout import CHUNK, INK_THRESHOLD
 
-__all__ = ["WriteParams", "chunk_seed_tf", "default_signatures", "styled_write_function",
+__all__ = ["WriteParams", "charset_keys", "chunk_seed_tf", "default_signatures",
+           "styled_write_function",
            "write_signature_builder"]
 
 _KIND_NL, _KIND_SPACE, _KIND_GLYPH = 0, 1, 2
@@ -185,7 +186,7 @@ def chunk_seed_tf(seed, chunk):
 # The signature.
 
 
-def _charset_keys(module):
+def charset_keys(module):
     """(keys: single characters the charset serves, their label ids)."""
     keys, ids = [], []
     for i, label in enumerate(module.charset_labels):
@@ -200,7 +201,7 @@ def _extent_tables(module, params: WriteParams, keys_ids=None):
     """Keys (single characters the charset serves, or `keys_ids` = (keys, ids) given), their
     ids, and per geometry row (writer; one row "" with given keys) their (top, bottom) plus the
     typical width, from layout.char_extent."""
-    keys, ids = keys_ids or _charset_keys(module)
+    keys, ids = keys_ids or charset_keys(module)
     if module.uses_writer and keys_ids is None:
         rows = list(module.writer_names)
     else:
