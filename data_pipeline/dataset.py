@@ -298,3 +298,17 @@ def pick_samples(chars: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
         (rest if chars[i] in seen else first).append(i)
         seen.add(chars[i])
     return np.array((first + rest)[:k], np.int64)
+
+
+def stack_sets(images: np.ndarray, chars: np.ndarray, sets, k: int):
+    """Reference sets as arrays: images float32 [S, k, R, R, 1] (padding -1), char ids int32
+    [S, k] and mask float32 [S, k] (1 = a reference) from S index arrays into `images` / `chars`;
+    a set longer than k keeps its first k, a shorter one is padded and masked."""
+    s = len(sets)
+    x = np.full((s, k) + tuple(images.shape[1:]), -1.0, np.float32)
+    c = np.zeros((s, k), np.int32)
+    m = np.zeros((s, k), np.float32)
+    for i, idx in enumerate(sets):
+        n = min(k, len(idx))
+        x[i, :n], c[i, :n], m[i, :n] = images[idx[:n]], chars[idx[:n]], 1.0
+    return x, c, m

@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from data_pipeline import capture, tfrecords
-from data_pipeline.dataset import load_glyphs, split_keys
+from data_pipeline.dataset import load_glyphs, split_keys, stack_sets
 from hw_gan.config import ProjectionConfig
 from hw_gan.evaluation import judge as judge_lib
 from hw_gan.evaluation import metrics
@@ -83,18 +83,6 @@ def _sets(pools: Pools, writer_ids, k: int, max_targets: int, seed: int,
         targets.append(t)
     return refs, targets
 
-
-def _stack(images, chars, sets, k):
-    """[S, k, R, R, 1], [S, k], mask [S, k] (sets shorter than k are padded and masked)."""
-    s = len(sets)
-    r = images.shape[1]
-    x = np.zeros((s, k, r, r, 1), np.float32) - 1.0
-    c = np.zeros((s, k), np.int32)
-    m = np.zeros((s, k), np.float32)
-    for i, idx in enumerate(sets):
-        n = min(k, len(idx))
-        x[i, :n], c[i, :n], m[i, :n] = images[idx[:n]], chars[idx[:n]], 1.0
-    return x, c, m
 
 
 def _score(model: StyleModel, ws, targets, pools: Pools, char_judge, writer_judge,
@@ -280,17 +268,17 @@ def evaluate_styles(model: StyleModel, data_dir, *, heldout_split: str = "test",
         refs, targets = _sets(h.pools, h.writer_ids, k, max_targets, seed, unseen,
                               usable=usable)
         real = _real_scores(h, targets)
-        x, c, m = _stack(h.images, h.chars, refs, k)
+        x, c, m = stack_sets(h.images, h.chars, refs, k)
         others = rng.choice(sorted(t_pools.ref), n)
         t_refs = [t_pools.ref[int(w)][pick_samples(t_chars[t_pools.ref[int(w)]], k, rng)]
                   for w in others]
-        baseline = _stack(t_images, t_chars, t_refs, k)
+        baseline = stack_sets(t_images, t_chars, t_refs, k)
         variants = None
         if k == ablations_k:
             variants = ablations if ablations is not None else default_ablations(projection)
         passes = {CLEAN: _methods(model, x, c, m, baseline, n, projection, variants)}
         if references is not None:  # the same indices, the re-captured images
-            xr = _stack(references.images, h.chars, refs, k)[0]
+            xr = stack_sets(references.images, h.chars, refs, k)[0]
             passes[references.name] = {
                 name: fn for name, fn in _methods(model, xr, c, m, baseline, n, projection,
                                                   None).items() if name not in BASELINES}

@@ -16,11 +16,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from data_pipeline import font
-from data_pipeline.dataset import load_glyphs
 from data_pipeline.schema import to_float
 from hw_gan.config import StyleError
 from hw_gan.inversion.model import restore_run
-from hw_gan.inversion.samples import pick_samples
 from hw_gan.models import fewshot
 
 METHODS = ("encoder",)
@@ -60,22 +58,12 @@ class FewShotModel:
             raise StyleError(str(e)) from None
 
     def mean_ws(self, n: int) -> np.ndarray:
-        """The mean style of the training writers (k = MEAN_STYLE_K glyphs each), n times."""
+        """The mean style of the training writers (k = MEAN_STYLE_K glyphs each, from the
+        trainer's loaded references), n times."""
         if self._mean is None:
-            images, chars, writers = load_glyphs(self.cfg.data.data_dir,
-                                                 self.cfg.data.train_split, self.resolution,
-                                                 limit=40000)
-            rng = np.random.default_rng(np.random.SeedSequence([0, 31]))
+            _, _, writers = self.trainer.writer_references()
             ws = np.unique(writers)[:MEAN_STYLE_WRITERS]
-            r = self.resolution
-            x = np.full((len(ws), MEAN_STYLE_K, r, r, 1), -1.0, np.float32)
-            c = np.zeros((len(ws), MEAN_STYLE_K), np.int32)
-            m = np.zeros((len(ws), MEAN_STYLE_K), np.float32)
-            for i, w in enumerate(ws):
-                idx = np.flatnonzero(writers == w)
-                idx = idx[pick_samples(chars[idx], MEAN_STYLE_K, rng)]
-                x[i, :len(idx)], c[i, :len(idx)], m[i, :len(idx)] = images[idx], chars[idx], 1.0
-            self._mean = self.encode(x, c, m).numpy().mean(0)
+            self._mean = self.trainer.encode_reference_sets(ws, MEAN_STYLE_K, 0, 31).mean(0)
         return np.tile(self._mean[None], (n, 1))
 
     # -- drawing ---------------------------------------------------------------------------------

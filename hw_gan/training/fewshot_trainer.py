@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipeline import font
-from data_pipeline.dataset import load_glyphs, make_dataset, pick_samples
+from data_pipeline.dataset import load_glyphs, make_dataset, pick_samples, stack_sets
 from data_pipeline.schema import to_float, to_uint8
 from hw_gan import losses as losses_lib
 from hw_gan.models import fewshot
@@ -141,9 +141,9 @@ class FewShotTrainer(GANTrainer):
         mask = tf.convert_to_tensor(mask, tf.float32)
         if int(images.shape[0] or 0) and not bool(tf.reduce_all(tf.reduce_sum(mask, 1) > 0)):
             raise ValueError("a style needs at least one reference glyph; a set has none")
-        glyph_net, head, _ = fewshot.parts(self.ema_generator)
-        return tf.cast(head(fewshot.SetStyle(glyph_net)(images, contents, mask),
-                            training=False), tf.float32)
+        set_style = self.ema_generator.get_layer("fewshot_set_style")
+        head = self.ema_generator.get_layer("fewshot_style_head")
+        return tf.cast(head(set_style(images, contents, mask), training=False), tf.float32)
 
     def draw(self, styles, contents, batch: int = 512) -> np.ndarray:
         """Float [-1, 1] glyphs [N, R, R, 1] (EMA decoder): styles [N, D] x font images
@@ -160,23 +160,14 @@ class FewShotTrainer(GANTrainer):
     def writer_styles(self, untrained=(), k: int = EXPORT_REFERENCES) -> np.ndarray:
         """float32 [num_writers, D]: each training writer's style from up to k of their training
         glyphs (distinct characters first, seed 0); zero rows for `untrained` writers."""
-        images, chars, writers = self._writer_references()
+        _, _, writers = self.writer_references()
         names = list(self.manifest["writers"])
         skip = {names.index(w) for w in untrained}
         out = np.zeros((len(names), fewshot.style_dim(self.cfg.model)), np.float32)
-        present = [w for w in np.unique(writers) if int(w) not in skip]
+        present = [int(w) for w in np.unique(writers) if int(w) not in skip]
         for start in range(0, len(present), 64):
             block = present[start:start + 64]
-            r = self.cfg.model.resolution
-            x = np.full((len(block), k, r, r, 1), -1.0, np.float32)
-            c = np.zeros((len(block), k), np.int32)
-            m = np.zeros((len(block), k), np.float32)
-            for i, w in enumerate(block):
-                idx = np.flatnonzero(writers == w)
-                rng = np.random.default_rng(np.random.SeedSequence([0, int(w), 78]))
-                idx = idx[pick_samples(chars[idx], k, rng)]
-                x[i, :len(idx)], c[i, :len(idx)], m[i, :len(idx)] = images[idx], chars[idx], 1.0
-            out[np.asarray(block)] = self.encode_sets(x, c, m).numpy()
+            out[np.asarray(block, np.int64)] = self.encode_reference_sets(block, k, 0, 78)
         return out
 
     def serving_generator(self, untrained=(), variation: float = SERVING_VARIATION):
@@ -197,14 +188,36 @@ class FewShotTrainer(GANTrainer):
                                                 self.writer_styles(untrained), variation)
         return model, (glyph_net, head, codes)
 
-    def _writer_references(self):
-        """(images, chars, writers) of the training split, cut to at most REFERENCE_LIMIT glyphs:
-        where `generate` takes a training writer's references from."""
+    def writer_references(self):
+        """(images, chars, writers) of the training split, cut to at most REFERENCE_LIMIT glyphs
+        and loaded once: where a training writer's references are taken from."""
         if self._refs is None:
             cfg = self.cfg
             self._refs = load_glyphs(cfg.data.data_dir, cfg.data.train_split,
                                      cfg.model.resolution, limit=REFERENCE_LIMIT)
         return self._refs
+
+    def reference_sets(self, writer_ids, k: int, seed: int, salt: int) -> list:
+        """Per training writer id, the indices (into `writer_references`) of up to k of their
+        glyphs, distinct characters first, chosen by (seed, writer, salt). A writer with no glyph
+        among the loaded references is a ValueError naming them."""
+        _, chars, writers = self.writer_references()
+        sets = []
+        for w in writer_ids:
+            idx = np.flatnonzero(writers == w)
+            if not len(idx):
+                raise ValueError(f"writer {self.manifest['writers'][int(w)]!r} has no glyph "
+                                 f"among the {len(writers)} references loaded from "
+                                 f"{self.cfg.data.train_split!r}")
+            rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(w), int(salt)]))
+            sets.append(idx[pick_samples(chars[idx], k, rng)])
+        return sets
+
+    def encode_reference_sets(self, writer_ids, k: int, seed: int, salt: int) -> np.ndarray:
+        """float32 [len(writer_ids), D]: each training writer's style from `reference_sets`."""
+        images, chars, _ = self.writer_references()
+        sets = self.reference_sets(writer_ids, k, seed, salt)
+        return self.encode_sets(*stack_sets(images, chars, sets, max(map(len, sets)))).numpy()
 
     def generate(self, char_ids, writer_ids, seed, batch: int = 256):
         """Float [-1, 1] glyphs (evaluation's contract): each training writer's style is encoded
@@ -213,24 +226,7 @@ class FewShotTrainer(GANTrainer):
         with no glyph among the loaded references is a ValueError naming them."""
         char_ids = np.asarray(char_ids, np.int32)
         writer_ids = np.asarray(writer_ids, np.int32)
-        images, chars, writers = self._writer_references()
         wanted = np.unique(writer_ids)
-        sets = []
-        for w in wanted:
-            idx = np.flatnonzero(writers == w)
-            if not len(idx):
-                raise ValueError(f"writer {self.manifest['writers'][int(w)]!r} has no glyph "
-                                 f"among the {len(writers)} references loaded from "
-                                 f"{self.cfg.data.train_split!r}")
-            rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(w), 77]))
-            sets.append(idx[pick_samples(chars[idx], REFERENCES, rng)])
-        k = max(len(s) for s in sets)
-        r = self.cfg.model.resolution
-        x = np.full((len(sets), k, r, r, 1), -1.0, np.float32)
-        c = np.zeros((len(sets), k), np.int32)
-        m = np.zeros((len(sets), k), np.float32)
-        for i, s in enumerate(sets):
-            x[i, :len(s)], c[i, :len(s)], m[i, :len(s)] = images[s], chars[s], 1.0
-        styles = self.encode_sets(x, c, m).numpy()
+        styles = self.encode_reference_sets(wanted, REFERENCES, seed, 77)
         row = np.searchsorted(wanted, writer_ids)
         return self.draw(styles[row], self.content(char_ids).numpy(), batch)

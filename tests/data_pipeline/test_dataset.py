@@ -1,4 +1,5 @@
-"""Splits as NumPy arrays: load_glyphs and glyphs_in_charset (make_dataset: test_tfrecords.py)."""
+"""Splits as NumPy arrays: load_glyphs, glyphs_in_charset and stack_sets (make_dataset:
+test_tfrecords.py)."""
 
 import numpy as np
 import pytest
@@ -41,3 +42,15 @@ def test_glyphs_in_charset_names_the_labels_it_lacks(data_dir):
         dataset.glyphs_in_charset(data_dir, "train", ["a", "x"], 16)
     assert str(data_dir) in str(e.value) and "['b', 'c']" in str(e.value)
     assert "'d'" not in str(e.value)  # no glyph of "d" in the split: not a problem
+
+
+def test_stack_sets_pads_masks_and_cuts(data_dir):
+    images, chars, _ = dataset.load_glyphs(data_dir, "train", 16)
+    sets = [np.array([3, 0, 5]), np.array([7]), np.array([1, 2, 4, 6])]
+    x, c, m = dataset.stack_sets(images, chars, sets, 3)
+    assert x.shape == (3, 3, 16, 16, 1) and x.dtype == np.float32
+    assert c.dtype == np.int32 and m.dtype == np.float32
+    assert m.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 1]]
+    assert np.array_equal(x[0], images[[3, 0, 5]]) and c[0].tolist() == chars[[3, 0, 5]].tolist()
+    assert np.array_equal(x[2], images[[1, 2, 4]])  # longer than k: its first k
+    assert (x[1, 1:] == -1).all() and c[1, 1:].tolist() == [0, 0]  # padding is blank paper

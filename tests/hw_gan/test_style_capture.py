@@ -91,8 +91,8 @@ def test_recaptured_references_replace_the_clean_ones_index_for_index(family, da
     # The sets each pass was given: the clean ones first, then the same indices re-captured.
     expected, _ = style_eval._sets(h.pools, h.writer_ids, 2, 4, 0, usable=refs.captured)
     assert not any(lost in set(e.tolist()) for e in expected)
-    x_clean, c, m = style_eval._stack(h.images, h.chars, expected, 2)
-    x_back = style_eval._stack(refs.images, h.chars, expected, 2)[0]
+    x_clean, c, m = dataset.stack_sets(h.images, h.chars, expected, 2)
+    x_back = dataset.stack_sets(refs.images, h.chars, expected, 2)[0]
     given = [("clean" if np.array_equal(x, x_clean) else
               "back" if np.array_equal(x, x_back) else "other", cc, mm)
              for _, x, cc, mm in model.seen]
