@@ -212,7 +212,7 @@ class Studio:
 
     def make_fast(self, name: str) -> dict:
         """A style hand from the reviewed glyphs (seconds): the export's extract_style
-        signature (encoder, then projection)."""
+        signature (the encoder, then projection unless the model's default is the encoder)."""
         if not self.styles:
             raise StoreError("the quick method needs a model that takes a style from samples; "
                              "this one does not (use the better method)")
@@ -225,15 +225,20 @@ class Studio:
                                                                 self.charset, self.resolution)
             except inversion.StyleError as e:
                 raise StoreError(str(e)) from None
+        # The encoder alone where the model has no projection (fewshot) or its card found the
+        # encoder best (the export's style_method); else encoder + style_steps of projection.
+        encoder_only = self.model.family == "fewshot" or self.model.style_method == "encoder"
+        steps = 0 if encoder_only else self.cfg.style_steps
         out = self.model.signatures[style_sig.EXTRACT_STYLE](
             images=to_uint8(tf.constant(images)),
             chars=tf.constant([self.charset[i] for i in ids]),
-            steps=tf.constant(self.cfg.style_steps, tf.int32))
+            steps=tf.constant(steps, tf.int32))
         ws = out["style"].numpy()
 
         def fill(dest: Path) -> None:
             inversion.save_style(dest / "hand.style", ws, self.style_info, writer="me",
-                                 method="both", steps=self.cfg.style_steps, k=int(len(ids)))
+                                 method="encoder" if encoder_only else "both", steps=steps,
+                                 k=int(len(ids)))
 
         doc = self.hands.add(name, "style", fill, glyphs=int(len(ids)),
                              chars="".join(sorted({self.charset[i] for i in ids})))

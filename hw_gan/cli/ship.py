@@ -8,7 +8,9 @@ Writes `<root>/<name>/` (default root: hw_gan/shipped, or $HWGAN_SHIPPED_MODELS)
 describes it: the export as version 1; for a char+writer model also `run/` (config.json,
 dataset.json with the writers it never trained, one checkpoint of the models without optimizer
 state, which is what adaptation's --init reads); model.json (sizes and sha256 of every file) and
-MODEL_CARD.md (from the run's config.json and eval.json). Variable files larger than the per-file
+MODEL_CARD.md (from the run's config.json and eval.json; with --style_eval, the held-out style
+table, and a style export's default extraction method, the best one at k = 10, written into its
+hwgan.json as "style_method"). Variable files larger than the per-file
 limit are split into shards; any other file over it fails, naming the file. The folder appears
 whole or not at all.
 """
@@ -33,6 +35,7 @@ from hw_gan import shipped
 from hw_gan.adaptation.data import UNTRAINED_KEY
 from hw_gan.cli import errors
 from hw_gan.export import load_export
+from hw_gan.export.names import EXTRACT_STYLE, METADATA_FILE, STYLE_METHOD_KEY
 from hw_gan.training import run_dir
 from hw_gan.training.trainer import CHECKPOINT_DIR
 
@@ -51,7 +54,7 @@ now").
 | | |
 | --- | --- |
 | family | {family} |
-| writers | {writers} ({untrained} more rows never trained, refused by name) |
+| writers | {writers} |
 | characters | {num_chars}: `{charset}` |
 | glyph size | {resolution} x {resolution} px |
 | size on disk | {size} |
@@ -305,12 +308,25 @@ def evaluation_lines(ev: dict) -> str:
 
 
 STYLE_TARGET_K = 10
+# style_eval's method names -> extract_style's methods (what an export offers: no projection
+# from the mean style, which needs the run).
+EXPORT_METHODS = {"encoder": "encoder", "encoder + projection": "both"}
 
 
-def style_eval_lines(doc: dict) -> str:
+def style_method(doc: dict) -> Optional[str]:
+    """The default extraction method for an export of this model: of those an export offers, the
+    one with the highest writer match at k = STYLE_TARGET_K in style_eval's table (None when the
+    table has neither)."""
+    rows = [r for r in doc.get("table") or []
+            if r["k"] == STYLE_TARGET_K and r["method"] in EXPORT_METHODS]
+    return EXPORT_METHODS[max(rows, key=lambda r: r["writer_match"])["method"]] if rows else None
+
+
+def style_eval_lines(doc: dict, method: Optional[str] = None) -> str:
     """The card's section on styles taken from k glyphs of held-out writers, from
-    benchmarks/style_eval.py's JSON: the table and, at k = STYLE_TARGET_K, the best method's
-    writer match against the mean-style baseline (target >= 2x) and its FID (target <= 4)."""
+    benchmarks/style_eval.py's JSON: the table and, at k = STYLE_TARGET_K, the writer match of
+    `method` (the export's default, see `style_method`; None: the best method) against the
+    mean-style baseline (target >= 2x) and its FID (target <= 4)."""
     rows = doc.get("table") or []
     if not rows:
         return ""
@@ -326,6 +342,8 @@ def style_eval_lines(doc: dict) -> str:
     at_k = [r for r in rows if r["k"] == STYLE_TARGET_K]
     base = [r for r in at_k if r["method"].startswith("mean style")]
     ours = [r for r in at_k if "baseline" not in r["method"] and "[" not in r["method"]]
+    if method:
+        ours = [r for r in ours if EXPORT_METHODS.get(r["method"]) == method]
     if base and ours:
         best = max(ours, key=lambda r: r["writer_match"])
         ratio = best["writer_match"] / max(base[0]["writer_match"], 1e-9)
@@ -335,6 +353,11 @@ def style_eval_lines(doc: dict) -> str:
                 f"{base[0]['writer_match']:.3f} (target >= 2x: {met(ratio >= 2)}); FID "
                 f"{best['fid']:.2f} (target <= 4: {met(best['fid'] <= 4)}); legibility "
                 f"{best['legibility']:.2f}."]
+        if method:
+            out += ["", f"This is the default method of `hwgan style extract`, `hwgan write "
+                    f"--samples` and the app's fast hand for this model ({method}: the best "
+                    f"writer match at k = {STYLE_TARGET_K} of the methods the export offers); "
+                    f"`--method` picks another."]
     seconds = doc.get("extract_seconds_k10") or {}
     if seconds:
         out += ["", "Time to take one style from 10 glyphs on the 2-core CPU: " + ", ".join(
@@ -393,8 +416,15 @@ def ship(run: Path, export: Optional[str], name: str, root: Path, *, title: str 
     seconds = training_seconds(run)
     time_text = training_time or (f"{format_seconds(seconds)} of training steps (summed from "
                                   f"the run's summaries)" if seconds else "not recorded")
+    method = style_method(style_eval or {}) if EXTRACT_STYLE in loaded.signatures and \
+        loaded.family != "fewshot" else None
     with atomic.atomic_dir(root / name, overwrite=overwrite) as tmp:
         shutil.copytree(loaded.path, tmp / "1")
+        if method:  # the export's extract_style default (hw_gan.cli.style.check_method)
+            info_path = tmp / "1" / "assets" / METADATA_FILE
+            meta = json.loads(info_path.read_text(encoding="utf-8"))
+            info_path.write_text(json.dumps(dict(meta, **{STYLE_METHOD_KEY: method}), indent=2,
+                                            ensure_ascii=False) + "\n", encoding="utf-8")
         step = _ship_run(run, tmp / shipped.RUN_DIR, loaded.untrained_writers,
                          tmp / "1") if with_run \
             else int(ev.get("step", 0))
@@ -409,16 +439,18 @@ def ship(run: Path, export: Optional[str], name: str, root: Path, *, title: str 
         trained = loaded.trained_writers() if loaded.uses_writer else ()
         card = CARD.format(
             name=name, title=title or f"{loaded.family}, {len(trained)} UNIPEN writers",
-            family=loaded.family, writers=len(trained) if loaded.uses_writer else
-            "none (a style is taken from a person's glyphs)",
-            untrained=len(loaded.untrained_writers), num_chars=len(loaded.charset),
+            family=loaded.family,
+            writers=(f"{len(trained)} ({len(loaded.untrained_writers)} more rows never trained, "
+                     "refused by name)") if loaded.uses_writer else
+            "none by name: a style is taken from a person's glyphs",
+            num_chars=len(loaded.charset),
             charset="".join(loaded.charset).replace("`", "'"), resolution=loaded.resolution,
             size=_size(size), step=step, training_time=time_text, licence=licence,
             run_row=("| adaptation base | yes: `--init=" + name + "` and `hwgan app --base " +
                      name + "` |\n") if with_run else "",
             command=_command(run, command), config=_card_config(cfg_json),
             eval_step=ev.get("step", "?"), evaluation=evaluation_lines(ev), weak=weak_text,
-            style_eval=style_eval_lines(style_eval or {}))
+            style_eval=style_eval_lines(style_eval or {}, method))
         (tmp / shipped.CARD_FILE).write_text(card, encoding="utf-8")
         info = {
             "format_version": shipped.FORMAT_VERSION, "name": name, "title": title,
@@ -427,7 +459,7 @@ def ship(run: Path, export: Optional[str], name: str, root: Path, *, title: str 
             "num_chars": len(loaded.charset), "licence": licence, "export_version": 1,
             "run": with_run, "step": step, "training_seconds": seconds,
             "legibility": (ev.get("legibility") or {}).get("ratio"),
-            "weak_chars": [c for c, _ in weak],
+            "weak_chars": [c for c, _ in weak], "style_method": method,
             "shipped": datetime.date.today().isoformat(), "source_run": str(run),
             "files": files,
         }

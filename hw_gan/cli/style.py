@@ -46,6 +46,7 @@ class ExportStyles:
                              f"signatures ({', '.join(missing)}); style needs a stylegan model")
         mean = self.loaded.signatures[sig.MEAN_STYLE]()["style"].numpy()
         self.family = self.loaded.family
+        self.default_method = self.loaded.style_method  # `hwgan ship` records the best one
         # The characters samples may show and a style may draw (a fewshot export: its font's).
         self.charset = list(self.loaded.style_charset)
         self.resolution = int(self.loaded.resolution)
@@ -57,7 +58,7 @@ class ExportStyles:
         return self.info
 
     def extract(self, images, char_ids, method: Optional[str], steps: int) -> np.ndarray:
-        method = check_method(self.family, method)
+        method = check_method(self.family, method, self.default_method)
         if method == "projection":
             raise StyleError("--method=projection (from the mean style) needs a run directory; "
                              "an export offers encoder and both")
@@ -81,6 +82,7 @@ class _RunStyles:
     def __init__(self, path):
         self.model = extract_lib.load_model(path)
         self.family = self.model.family
+        self.default_method = None
         self.charset = self.model.charset
         self.resolution = self.model.resolution
 
@@ -108,15 +110,16 @@ class _RunStyles:
         return np.asarray(to_uint8(self.model.generate(ws, ids)))
 
 
-def check_method(family: str, method: Optional[str]) -> str:
-    """The extraction method: the family's default when None (stylegan: both; fewshot: encoder,
-    its only one). StyleError for a method the family does not have."""
+def check_method(family: str, method: Optional[str], default: Optional[str] = None) -> str:
+    """The extraction method: when None, the model's `default` (what `hwgan ship` found best,
+    recorded in its export) else the family's (stylegan: both; fewshot: encoder, its only one).
+    StyleError for a method the family does not have."""
     if family == "fewshot":
         if method not in (None, "encoder"):
             raise StyleError(f"--method {method}: a fewshot model reads a style in one pass "
                              "(encoder); projection is for stylegan models")
         return "encoder"
-    return method or "both"
+    return method or default or "both"
 
 
 def open_model(path):
@@ -154,7 +157,8 @@ def _extract(argv: Sequence[str]) -> int:
     p.add_argument("--out", required=True, help="style file to write (e.g. alice.style)")
     p.add_argument("--method", choices=extract_lib.METHODS, default=None,
                    help="stylegan: encoder (fast), projection (from the mean style), both "
-                   "(encoder, then projection; default); fewshot: encoder (its only method)")
+                   "(encoder, then projection); default: the one a shipped model's card names, "
+                   "else both; fewshot: encoder (its only method)")
     p.add_argument("--steps", type=int, default=extract_lib.ProjectionConfig.steps,
                    help="projection steps")
     p.add_argument("--feature", choices=extract_lib.FEATURES,
@@ -177,7 +181,7 @@ def _extract(argv: Sequence[str]) -> int:
         else:
             ws = model.extract(images, ids, args.method, args.steps)
         seconds = time.perf_counter() - t0
-        method = check_method(model.family, args.method)
+        method = check_method(model.family, args.method, model.default_method)
         chars = "".join(sorted({model.charset[i] for i in ids}))
         extract_lib.save_style(args.out, ws, model.model_info(), args.overwrite, writer=writer,
                                method=method, steps=args.steps, k=int(len(ids)),

@@ -17,7 +17,7 @@ from data_pipeline.atomic import PathLike
 from data_pipeline.charset import Charset
 from hw_gan import shipped
 from hw_gan.export.names import (FORMAT_VERSION, GLYPHS, GLYPHS_BY_ID, METADATA, METADATA_FILE,
-                                 STYLE_CHARSET_KEY,
+                                 STYLE_CHARSET_KEY, STYLE_METHOD_KEY, STYLE_METHODS,
                                  UNKNOWN_CHAR_MESSAGE, UNKNOWN_WRITER_MESSAGE,
                                  UNTRAINED_WRITER_MESSAGE, UNTRAINED_WRITERS_KEY,
                                  WRITER_COUNT_MESSAGE)
@@ -85,6 +85,11 @@ class LoadedExport:
         # Characters a style can draw: a fewshot export's whole content font, else the charset.
         self.style_charset: tuple[str, ...] = (tuple(self.info[STYLE_CHARSET_KEY])
                                                if STYLE_CHARSET_KEY in self.info else self.charset)
+        # The extraction method this model's evaluation found best (None: the family's default).
+        self.style_method: Optional[str] = self.info.get(STYLE_METHOD_KEY)
+        if self.style_method not in (None,) + STYLE_METHODS:
+            raise ValueError(f"{info_path} is damaged: {STYLE_METHOD_KEY} "
+                             f"{self.style_method!r} is not one of {STYLE_METHODS}")
 
     @property
     def version(self) -> Optional[int]:

@@ -16,6 +16,8 @@ METADATA_FILE = "hwgan.json"
 UNTRAINED_WRITERS_KEY = "untrained_writers"  # writers with a row but no training glyphs
 WRITER_GEOMETRY_KEY = "writer_geometry"  # {writer: {char: [top, bottom]}}
 STYLE_CHARSET_KEY = "style_charset"  # fewshot: every character a style can draw (one string)
+STYLE_METHOD_KEY = "style_method"  # stylegan: extract_style's default method, set by `hwgan ship`
+STYLE_METHODS = ("encoder", "both")  # what an export's extract_style offers (steps 0 / > 0)
 
 # -- signature names -----------------------------------------------------------------------------
 GLYPHS = "glyphs"

@@ -51,6 +51,7 @@ class StyleModel:
         self.w_dim = stylegan.w_dim(cfg.model)
         self.w_avg, self.spread = stylegan.w_statistics(self.generator, cfg.model.latent_dim)
         self._d_features = self.trainer.d_feature_net
+        self._projectors = {}  # ProjectionConfig -> its tf.function (traced once per shape)
 
     # -- pieces ----------------------------------------------------------------------------------
     def synthesize(self, ws, chars):
@@ -94,9 +95,12 @@ class StyleModel:
         else:
             init = self.mean_ws(n)
             anchor = self.w_avg
-        fn = tf.function(lambda im, ch, ma, ini, an: project_styles(
-            self.synthesize, self.feature_fn(projection.feature), im, ch, ma, ini, an,
-            self.spread, projection))
+        fn = self._projectors.get(projection)
+        if fn is None:
+            fn = self._projectors[projection] = tf.function(
+                lambda im, ch, ma, ini, an: project_styles(
+                    self.synthesize, self.feature_fn(projection.feature), im, ch, ma, ini, an,
+                    self.spread, projection), reduce_retracing=True)
         return fn(images, chars, tf.cast(mask, tf.float32), init, anchor).numpy()
 
     def generate(self, ws, chars) -> np.ndarray:

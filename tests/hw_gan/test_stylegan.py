@@ -272,6 +272,10 @@ def test_extraction_methods_and_projection_lowers_its_loss(run):
     both = model.extract(x, c, method="both", projection=cfg)
     assert both.shape == enc.shape and not np.allclose(both, enc)
     assert pixel_loss(both) < pixel_loss(enc)
+    # Deterministic, and a second call with the same settings reuses the traced projection.
+    traced = model._projectors[cfg].experimental_get_tracing_count()
+    np.testing.assert_array_equal(model.extract(x, c, method="both", projection=cfg), both)
+    assert model._projectors[cfg].experimental_get_tracing_count() == traced
     proj = model.extract(x, c, method="projection",
                          projection=dataclasses.replace(cfg, wplus=False))
     assert np.allclose(proj[0, 0], proj[0, 3])  # W, not W+
@@ -503,3 +507,55 @@ def test_write_with_style_in_the_graph_matches_the_python_renderer(run):
     python = render_lines_python(apply_style(loaded, style, 0.2), text, None, 4, 120)
     mad, iou = _compare(out["image"].numpy(), python)
     assert mad < 0.5 and iou > 0.95, (mad, iou)
+
+
+def test_shipping_with_a_style_table_sets_the_exports_default_method(run, tmp_path):
+    """`hwgan ship --style_eval` records the export-offered method with the best writer match at
+    k = 10 in the export's hwgan.json; extraction with no --method then uses it, and a value
+    that is not a method is refused naming the file."""
+    from hw_gan import shipped
+    from hw_gan.cli import main
+    from hw_gan.cli import ship as ship_cli
+    from hw_gan.cli import style as style_cli
+    from hw_gan.export import load_export
+
+    def row(method, match, fid=5.0):
+        return {"k": 10, "method": method, "legibility": 1.0, "writer_match": match,
+                "writer_match_vs_chance": match * 31, "fid": fid}
+
+    doc = {"writers": 31, "table": [row("mean style (baseline)", 0.05, 8.4),
+                                    row("encoder", 0.107, 5.56), row("projection", 0.2),
+                                    row("encoder + projection", 0.087, 6.0)]}
+    assert ship_cli.style_method(doc) == "encoder"  # projection (needs the run) is not offered
+    assert ship_cli.style_method({"table": doc["table"][:1]}) is None
+    path = tmp_path / "style_eval.json"
+    path.write_text(json.dumps(doc))
+    root = tmp_path / "reg"
+    assert main(["ship", str(run["model_dir"]), "--export", str(run["export"]), "--name",
+                 "tiny_styles", "--root", str(root), "--style_eval", str(path)]) == 0
+    shipped_dir = root / "tiny_styles"
+    assert json.loads((shipped_dir / shipped.MODEL_FILE).read_text())["style_method"] == "encoder"
+    card = (shipped_dir / shipped.CARD_FILE).read_text()
+    assert "At k = 10, encoder: writer match 0.107, 2.1x the mean-style baseline" in card
+    assert "default method of `hwgan style extract`" in card and "(encoder: the best" in card
+    loaded = load_export(shipped_dir / "1")
+    assert loaded.style_method == "encoder" and load_export(run["export"]).style_method is None
+    images, ids, _ = _writer_glyphs(run["data_dir"], "w2")
+    styles = style_cli.ExportStyles(loaded)
+    default = styles.extract(images[:5], ids[:5], None, 20)
+    np.testing.assert_array_equal(default, styles.extract(images[:5], ids[:5], "encoder", 20))
+    assert not np.allclose(default, styles.extract(images[:5], ids[:5], "both", 20))
+    plain = style_cli.ExportStyles(run["export"])  # no recorded method: the family's (both)
+    np.testing.assert_array_equal(plain.extract(images[:5], ids[:5], None, 20),
+                                  plain.extract(images[:5], ids[:5], "both", 20))
+    # The style file says which method made it.
+    out = tmp_path / "w2.style"
+    assert main(["style", "extract", "--model", str(shipped_dir / "1"), "--samples",
+                 str(run["data_dir"]), "--writer", "w2", "--k", "5", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["method"] == "encoder"
+    # A damaged value is named with its file.
+    info_path = shipped_dir / "1" / "assets" / "hwgan.json"
+    info_path.write_text(info_path.read_text().replace('"style_method": "encoder"',
+                                                       '"style_method": "fast"'))
+    with pytest.raises(ValueError, match=r"hwgan.json is damaged: style_method 'fast' is not"):
+        load_export(shipped_dir / "1")
