@@ -102,7 +102,8 @@ def _preview(client, hand_id: str, repeats: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="", help="a stylegan export (default: a tiny one)")
+    ap.add_argument("--model", default="", help="a stylegan export or shipped name, e.g. "
+                    "unipen_styles (default: a tiny one)")
     ap.add_argument("--base", default="", help="a style_cgan run dir or shipped name, e.g. "
                     "unipen_hands (its writers are then the sample hands; default: a tiny one)")
     ap.add_argument("--repeats", type=int, default=7)
@@ -112,13 +113,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from data_pipeline.charset import DEFAULT_CHARSET
+    from hw_gan import shipped
     from tests.hw_gan import app_models
 
     work = Path(args.out or tempfile.mkdtemp(prefix="hwgan-app-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     chars = "".join(DEFAULT_CHARSET)
     t0 = time.perf_counter()
-    export = Path(args.model) if args.model else app_models.stylegan_export(work, chars)
+    export = (shipped.resolve_export(args.model) if args.model else
+              app_models.stylegan_export(work, chars))
     base = args.base or app_models.style_cgan_base(work, chars)
     report = {"model": {"path": str(export), **_model_size(export)}}
     if not (args.model and args.base):

@@ -52,8 +52,11 @@ def fill_page(page_rgb: np.ndarray, layout: dict, page_index: int, writer_index:
     """Writes a simulated writer's glyphs into the page's cells, each scaled so the writer's
     x-height matches the printed guides, standing on the baseline, centred across the cell.
     Returns (page, truth): truth[(row, col)] = {"char", "filled", "ink" (clean float ink of the
-    cell box), "glyph" (the uint8 glyph as drawn, before scaling onto the page), "geometry"}."""
+    cell box), "glyph" (the uint8 glyph as drawn, before scaling onto the page), "geometry"}.
+    Cells of characters the simulated writers have no skeleton for (e.g. '#' of a model's
+    charset) stay empty, as a person may leave a box."""
     rng = rng or np.random.default_rng(seed)
+    drawable = set(sim.skeleton_chars())
     page = page_rgb.astype(np.float32)
     writer = sim.SimWriter.make(seed, writer_index)
     px = layout["dpi"] / 25.4
@@ -62,10 +65,10 @@ def fill_page(page_rgb: np.ndarray, layout: dict, page_index: int, writer_index:
     truth = {}
     for cell in layout["pages"][page_index]["cells"]:
         key = (cell["row"], cell["col"])
-        if rng.random() < empty_fraction:
-            truth[key] = {"char": cell["char"], "filled": False}
-            continue
         label = cell["char"]
+        if rng.random() < empty_fraction or label not in drawable:
+            truth[key] = {"char": label, "filled": False}
+            continue
         if label not in models:
             models[label] = sim.CharModel(writer, label, seed, RENDER_SIZE)
         img, g = models[label].sample(RENDER_SIZE)

@@ -288,3 +288,17 @@ def test_three_markers_and_a_cut_off_corner(tmp_path, layout, filled):
         t = truth[(c["row"], c["col"])]
         if c["status"] in ("ok", "suspicious"):
             assert t["filled"], c
+
+
+def test_simulated_filling_leaves_characters_it_cannot_draw_empty():
+    """A model's charset may hold symbols the simulated writers have no skeleton for ('#', '~'):
+    their cells stay empty (as a person may leave a box); the others are written as before."""
+    from data_pipeline.sources import simulated as sim
+
+    assert "#" not in sim.skeleton_chars() and "a" in sim.skeleton_chars()
+    small = tpl.make_layout(charset=["a", "#", "b", "~"], repeats=2, dpi=DPI)
+    page, truth = fill_page(tpl.render_page(small, 0), small, 0, writer_index=1, seed=0,
+                            empty_fraction=0.0)
+    filled = {t["char"] for t in truth.values() if t["filled"]}
+    empty = {t["char"] for t in truth.values() if not t["filled"]}
+    assert filled == {"a", "b"} and empty == {"#", "~"} and len(truth) == 8

@@ -345,6 +345,9 @@ def test_pivotal_finetune_tunes_the_generator_around_the_fixed_row(base, tmp_pat
                                             "base_drift"}
         assert report["base_rows_unchanged"] and report["new_row_moved"] == 0.0
         drift[locality] = report["base_writer_drift"]
+        # Measured a few glyphs at a time (memory) it is the same figure as in one call.
+        assert adapter.base_drift(batch=5) == pytest.approx(drift[locality], rel=1e-5)
+        assert adapter.base_drift(batch=100000) == pytest.approx(drift[locality], rel=1e-5)
     assert 0 < drift[50.0] < drift[0.0], drift
 
 
