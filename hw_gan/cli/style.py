@@ -184,7 +184,8 @@ def _extract(argv: Sequence[str]) -> int:
         method = check_method(model.family, args.method, model.default_method)
         chars = "".join(sorted({model.charset[i] for i in ids}))
         extract_lib.save_style(args.out, ws, model.model_info(), args.overwrite, writer=writer,
-                               method=method, steps=args.steps, k=int(len(ids)),
+                               method=method, steps=0 if method == "encoder" else args.steps,
+                               k=int(len(ids)),
                                chars=chars, samples=str(args.samples))
     except (ValueError, OSError) as e:
         return errors.report(e)

@@ -66,7 +66,7 @@ def test_the_readme_commands_write_with_the_shipped_models(tmp_path):
     assert main(["style", "extract", "--model", "unipen_styles", "--samples", str(folder),
                  "--out", str(style)]) == 0
     doc = json.loads(style.read_text())
-    assert doc["method"] == "encoder" and doc["k"] == len(chars)
+    assert doc["method"] == "encoder" and doc["steps"] == 0 and doc["k"] == len(chars)
     styled = tmp_path / "styled.png"
     assert main(["write", "--model", "unipen_styles", "--style", str(style), NOTE,
                  "--out", str(styled)]) == 0

@@ -552,7 +552,8 @@ def test_shipping_with_a_style_table_sets_the_exports_default_method(run, tmp_pa
     out = tmp_path / "w2.style"
     assert main(["style", "extract", "--model", str(shipped_dir / "1"), "--samples",
                  str(run["data_dir"]), "--writer", "w2", "--k", "5", "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["method"] == "encoder"
+    assert json.loads(out.read_text())["method"] == "encoder"  # with 0 projection steps
+    assert json.loads(out.read_text())["steps"] == 0
     # A damaged value is named with its file.
     info_path = shipped_dir / "1" / "assets" / "hwgan.json"
     info_path.write_text(info_path.read_text().replace('"style_method": "encoder"',
