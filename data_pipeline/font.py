@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from data_pipeline.charset import char_info
+
 FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans.ttf"
 FONT_NAME = "DejaVu Sans"
 MARGIN_FRAC = 0.08  # the stroke renderer's margin (strokes.py), so both fill the box alike
@@ -225,3 +227,145 @@ def content_table(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
              if not chr(c).isspace() and unicodedata.category(chr(c))[0] not in ("C", "M")]
     return (np.array(codes, np.int32),
             np.stack([_render(chr(c), size) for c in codes]).astype(np.uint8))
+
+
+# ------------------------------------------------------------------------------------------------
+# Accented letters as the writer's own base letter + a mark in their pen.
+#
+# A few-shot model draws a character it never saw from the font's shape alone; for an accented
+# letter that loses both the letter (squeezed under the accent, judged as something else) and the
+# accent (a smudge). Writers make an accented letter as the plain letter and a small mark, so it
+# is drawn that way: the base letter and the mark's symbol ("'" for an acute, "." twice for a
+# diaeresis, "," for a cedilla...) are each drawn in the style, then placed where the font puts
+# the letter and its mark (hw_gan.models.fewshot.compose). `composition` gives that layout.
+
+# combining mark -> (the symbol drawn for it, how many copies side by side)
+MARK_SYMBOLS = {
+    "\u0300": ("`", 1), "\u0301": ("'", 1), "\u0302": ("^", 1), "\u0303": ("~", 1),
+    "\u0304": ("-", 1), "\u0306": ("u", 1), "\u0307": (".", 1), "\u0308": (".", 2),
+    "\u030a": ("o", 1), "\u030b": ("'", 2), "\u030c": ("v", 1), "\u0327": (",", 1),
+}
+# letters with a stroke through them, which Unicode does not decompose: (base, mark symbol)
+OVERLAYS = {"ø": ("o", "/"), "Ø": ("O", "/"), "ł": ("l", "/")}
+LAYOUT_SCALE = 4  # the layout is read from images this many times the glyph size
+_INK = 96  # uint8 ink level of the layout's masks
+
+
+@dataclass(frozen=True)
+class Composition:
+    """How `char` is drawn: `base` and `mark` (characters the model draws) placed into `boxes`,
+    float32 [3, 4] (top, left, bottom, right) in pixels of the size x size glyph: the base's box,
+    then one or two boxes for copies of the mark (an all-zero row: no copy). The boxes are the
+    font's, fitted into the glyph with the stroke renderer's margin as a written glyph is."""
+
+    char: str
+    base: str
+    mark: str
+    boxes: np.ndarray
+
+
+def _ink_box(mask: np.ndarray):
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not rows.size:
+        return None
+    return np.array([rows[0], cols[0], rows[-1] + 1, cols[-1] + 1], np.float64)
+
+
+def _parts(char: str):
+    """(base, mark symbol, copies) of a letter drawn as base + mark, else None."""
+    if char in OVERLAYS:
+        return OVERLAYS[char] + (1,)
+    nfd = unicodedata.normalize("NFD", char)
+    if len(nfd) != 2 or nfd[1] not in MARK_SYMBOLS:
+        return None
+    base = nfd[0]
+    # i and j carry their own dot, which the accent replaces: drawn from the font's shape.
+    if not (base.isascii() and base.isalpha()) or base in "ij":
+        return None
+    return (base,) + MARK_SYMBOLS[nfd[1]]
+
+
+def _aligned(plain: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """`plain` (the base letter alone) shifted sideways onto where it lies in `whole`: the font
+    centres each character's ink, so a mark wider than its letter (Ł, đ) moves the letter."""
+    reach = plain.shape[1] // 4
+    shifts = range(-reach, reach + 1)
+    best = max(shifts, key=lambda dx: int((np.roll(plain, dx, 1) & whole).sum()))
+    return np.roll(plain, best, 1)
+
+
+@functools.lru_cache(maxsize=4096)
+def composition(char: str, size: int = 32):
+    """The Composition of one character at glyph size `size`, or None when it is drawn as it is
+    (not an accented Latin letter, or a mark the font does not separate from its letter)."""
+    parts = _parts(normalise(char)) if len(normalise(char)) == 1 else None
+    if parts is None or missing([normalise(char), parts[0], parts[1]]):
+        return None
+    base, mark, copies = parts
+    big = size * LAYOUT_SCALE
+    whole = _render(normalise(char), big) > _INK
+    plain = _aligned(_render(base, big) > _INK, whole)
+    away = cv2.dilate(plain.astype(np.uint8), np.ones((3, 3), np.uint8),
+                      iterations=LAYOUT_SCALE) > 0
+    marks = whole & ~away
+    base_box, mark_box = _ink_box(plain), _ink_box(marks)
+    if base_box is None or mark_box is None:
+        return None
+    boxes = [mark_box]
+    if copies == 2:
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(marks.astype(np.uint8), 8)
+        order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:2] + 1 if n > 1 else []
+        if len(order) == 2:
+            boxes = sorted((_ink_box(labels == i) for i in order), key=lambda b: b[1])
+        else:  # one blob: its two halves
+            t, l, b, r = mark_box
+            boxes = [np.array([t, l, b, (l + r) / 2]), np.array([t, (l + r) / 2, b, r])]
+    every = np.stack([base_box] + list(boxes))
+    top, left = every[:, 0].min(), every[:, 1].min()
+    height, width = every[:, 2].max() - top, every[:, 3].max() - left
+    margin = size * MARGIN_FRAC
+    scale = (size - 2 * margin) / max(height, width)
+    off = np.array([(size - scale * height) / 2, (size - scale * width) / 2])
+    out = np.zeros((3, 4), np.float32)
+    for i, box in enumerate(every):
+        out[i, :2] = (box[:2] - [top, left]) * scale + off
+        out[i, 2:] = (box[2:] - [top, left]) * scale + off
+    return Composition(normalise(char), base, mark, out)
+
+
+def composition_table(code_points, size: int = 32):
+    """For a content table's code points [C]: (base rows int32 [C], mark rows int32 [C], boxes
+    float32 [C, 3, 4], composed bool [C]); a row drawn as it is has its own row as base and mark
+    and zero boxes."""
+    codes = [int(c) for c in code_points]
+    where = {c: i for i, c in enumerate(codes)}
+    base = np.arange(len(codes), dtype=np.int32)
+    mark = base.copy()
+    boxes = np.zeros((len(codes), 3, 4), np.float32)
+    composed = np.zeros(len(codes), bool)
+    for i, c in enumerate(codes):
+        comp = composition(chr(c), size)
+        if comp is None or ord(comp.base) not in where or ord(comp.mark) not in where:
+            continue
+        base[i], mark[i] = where[ord(comp.base)], where[ord(comp.mark)]
+        boxes[i], composed[i] = comp.boxes, True
+    return base, mark, boxes, composed
+
+
+def composed_extent(char: str):
+    """(top, bottom, width) in x-heights of an accented letter drawn as base + mark: its base
+    letter's typographic extent (charset.char_info), stretched to take the mark where the font
+    puts it (an acute above, a cedilla below); None for a character not put together."""
+    comp = composition(char)
+    if comp is None:
+        return None
+    try:
+        info = char_info(comp.base)
+    except KeyError:
+        return None
+    boxes = comp.boxes[np.any(comp.boxes != 0, 1)]
+    base = comp.boxes[0]
+    unit = (info.top - info.bottom) / max(float(base[2] - base[0]), 1e-6)
+    top = info.top + (float(base[0]) - float(boxes[:, 0].min())) * unit
+    bottom = info.bottom - (float(boxes[:, 2].max()) - float(base[2])) * unit
+    return top, bottom, info.width

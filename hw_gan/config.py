@@ -88,6 +88,11 @@ class TrainConfig:
     # path length on one step in N (the steps that end a group of N, so the logged steps carry
     # them when N divides --log_every), weighted by N; the other steps are adversarial only.
     style_reg_interval: int = 1
+    # fewshot: how much the REFERENCE glyphs (what the style is read from, not the targets) are
+    # disturbed in training as another capture would (0 = not at all, 1 = fully): each one's pen
+    # made thinner or thicker by up to one pixel, blurred, its ink faded. A person's glyphs come
+    # from another pen, printer, camera and extraction than the training data.
+    style_ref_augment: float = 0.0
     # Auxiliary classifiers on the discriminator's features (AC-GAN style, trained on real
     # glyphs only): G is also rewarded when its glyph is classified as the intended char/writer.
     aux_char_weight: float = 0.0
@@ -205,6 +210,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
                f"{t.style_group_size} must divide --batch_size={t.batch_size}")
     for name in ("style_recon_weight", "style_feature_weight", "style_cycle_weight", "pl_weight"):
         _check(getattr(t, name) >= 0, name, "must be >= 0")
+    _check(0.0 <= t.style_ref_augment <= 1.0, "style_ref_augment", "must be in [0, 1]")
     _check(t.aux_char_weight >= 0, "aux_char_weight", "must be >= 0")
     _check(t.aux_writer_weight >= 0, "aux_writer_weight", "must be >= 0")
     _check(t.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
@@ -229,7 +235,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
 # Fields that may differ between a checkpoint's config and a resumed run's.
 RESUMABLE_CHANGES = {
     "train": {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "image_every",
-              "fused_step"},
+              "fused_step", "style_ref_augment"},
     "eval": None,  # any
     "runtime": None,
     "data": {"shuffle_buffer", "cache", "build_source", "build_params", "eval_split"},

@@ -73,3 +73,20 @@ def test_a_dataset_built_without_the_required_chars_is_not_reused(tmp_path):
     with pytest.raises(ValueError, match=r"--data_dir=.*data was built without '\.,', which "
                                          r"--build_param=require_chars=abc\., asks for"):
         experiment.ensure_dataset(cfg)
+
+
+def test_the_fewshot_tuning_phase_resumes_the_first_phase_with_three_changes():
+    """unipen_fewshot_cpu_tune.cfg (the shipped unipen_styles' second phase) is the first phase's
+    config in the same run directory with three training changes, all resumable."""
+    from hw_gan import config as config_lib
+
+    first = _dry_run("--flagfile=configs/unipen_fewshot_cpu.cfg")
+    tune = _dry_run("--flagfile=configs/unipen_fewshot_cpu_tune.cfg")
+    changed = {(section, key) for section, values in first.items() if isinstance(values, dict)
+               for key in values if values[key] != tune[section][key]}
+    assert changed == {("train", "aux_writer_weight"), ("train", "style_ref_augment"),
+                       ("train", "steps")}
+    assert (tune["train"]["aux_writer_weight"], tune["train"]["style_ref_augment"],
+            tune["train"]["steps"]) == (1.0, 1.0, 32000)
+    assert config_lib.incompatible_changes(config_lib.ExperimentConfig.from_dict(first),
+                                           config_lib.ExperimentConfig.from_dict(tune)) == []

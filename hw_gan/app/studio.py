@@ -225,10 +225,9 @@ class Studio:
                                                                 self.charset, self.resolution)
             except inversion.StyleError as e:
                 raise StoreError(str(e)) from None
-        # The encoder alone where the model has no projection (fewshot) or its card found the
-        # encoder best (the export's style_method); else encoder + style_steps of projection.
-        encoder_only = self.model.family == "fewshot" or self.model.style_method == "encoder"
-        steps = 0 if encoder_only else self.cfg.style_steps
+        # The export's default method: the encoder alone, or encoder + style_steps of projection.
+        method = self.model.default_style_method
+        steps = 0 if method == "encoder" else self.cfg.style_steps
         out = self.model.signatures[style_sig.EXTRACT_STYLE](
             images=to_uint8(tf.constant(images)),
             chars=tf.constant([self.charset[i] for i in ids]),
@@ -237,7 +236,7 @@ class Studio:
 
         def fill(dest: Path) -> None:
             inversion.save_style(dest / "hand.style", ws, self.style_info, writer="me",
-                                 method="encoder" if encoder_only else "both", steps=steps,
+                                 method=method, steps=steps,
                                  k=int(len(ids)))
 
         doc = self.hands.add(name, "style", fill, glyphs=int(len(ids)),

@@ -28,6 +28,7 @@ from data_pipeline.schema import to_uint8
 from hw_gan import inversion as extract_lib
 from hw_gan.cli import errors
 from hw_gan.export import LoadedExport, load_export
+from hw_gan.export.names import default_style_method
 from hw_gan.export.signatures import style as sig
 from hw_gan.inversion import StyleError
 from hw_gan.models.stylegan import mix_styles
@@ -46,7 +47,7 @@ class ExportStyles:
                              f"signatures ({', '.join(missing)}); style needs a stylegan model")
         mean = self.loaded.signatures[sig.MEAN_STYLE]()["style"].numpy()
         self.family = self.loaded.family
-        self.default_method = self.loaded.style_method  # `hwgan ship` records the best one
+        self.default_method = self.loaded.default_style_method
         # The characters samples may show and a style may draw (a fewshot export: its font's).
         self.charset = list(self.loaded.style_charset)
         self.resolution = int(self.loaded.resolution)
@@ -111,15 +112,13 @@ class _RunStyles:
 
 
 def check_method(family: str, method: Optional[str], default: Optional[str] = None) -> str:
-    """The extraction method: when None, the model's `default` (what `hwgan ship` found best,
-    recorded in its export) else the family's (stylegan: both; fewshot: encoder, its only one).
-    StyleError for a method the family does not have."""
-    if family == "fewshot":
-        if method not in (None, "encoder"):
-            raise StyleError(f"--method {method}: a fewshot model reads a style in one pass "
-                             "(encoder); projection is for stylegan models")
-        return "encoder"
-    return method or default or "both"
+    """The extraction method: `method`, else `default` (an export's default_style_method), else
+    the family's (names.default_style_method). StyleError for a method the family does not
+    have."""
+    if family == "fewshot" and method not in (None, "encoder"):
+        raise StyleError(f"--method {method}: a fewshot model reads a style in one pass "
+                         "(encoder); projection is for stylegan models")
+    return method or default or default_style_method(family)
 
 
 def open_model(path):

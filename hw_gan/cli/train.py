@@ -146,6 +146,9 @@ def _define_training_flags() -> None:
     flags.DEFINE_float("style_cycle_weight", _t.style_cycle_weight,
                        "StyleGAN: weight of recovering w from glyphs generated with it.")
     flags.DEFINE_float("pl_weight", _t.pl_weight, "StyleGAN: path-length regularisation (0 = off).")
+    flags.DEFINE_float("style_ref_augment", _t.style_ref_augment,
+                       "Fewshot: disturb the reference glyphs in training as another capture "
+                       "would (pen width, blur, faded ink), 0 (off) to 1.")
     flags.DEFINE_integer("style_reg_interval", _t.style_reg_interval,
                          "StyleGAN: lazy style regularisation: the cycle, reconstruction and "
                          "path-length losses every N steps, weighted by N (1 = every step).")
@@ -237,6 +240,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             style_mixing_prob=FLAGS.style_mixing_prob, style_group_size=FLAGS.style_group_size,
             style_recon_weight=FLAGS.style_recon_weight,
             style_feature_weight=FLAGS.style_feature_weight,
+            style_ref_augment=FLAGS.style_ref_augment,
             style_cycle_weight=FLAGS.style_cycle_weight, pl_weight=FLAGS.pl_weight,
             style_reg_interval=FLAGS.style_reg_interval,
             aux_char_weight=FLAGS.aux_char_weight,

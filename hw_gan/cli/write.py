@@ -131,8 +131,8 @@ def _read_text(args) -> str:
 
 
 def _style_from_samples(args, model):
-    """The style (ws) of --samples through the export's extract_style (the family's default
-    method); prints where it came from on stderr."""
+    """The style (ws) of --samples through the export's extract_style (its default method, with
+    STYLE_STEPS of projection when that is "both"); prints where it came from on stderr."""
     if args.style:
         raise ValueError("give --style or --samples, not both")
     if args.k < 0:
@@ -140,7 +140,7 @@ def _style_from_samples(args, model):
     styles = style_cli.ExportStyles(model)
     images, ids, writer = style_cli.load_samples(args, styles.charset, styles.resolution)
     t0 = time.perf_counter()
-    ws = styles.extract(images, ids, None, 0 if styles.family == "fewshot" else STYLE_STEPS)
+    ws = styles.extract(images, ids, None, STYLE_STEPS)
     print(f"style of {writer!r} from {len(ids)} glyphs in {time.perf_counter() - t0:.2f} s",
           file=sys.stderr)
     return ws

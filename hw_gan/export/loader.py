@@ -18,6 +18,7 @@ from data_pipeline.charset import Charset
 from hw_gan import shipped
 from hw_gan.export.names import (FORMAT_VERSION, GLYPHS, GLYPHS_BY_ID, METADATA, METADATA_FILE,
                                  STYLE_CHARSET_KEY, STYLE_METHOD_KEY, STYLE_METHODS,
+                                 default_style_method,
                                  UNKNOWN_CHAR_MESSAGE, UNKNOWN_WRITER_MESSAGE,
                                  UNTRAINED_WRITER_MESSAGE, UNTRAINED_WRITERS_KEY,
                                  WRITER_COUNT_MESSAGE)
@@ -90,6 +91,11 @@ class LoadedExport:
         if self.style_method not in (None,) + STYLE_METHODS:
             raise ValueError(f"{info_path} is damaged: {STYLE_METHOD_KEY} "
                              f"{self.style_method!r} is not one of {STYLE_METHODS}")
+
+    @property
+    def default_style_method(self) -> str:
+        """extract_style's method when none is asked for (names.default_style_method)."""
+        return default_style_method(self.family, self.style_method)
 
     @property
     def version(self) -> Optional[int]:

@@ -19,6 +19,17 @@ STYLE_CHARSET_KEY = "style_charset"  # fewshot: every character a style can draw
 STYLE_METHOD_KEY = "style_method"  # stylegan: extract_style's default method, set by `hwgan ship`
 STYLE_METHODS = ("encoder", "both")  # what an export's extract_style offers (steps 0 / > 0)
 
+
+def default_style_method(family: str, recorded=None) -> str:
+    """The extraction method used when none is asked for, the one rule every caller reads: a
+    fewshot model reads a style in one pass ("encoder", its only method); a stylegan model uses
+    what `hwgan ship` recorded as best (`recorded`, hwgan.json STYLE_METHOD_KEY), else "both"
+    (the encoder, then projection)."""
+    if family == "fewshot":
+        return "encoder"
+    return recorded or "both"
+
+
 # -- signature names -----------------------------------------------------------------------------
 GLYPHS = "glyphs"
 GLYPHS_BY_ID = "glyphs_by_id"
@@ -64,7 +75,7 @@ __all__ = [
     "GLYPH_COUNT_MESSAGE", "LINE_WIDTH_MESSAGE", "MEAN_STYLE", "METADATA", "METADATA_FILE",
     "FONT_CHAR_MESSAGE", "SERVING_DEFAULT", "STYLE_FINITE_MESSAGE", "STYLE_IMAGE_CAP_MESSAGE",
     "STYLE_CHARSET_KEY", "STYLE_IMAGE_COUNT_MESSAGE", "STYLE_SIGNATURES", "STYLE_STEPS_MESSAGE", "TEXT_CHARS_MESSAGE",
-    "TOO_LONG_MESSAGE", "WRITE_WITH_STYLE", "TOO_MANY_PIXELS_MESSAGE", "UNKNOWN_CHAR_MESSAGE",
+    "TOO_LONG_MESSAGE", "default_style_method", "WRITE_WITH_STYLE", "TOO_MANY_PIXELS_MESSAGE", "UNKNOWN_CHAR_MESSAGE",
     "UNKNOWN_WRITER_MESSAGE", "UNTRAINED_WRITERS_KEY", "UNTRAINED_WRITER_MESSAGE", "WRITE",
     "WRITERS_FILE", "WRITER_COUNT_MESSAGE", "WRITER_GEOMETRY_KEY", "WRITER_ID_COUNT_MESSAGE",
     "WRITER_ID_MESSAGE",

@@ -16,7 +16,6 @@ from typing import Optional, Sequence
 import numpy as np
 
 from data_pipeline import font
-from data_pipeline.schema import to_float
 from hw_gan.config import StyleError
 from hw_gan.inversion.model import restore_run
 from hw_gan.models import fewshot
@@ -75,9 +74,10 @@ class FewShotModel:
 
     def generate_labels(self, ws, labels: Sequence[str]) -> np.ndarray:
         """Like `generate`, for any characters the content font covers (font.FontCoverageError
-        names the ones it lacks)."""
-        contents = to_float(font.content_images(list(labels), self.resolution))[..., None]
-        return self.trainer.draw(_per_glyph(ws, len(labels)), np.asarray(contents, np.float32))
+        names the ones it lacks); accented letters as their base letter + mark."""
+        labels = list(labels)
+        font.content_images(labels, self.resolution)  # FontCoverageError first
+        return self.trainer.draw_labels(_per_glyph(ws, len(labels)), labels)
 
     def model_info(self) -> dict:
         """What a style file records (a style is [1, D]: one "layer", as stylegan's W+ has L)."""

@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from data_pipeline import font
 from data_pipeline.charset import CAP_HEIGHT, Charset, char_info
 from hw_gan.layout.page import (BOX_BOTTOM, BOX_SIZE, BOX_TOP, BOX_WIDTH, DESCENDER_ROOM,
                                 FIRST_BASELINE, LayoutParams)
@@ -51,8 +52,8 @@ def char_extent(char: str, geometry: Optional[Mapping[str, object]]) -> tuple[fl
     try:
         info = char_info(char)
         top, bottom, width = info.top, info.bottom, info.width
-    except KeyError:
-        top, bottom, width = CAP_HEIGHT, 0.0, 0.9
+    except KeyError:  # an accented letter takes its base's with room for the mark
+        top, bottom, width = font.composed_extent(char) or (CAP_HEIGHT, 0.0, 0.9)
     if geometry and char in geometry:
         g = geometry[char]
         if hasattr(g, "top"):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
 from hw_gan.config import ModelConfig, scaled
@@ -41,6 +42,8 @@ USES_WRITER = True  # the discriminator's writer projection (the generator takes
 STYLE_FEATURES = 256  # per-reference features at width 1.0
 STYLE_DIM = 256  # style code at width 1.0
 CONTENT_SIZE = 8  # spatial size of the content map
+SET_STYLE, STYLE_HEAD, DECODER = "fewshot_set_style", "fewshot_style_head", "fewshot_decoder"
+TABLES = "fewshot_tables"  # the serving generator's FontAndStyles layer
 
 
 def style_features(cfg: ModelConfig) -> int:
@@ -72,7 +75,7 @@ def build_style_head(cfg: ModelConfig) -> keras.Model:
     x = layers.Dense(style_dim(cfg), name="h_dense1")(pooled)
     x = layers.LeakyReLU(blocks.LEAK, name="h_act1")(x)
     x = layers.Dense(style_dim(cfg), name="h_style")(x)
-    return keras.Model(pooled, x, name="fewshot_style_head")
+    return keras.Model(pooled, x, name=STYLE_HEAD)
 
 
 def build_decoder(cfg: ModelConfig) -> keras.Model:
@@ -96,7 +99,7 @@ def build_decoder(cfg: ModelConfig) -> keras.Model:
     x = layers.LeakyReLU(blocks.LEAK, name="g_out_act")(x)
     x = layers.Conv2D(1, 3, padding="same", name="g_out_conv")(x)
     image = layers.Activation("tanh", dtype="float32", name="g_image")(x)
-    return keras.Model({"content": content, "style": style}, image, name="fewshot_decoder")
+    return keras.Model({"content": content, "style": style}, image, name=DECODER)
 
 
 def masked_mean(features, mask):
@@ -137,17 +140,22 @@ def build_generator(cfg: ModelConfig) -> keras.Model:
         "style_mask": keras.Input((None,), dtype="float32", name="style_mask"),
     }
     glyph_net, head, decoder = build_style_glyph_net(cfg), build_style_head(cfg), build_decoder(cfg)
-    pooled = SetStyle(glyph_net, name="fewshot_set_style")(
+    pooled = SetStyle(glyph_net, name=SET_STYLE)(
         inputs["style_images"], inputs["style_contents"], inputs["style_mask"])
     style = head(pooled)
     image = decoder({"content": inputs["content"], "style": style})
     return keras.Model(inputs, image, name="fewshot_generator")
 
 
+def set_style_parts(generator: keras.Model) -> tuple[layers.Layer, keras.Model]:
+    """(the SetStyle layer, the style head) of a built generator: references -> style code."""
+    return generator.get_layer(SET_STYLE), generator.get_layer(STYLE_HEAD)
+
+
 def parts(generator: keras.Model) -> tuple[keras.Model, keras.Model, keras.Model]:
     """(style glyph net, style head, decoder) of a built generator (shared weights)."""
-    return (generator.get_layer("fewshot_set_style").glyph_net,
-            generator.get_layer("fewshot_style_head"), generator.get_layer("fewshot_decoder"))
+    set_style, head = set_style_parts(generator)
+    return set_style.glyph_net, head, generator.get_layer(DECODER)
 
 
 def build_discriminator(cfg: ModelConfig) -> keras.Model:
@@ -158,6 +166,71 @@ def build_discriminator(cfg: ModelConfig) -> keras.Model:
     logits = blocks.projection_head(h, {"char": (inputs["char"], cfg.num_chars),
                                         "writer": (inputs["writer"], cfg.num_writers)})
     return keras.Model(inputs, logits, name="fewshot_discriminator")
+
+
+# -- accented letters: the base letter and its mark, each drawn in the style, put together ---------
+
+COMPOSE_SUPERSAMPLE = 4  # placed layers are sampled this many times finer, then area-averaged
+INK_LEVEL = -1.0 + 2.0 * 96 / 255  # a [-1, 1] pixel above this is ink (layout's INK_THRESHOLD)
+
+
+def ink_extent(images):
+    """(top, left, bottom, right) float32 [N, 4] of the ink of [-1, 1] glyphs [N, R, R, 1]
+    (exclusive ends, pixels); the whole box for a blank glyph."""
+    ink = images[..., 0] > INK_LEVEL
+
+    def span(any_ink):  # [N, R] -> first, last + 1
+        n = tf.shape(any_ink)[1]
+        as_int = tf.cast(any_ink, tf.int32)
+        first = tf.argmax(as_int, 1, output_type=tf.int32)
+        last = n - tf.argmax(tf.reverse(as_int, [1]), 1, output_type=tf.int32)
+        has = tf.reduce_any(any_ink, 1)
+        return tf.where(has, first, 0), tf.where(has, last, n)
+
+    top, bottom = span(tf.reduce_any(ink, 2))
+    left, right = span(tf.reduce_any(ink, 1))
+    return tf.cast(tf.stack([top, left, bottom, right], 1), tf.float32)
+
+
+def place(images, boxes):
+    """Each [-1, 1] glyph's ink, scaled (aspect kept) and centred into its box [N, 4] (top, left,
+    bottom, right in output pixels), area-sampled: [N, R, R, 1] with -1 (paper) outside."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    r = images.shape[1]
+    src = ink_extent(images)
+    size = tf.maximum(src[:, 2:] - src[:, :2], 1.0)
+    want = tf.maximum(boxes[:, 2:] - boxes[:, :2], 1e-3)
+    scale = tf.reduce_min(want / size, 1, keepdims=True)  # [N, 1]
+    start = (boxes[:, :2] + boxes[:, 2:]) / 2 - scale * size / 2  # output px of the ink's corner
+    ss = COMPOSE_SUPERSAMPLE
+    first, last = 0.5 / ss, r - 0.5 / ss  # output sample centres at the two ends
+
+    def source(u):  # output coordinate -> source pixel index, normalised for crop_and_resize
+        return (src[:, :2] + (u - start) / scale - 0.5) / (r - 1)
+
+    crop = tf.concat([source(first), source(last)], 1)
+    fine = tf.image.crop_and_resize(images, crop, tf.range(tf.shape(images)[0]), [ss * r, ss * r],
+                                    extrapolation_value=-1.0)
+    return tf.nn.avg_pool2d(fine, ss, ss, "VALID")
+
+
+def compose(base, mark, boxes, composed):
+    """Glyphs [N, R, R, 1] in [-1, 1]: where `composed` [N], the `base` glyph put into boxes[:, 0]
+    and the `mark` glyph into boxes[:, 1] and boxes[:, 2] (an all-zero box: no copy), the mark's
+    ink brought back to full strength after shrinking (a pen's mark stays as dark as its
+    letter); elsewhere `base` as it is. Layouts: data_pipeline.font.composition."""
+    base = tf.convert_to_tensor(base, tf.float32)
+    mark = tf.convert_to_tensor(mark, tf.float32)
+    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    ink = (place(base, boxes[:, 0]) + 1.0) / 2.0
+    for i in (1, 2):
+        there = tf.reduce_any(boxes[:, i] != 0.0, 1)[:, None, None, None]
+        m = (place(mark, boxes[:, i]) + 1.0) / 2.0
+        m = tf.clip_by_value(m / tf.maximum(tf.reduce_max(m, [1, 2, 3], keepdims=True), 0.25),
+                             0.0, 1.0)
+        ink = tf.maximum(ink, tf.where(there, m, 0.0))
+    out = ink * 2.0 - 1.0
+    return tf.where(tf.reshape(tf.cast(composed, tf.bool), [-1, 1, 1, 1]), out, base)
 
 
 # -- the serving generator: the other families' {z, char, writer} contract --------------------------
@@ -189,11 +262,33 @@ class FontAndStyles(layers.Layer):
                                       name="writer_styles")
         self.spread = self.add_weight(shape=(self.style_size,), dtype="float32",
                                       trainable=False, initializer="zeros", name="style_spread")
+        # Per content row, how it is drawn (data_pipeline.font.composition_table): the rows of
+        # its base letter and mark, their boxes, and whether it is put together at all.
+        c = self.num_contents
+        self.base_rows = self.add_weight(shape=(c,), dtype="int32", trainable=False,
+                                         initializer="zeros", name="base_rows")
+        self.mark_rows = self.add_weight(shape=(c,), dtype="int32", trainable=False,
+                                         initializer="zeros", name="mark_rows")
+        self.boxes = self.add_weight(shape=(c, 3, 4), dtype="float32", trainable=False,
+                                     initializer="zeros", name="composition_boxes")
+        self.composed = self.add_weight(shape=(c,), dtype="int32", trainable=False,
+                                        initializer="zeros", name="composed")
 
     def content_rows(self, rows):
         """Font images [B, R, R, 1] in [-1, 1] of content-table rows [B]."""
         img = ops.cast(ops.take(self.contents, rows, axis=0), "float32")
         return (img * (2.0 / 255.0) - 1.0)[..., None]
+
+    def draw(self, decoder, rows, style):
+        """Glyphs [B, R, R, 1] in [-1, 1] of content rows [B] in styles [B, D]: each row's font
+        image through `decoder`, accented letters as their base letter + mark (compose)."""
+        rows = ops.cast(rows, "int32")
+        base = decoder({"content": self.content_rows(ops.take(self.base_rows, rows, axis=0)),
+                        "style": style}, training=False)
+        mark = decoder({"content": self.content_rows(ops.take(self.mark_rows, rows, axis=0)),
+                        "style": style}, training=False)
+        return compose(base, mark, ops.take(self.boxes, rows, axis=0),
+                       ops.take(self.composed, rows, axis=0) > 0)
 
     def jitter(self, z, variation):
         reps = -(-self.style_size // int(z.shape[-1]))
@@ -214,12 +309,15 @@ class FontAndStyles(layers.Layer):
 
 
 def build_serving_generator(cfg: ModelConfig, decoder: keras.Model, contents, char_rows,
-                            writer_styles, variation: float = 0.1) -> keras.Model:
+                            writer_styles, variation: float = 0.1,
+                            composition=None) -> keras.Model:
     """The exportable generator: {z [B, latent_dim], char [B], writer [B]} -> glyph, like the
     other families, with `decoder` (shared weights) drawing each character's font image
     (`contents` uint8 [C, R, R], `char_rows` [num_chars]) in its writer's style
-    (`writer_styles` [W, D], from their training glyphs). Layer "fewshot_tables" holds the
-    tables for the style signatures (any character the font covers, any style)."""
+    (`writer_styles` [W, D], from their training glyphs). Layer TABLES holds the
+    tables for the style signatures (any character the font covers, any style), with
+    `composition` (font.composition_table of the content rows: accented letters drawn as base +
+    mark; None: every row as it is)."""
     contents = np.asarray(contents, np.uint8)
     writer_styles = np.asarray(writer_styles, np.float32)
     r = cfg.resolution
@@ -227,7 +325,7 @@ def build_serving_generator(cfg: ModelConfig, decoder: keras.Model, contents, ch
               "char": keras.Input((), dtype="int32", name="char"),
               "writer": keras.Input((), dtype="int32", name="writer")}
     tables = FontAndStyles(len(contents), r, len(char_rows), len(writer_styles),
-                           writer_styles.shape[1], variation, name="fewshot_tables")
+                           writer_styles.shape[1], variation, name=TABLES)
     content, style = tables(inputs["z"], inputs["char"], inputs["writer"])
     image = decoder({"content": content, "style": style})
     model = keras.Model(inputs, image, name="fewshot_serving_generator")
@@ -237,4 +335,13 @@ def build_serving_generator(cfg: ModelConfig, decoder: keras.Model, contents, ch
     tables.styles.assign(writer_styles)
     tables.spread.assign(trained.std(0) if len(trained) > 1 else np.zeros(
         writer_styles.shape[1], np.float32))
+    if composition is not None:
+        base_rows, mark_rows, boxes, composed = composition
+        tables.base_rows.assign(np.asarray(base_rows, np.int32))
+        tables.mark_rows.assign(np.asarray(mark_rows, np.int32))
+        tables.boxes.assign(np.asarray(boxes, np.float32))
+        tables.composed.assign(np.asarray(composed, np.int32))
+    else:
+        tables.base_rows.assign(np.arange(len(contents), dtype=np.int32))
+        tables.mark_rows.assign(np.arange(len(contents), dtype=np.int32))
     return model

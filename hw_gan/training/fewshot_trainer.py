@@ -37,6 +37,30 @@ EXPORT_REFERENCES = 20  # a training writer's glyphs their exported style is rea
 SERVING_VARIATION = 0.1  # the export's default jitter of a writer's style per glyph
 
 
+REF_AUGMENT_SALT = 911  # the stateless seed's salt of the references' disturbance
+FADE = 0.3  # at full strength, a reference's ink is faded by up to this much
+
+
+def disturb_references(images, strength: float, seed):
+    """Glyphs [N, R, R, 1] in [-1, 1] as another capture might give them, each by its own seeded
+    draw (`seed`: a stateless-RNG seed, so a resumed run draws the same): its pen made thicker
+    (60 %) or thinner by a 3 x 3 dilation or erosion mixed in by up to `strength`, blurred (a
+    3 x 3 binomial kernel) by up to `strength`, its ink faded by up to FADE x `strength`."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    u = tf.random.stateless_uniform([tf.shape(images)[0], 4], seed)
+    ink = (images + 1.0) / 2.0
+    thick = tf.nn.max_pool2d(ink, 3, 1, "SAME")
+    thin = -tf.nn.max_pool2d(-ink, 3, 1, "SAME")
+    pen = tf.where((u[:, 3] < 0.6)[:, None, None, None], thick, thin)
+    ink += (strength * u[:, 0])[:, None, None, None] * (pen - ink)
+    k = tf.constant([1.0, 2.0, 1.0]) / 4.0
+    kernel = tf.reshape(k[:, None] * k[None, :], [3, 3, 1, 1])
+    blurred = tf.nn.conv2d(ink, kernel, 1, "SAME")
+    ink += (strength * u[:, 1])[:, None, None, None] * (blurred - ink)
+    ink *= (1.0 - FADE * strength * u[:, 2])[:, None, None, None]
+    return tf.clip_by_value(ink, 0.0, 1.0) * 2.0 - 1.0
+
+
 class FewShotTrainer(GANTrainer):
     def __init__(self, cfg, strategy, manifest):
         self.group_size = int(cfg.train.style_group_size)
@@ -64,14 +88,19 @@ class FewShotTrainer(GANTrainer):
         self._real = batch["image"]  # for _make_fakes, within this trace
         return super()._replica_step(batch, step, with_r1, with_reg)
 
-    def redraw(self, images, chars, parts=None, training: bool = True):
+    def redraw(self, images, chars, parts=None, training: bool = True, seed=None):
         """Each glyph of each group of k in `images` [B, R, R, 1] (chars [B]) redrawn from the
-        group's other glyphs and its font image: [B, R, R, 1] float32."""
+        group's other glyphs and its font image: [B, R, R, 1] float32. With `seed` and
+        --style_ref_augment > 0, the glyphs are read as references after disturb_references
+        (the targets they are compared with stay as they are)."""
         glyph_net, head, decoder = parts or (self.glyph_net, self.style_head, self.decoder)
         k, r = self.group_size, self.cfg.model.resolution
         contents = self.content(chars)
-        feats = glyph_net(tf.concat([tf.cast(images, tf.float32), contents], -1),
-                          training=training)
+        refs = tf.cast(images, tf.float32)
+        strength = self.cfg.train.style_ref_augment
+        if seed is not None and strength > 0:
+            refs = disturb_references(refs, strength, seed)
+        feats = glyph_net(tf.concat([refs, contents], -1), training=training)
         feats = tf.reshape(tf.cast(feats, tf.float32), [-1, k, feats.shape[-1]])  # [G, k, F]
         others = 1.0 - tf.eye(k)  # row i: every reference but i
         pooled = tf.einsum("gjf,ij->gif", feats, others) / float(k - 1)
@@ -80,7 +109,8 @@ class FewShotTrainer(GANTrainer):
                        tf.float32)
 
     def _make_fakes(self, step, salt: int, chars, writers, batch_size, training: bool = True):
-        return self.redraw(self._real, chars, training=training), {}
+        return self.redraw(self._real, chars, training=training,
+                           seed=self._seed(step, REF_AUGMENT_SALT)), {}
 
     def _g_extra_losses(self, batch, step, fake, info, with_reg: bool = True) -> dict:
         t = self.cfg.train
@@ -141,8 +171,7 @@ class FewShotTrainer(GANTrainer):
         mask = tf.convert_to_tensor(mask, tf.float32)
         if int(images.shape[0] or 0) and not bool(tf.reduce_all(tf.reduce_sum(mask, 1) > 0)):
             raise ValueError("a style needs at least one reference glyph; a set has none")
-        set_style = self.ema_generator.get_layer("fewshot_set_style")
-        head = self.ema_generator.get_layer("fewshot_style_head")
+        set_style, head = fewshot.set_style_parts(self.ema_generator)
         return tf.cast(head(set_style(images, contents, mask), training=False), tf.float32)
 
     def draw(self, styles, contents, batch: int = 512) -> np.ndarray:
@@ -156,6 +185,21 @@ class FewShotTrainer(GANTrainer):
         r = self.cfg.model.resolution
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, r, r, 1),
                                                                              np.float32)
+
+    def draw_labels(self, styles, labels, batch: int = 512) -> np.ndarray:
+        """Like `draw`, for characters given as labels (any the content font covers): accented
+        letters are drawn as their base letter and mark, put together as font.composition lays
+        them out (fewshot.compose), the others from their own font image."""
+        r = self.cfg.model.resolution
+        comps = [font.composition(label, r) if len(label) == 1 else None for label in labels]
+        base = [c.base if c else label for c, label in zip(comps, labels)]
+        mark = [c.mark if c else label for c, label in zip(comps, labels)]
+        glyphs = self.draw(styles, to_float(font.content_images(base, r))[..., None], batch)
+        if not any(comps):
+            return glyphs
+        marks = self.draw(styles, to_float(font.content_images(mark, r))[..., None], batch)
+        boxes = np.stack([c.boxes if c else np.zeros((3, 4), np.float32) for c in comps])
+        return fewshot.compose(glyphs, marks, boxes, [c is not None for c in comps]).numpy()
 
     def writer_styles(self, untrained=(), k: int = EXPORT_REFERENCES) -> np.ndarray:
         """float32 [num_writers, D]: each training writer's style from up to k of their training
@@ -185,7 +229,8 @@ class FewShotTrainer(GANTrainer):
             rows.append(where[ord(label)])
         glyph_net, head, decoder = fewshot.parts(self.ema_generator)
         model = fewshot.build_serving_generator(self.cfg.model, decoder, contents, rows,
-                                                self.writer_styles(untrained), variation)
+                                                self.writer_styles(untrained), variation,
+                                                font.composition_table(codes, r))
         return model, (glyph_net, head, codes)
 
     def writer_references(self):

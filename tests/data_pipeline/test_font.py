@@ -71,3 +71,40 @@ def test_sizes_and_caching():
     np.testing.assert_array_equal(a1, a2)
     with pytest.raises(ValueError, match="size must be >= 8"):
         font.content_images("a", 4)
+
+
+def test_accented_letters_are_laid_out_as_base_letter_and_mark():
+    from data_pipeline.charset import char_info
+
+    acute = font.composition("é")
+    assert (acute.base, acute.mark) == ("e", "'")
+    nfd = font.composition("e\u0301")  # NFD in, the same layout
+    assert (nfd.char, nfd.base, nfd.mark) == ("é", "e", "'")
+    np.testing.assert_array_equal(nfd.boxes, acute.boxes)
+    base, mark, second = acute.boxes
+    assert mark[2] <= base[0] + 0.5  # the acute sits above the letter's top (the x-height)
+    assert base[0] > mark[0] and not second.any()
+    assert acute.boxes.min() >= 0 and acute.boxes.max() <= 32
+    # The layout fills the glyph as a written glyph does: the stroke renderer's margin.
+    assert acute.boxes[:2, 0].min() == pytest.approx(32 * font.MARGIN_FRAC, abs=0.6)
+    umlaut = font.composition("ö")
+    assert umlaut.mark == "." and umlaut.boxes[2].any()
+    assert umlaut.boxes[1, 3] <= umlaut.boxes[2, 1]  # two dots side by side, left then right
+    cedilla = font.composition("ç")
+    assert cedilla.mark == "," and cedilla.boxes[1, 0] >= cedilla.boxes[0, 2] - 0.5  # below
+    assert font.composition("ø").mark == "/" and font.composition("Ü").base == "U"
+    for plain in ("a", "ß", "í", "€", "ab"):  # í: the i's own dot would stay under the accent
+        assert font.composition(plain) is None, plain
+    # In x-heights: a letter's own extent, with the mark's room added where it goes.
+    top, bottom, width = font.composed_extent("é")
+    assert top > char_info("e").top + 0.2 and bottom == 0.0 and width == char_info("e").width
+    assert font.composed_extent("ç")[1] < -0.2 and font.composed_extent("ß") is None
+
+
+def test_the_composition_table_points_at_base_and_mark_rows():
+    codes = np.array([ord(c) for c in "'.aeéöß"], np.int32)
+    base, mark, boxes, composed = font.composition_table(codes)
+    assert composed.tolist() == [False, False, False, False, True, False, False]  # no "o" row
+    assert (base[4], mark[4]) == (3, 0)
+    np.testing.assert_array_equal(boxes[4], font.composition("é").boxes)
+    assert base[:4].tolist() == mark[:4].tolist() == [0, 1, 2, 3] and not boxes[5].any()

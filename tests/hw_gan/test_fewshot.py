@@ -68,6 +68,50 @@ def test_family_is_registered_and_takes_any_k_in_any_order_with_padding():
     assert logits.shape == (2,)
 
 
+def _bar(top, left, bottom, right, size=32):
+    img = -np.ones((size, size, 1), np.float32)
+    img[top:bottom, left:right] = 1.0
+    return img
+
+
+def test_place_scales_a_glyphs_ink_into_a_box_keeping_its_shape():
+    glyphs = np.stack([_bar(4, 10, 24, 14), _bar(0, 0, 0, 0)])  # 20 x 4 ink; a blank glyph
+    boxes = tf.constant([[2.0, 2.0, 12.0, 22.0], [0.0, 0.0, 32.0, 32.0]])
+    np.testing.assert_array_equal(fewshot.ink_extent(tf.constant(glyphs)).numpy(),
+                                  [[4, 10, 24, 14], [0, 0, 32, 32]])
+    out = fewshot.place(glyphs, boxes).numpy()
+    ink = out[0, ..., 0] > 0
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    # Scale min(10 / 20, 20 / 4) = 0.5: 10 rows x 2 columns, centred in the box.
+    assert (rows[0], rows[-1] + 1) == (2, 12) and (cols[0], cols[-1] + 1) == (11, 13)
+    assert out[0].max() > 0.7 and out[0].min() == pytest.approx(-1.0)  # area-sampled edges
+    assert out[1].max() == pytest.approx(-1.0)  # nothing to place: paper
+
+
+def test_compose_puts_base_and_mark_copies_in_their_boxes_and_passes_others_through():
+    base = np.stack([_bar(2, 8, 30, 24), _bar(2, 8, 30, 24)])
+    mark = np.stack([_bar(0, 12, 32, 20), _bar(0, 12, 32, 20)])  # a tall stroke
+    boxes = np.zeros((2, 3, 4), np.float32)
+    boxes[:, 0] = [12, 8, 30, 24]
+    boxes[:, 1] = [2, 8, 8, 12]
+    boxes[:, 2] = [2, 18, 8, 22]
+    out = fewshot.compose(base, mark, boxes, [True, False]).numpy()
+    np.testing.assert_array_equal(out[1], base[1])  # not composed: the glyph as drawn
+    ink = out[0, ..., 0] > 0
+    # The 28 x 16 base into an 18 x 16 box: scale 18 / 28, so 18 rows x 10.3 columns, centred.
+    assert ink[12:30, 12:20].all() and not ink[12:30, 8:10].any() and ink[:10, 8:24].any()
+    allowed = np.zeros((32, 32), bool)
+    for t, l, b, r in boxes[0].astype(int):
+        allowed[t:b, l:r] = True
+    assert not (ink & ~allowed).any()
+    assert ink[2:8, 8:12].any() and ink[2:8, 18:22].any() and not ink[:10, 13:17].any()
+    # A mark shrunk to a thin line keeps the pen's full strength.
+    assert out[0, 2:8, 8:12].max() == pytest.approx(1.0)
+    boxes[0, 2] = 0.0  # no second copy
+    one = fewshot.compose(base, mark, boxes, [True, True]).numpy()
+    assert not (one[0, 2:8, 18:22] > 0).any() and (one[0, 2:8, 8:12] > 0).any()
+
+
 def test_trainer_redraw_is_the_generator_with_leave_one_out_references(data_dir, tmp_path):
     trainer = _trainer(_cfg(data_dir, tmp_path))
     assert isinstance(trainer, FewShotTrainer)
@@ -84,6 +128,15 @@ def test_trainer_redraw_is_the_generator_with_leave_one_out_references(data_dir,
         "style_contents": tf.repeat(ref_contents, k, axis=0),
         "style_mask": tf.constant(np.tile(mask, (len(chars) // k, 1)))}, training=False).numpy()
     np.testing.assert_allclose(fast, slow, atol=1e-4)
+    # A seed disturbs the references only when --style_ref_augment asks for it.
+    seed = tf.constant([0, 3], tf.int64)
+    np.testing.assert_array_equal(trainer.redraw(images, chars, training=False, seed=seed), fast)
+    augmented = _trainer(_cfg(data_dir, tmp_path / "aug", style_ref_augment=1.0))
+    plain = augmented.redraw(images, chars, training=False).numpy()
+    disturbed = augmented.redraw(images, chars, training=False, seed=seed).numpy()
+    assert np.abs(disturbed - plain).max() > 1e-3
+    np.testing.assert_array_equal(
+        augmented.redraw(images, chars, training=False, seed=seed).numpy(), disturbed)
 
 
 def test_fewshot_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path):
@@ -97,6 +150,30 @@ def test_fewshot_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path):
                        lambda t: (t.generator, t.ema_generator, t.discriminator))
     grid = straight.sample_grid(np.array([0]), np.array([0]))
     assert grid.shape == (1, 2 * 2 * 32, 4 * 32, 1)
+
+
+def test_references_are_disturbed_as_another_capture_would_and_reproducibly():
+    """The draw comes from a stateless seed (in training: the step's), so a resumed run
+    disturbs each step's references as an uninterrupted one does."""
+    from hw_gan.training.fewshot_trainer import disturb_references
+
+    glyphs = np.stack([_bar(8, 14, 24, 17)] * 64)  # a 3-pixel stroke, 64 times
+    seed = tf.constant([3, 7], tf.int64)
+    out = disturb_references(glyphs, 1.0, seed).numpy()
+    np.testing.assert_array_equal(out, disturb_references(glyphs, 1.0, seed).numpy())
+    assert not np.array_equal(out, disturb_references(glyphs, 1.0, seed + 1).numpy())
+    np.testing.assert_allclose(disturb_references(glyphs, 0.0, seed).numpy(), glyphs)
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    ink = ((out + 1) / 2).sum((1, 2, 3))
+    plain = ((glyphs[0] + 1) / 2).sum()
+    # Some pens came out thicker, some thinner, each glyph its own.
+    assert ink.max() > 1.2 * plain and ink.min() < 0.85 * plain
+    assert len(np.unique(np.round(ink, 3))) > 32
+    # Off the ink, nothing appears far from the stroke (a pixel of pen, a pixel of blur).
+    assert (out[:, :, :11] <= -1.0 + 1e-6).all() and (out[:, :, 20:] <= -1.0 + 1e-6).all()
+    with pytest.raises(ValueError, match="style_ref_augment"):
+        config_lib.validate(dataclasses.replace(
+            config_lib.ExperimentConfig(), train=config_lib.TrainConfig(style_ref_augment=1.5)))
 
 
 def test_group_size_must_divide_the_batch(data_dir, tmp_path):
@@ -236,7 +313,7 @@ def test_fewshot_export_draws_writers_by_name_and_any_character_in_a_style(train
     """The SavedModel (TensorFlow only): the built-in signatures draw the training writers by
     name; extract_style / glyphs_with_style / mean_style take any character the font covers."""
     from data_pipeline import font
-    from data_pipeline.schema import to_uint8
+    from data_pipeline.schema import to_float, to_uint8
     from hw_gan.export import load_export
     from hw_gan.inversion import load_model
 
@@ -245,7 +322,7 @@ def test_fewshot_export_draws_writers_by_name_and_any_character_in_a_style(train
     manifest = tfrecords.load_manifest(cfg.data.data_dir)
     loaded = load_export(exported)
     assert "".join(loaded.style_charset) == "".join(chr(c) for c in font.content_table(32)[0])
-    assert loaded.family == "fewshot"
+    assert loaded.family == "fewshot" and loaded.default_style_method == "encoder"
     train_writers = sorted(manifest["splits"]["train"]["per_writer"])
     held = sorted(manifest["splits"]["test"]["per_writer"])
     assert set(loaded.untrained_writers) == set(held)
@@ -279,6 +356,18 @@ def test_fewshot_export_draws_writers_by_name_and_any_character_in_a_style(train
     again = sig["glyphs_with_style"](chars=tf.constant(["é", "ß", "€", "e"]), style=ex["style"],
                                      seed=tf.constant(1, tf.int64), variation=tf.constant(0.1))
     np.testing.assert_array_equal(more["images"].numpy(), again["images"].numpy())
+    # Accented letters are put together (base letter + mark) alike in the graph and in Python.
+    labels = ["é", "ö", "ç", "e", "ß"]
+    graph = sig["glyphs_with_style"](chars=tf.constant(labels), style=ex["style"],
+                                     seed=tf.constant(1, tf.int64), variation=tf.constant(0.0))
+    python = to_uint8(tf.constant(model.generate_labels(ex["style"].numpy()[0], labels)))
+    np.testing.assert_allclose(graph["images"].numpy().astype(int), python.numpy().astype(int),
+                               atol=1)
+    plain = to_uint8(tf.constant(model.trainer.draw(
+        np.repeat(ex["style"].numpy(), 2, 0),
+        to_float(font.content_images(["é", "e"], 32))[..., None]))).numpy()
+    assert not np.array_equal(python.numpy()[0], plain[0])  # é is not its font image's drawing
+    np.testing.assert_array_equal(python.numpy()[3], plain[1])  # e is
     mean = sig["mean_style"]()["style"].numpy()
     np.testing.assert_allclose(mean[0], styles[np.abs(styles).sum(1) > 0].mean(0), atol=1e-5)
     with pytest.raises(tf.errors.InvalidArgumentError, match="content font cannot draw"):

@@ -283,6 +283,23 @@ def test_the_card_carries_the_style_evaluation_and_its_targets(tiny, tmp_path, c
     card = ship_cli.style_eval_lines(doc)
     assert "encoder: writer match 0.078, 1.9x" in card and card.count("**not met**") == 2
     assert ship_cli.style_eval_lines({}) == ""
+    # A fewshot model's card: rows from another capture marked, issue 18's bar.
+    few = {"writers": 31, "table": [
+        row(10, "mean style (baseline)", 0.05, 8.38),
+        row(10, "few-shot (style from the k glyphs)", 0.102, 3.58, 1.09),
+        dict(row(10, "few-shot (style from the k glyphs)", 0.105, 6.32, 0.91),
+             references="pen 0.09"),
+        dict(row(10, "few-shot (style from the k glyphs) [characters never trained on]", 0.159,
+                 53.1, 0.62), num_generated=107)]}
+    card = ship_cli.style_eval_lines(few, None, "fewshot")
+    assert "| 10 | few-shot (style from the k glyphs) [re-captured] | 0.91 | 0.105 (3.3x)" in card
+    assert ("characters never trained on (drawn from their font image alone): legibility 0.62 "
+            "(target >= 0.7: **not met**)") in card
+    assert ("writer match 3.2x chance (target >= 7x: **not met**), FID 3.58 (target <= 3: "
+            "**not met**), legibility 1.09 (target >= 0.95: met)") in card
+    assert ("(pen 0.09): legibility 0.91 (target >= 0.9: met), writer match 3.3x chance (target "
+            ">= 5x: **not met**), FID 6.32 (target: below the mean style's 8.38: met)") in card
+    assert "mean-style baseline's" not in card  # issue 17's bar is the stylegan's
     # Through the command: the card gets the section; a bad --style_eval is named.
     path = tmp_path / "style_eval.json"
     path.write_text(json.dumps(doc))
@@ -336,3 +353,27 @@ def test_the_app_offers_the_shipped_bases_writers_as_sample_hands(tiny, tmp_path
     assert app_main(["--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "--model is needed: no shipped unipen_styles or unipen_hands" in err
+
+
+def test_ship_carries_the_character_judge_it_is_given(tiny, tmp_path, capsys):
+    from hw_gan.evaluation import judge as judge_lib
+
+    judge = judge_lib.get_judge(tmp_path / "judges", "char", tiny["data"], image_size=32,
+                                steps=2, batch=8, progress=False)
+    folder = Path(judge.cache["path"])
+    out = ship_cli.ship(tiny["run"], str(tiny["export"]), "tiny_judged", tmp_path / "reg",
+                        include_run=False, judge=folder)
+    info = json.loads((out / shipped.MODEL_FILE).read_text())
+    assert info["judge"] == "judge" and {"judge/judge.json", "judge/judge.weights.h5"} <= set(
+        info["files"])
+    assert "| character judge | `judge/`" in (out / shipped.CARD_FILE).read_text()
+    again = judge_lib.load_judge_dir(out / "judge")
+    images = np.zeros((3, 32, 32, 1), np.float32) - 1.0
+    np.testing.assert_array_equal(again.predict(images), judge.predict(images))
+    # A folder that is not a judge is named, and nothing is written.
+    code = ship_cli.ship_main([str(tiny["run"]), "--export", str(tiny["export"]), "--name",
+                               "tiny_nojudge", "--root", str(tmp_path / "reg"), "--judge",
+                               str(tmp_path)])
+    assert code == 2 and not (tmp_path / "reg" / "tiny_nojudge").exists()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"--judge {tmp_path}: not a judge folder" in err

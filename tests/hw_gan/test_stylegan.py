@@ -540,6 +540,8 @@ def test_shipping_with_a_style_table_sets_the_exports_default_method(run, tmp_pa
     assert "default method of `hwgan style extract`" in card and "(encoder: the best" in card
     loaded = load_export(shipped_dir / "1")
     assert loaded.style_method == "encoder" and load_export(run["export"]).style_method is None
+    assert loaded.default_style_method == "encoder"
+    assert load_export(run["export"]).default_style_method == "both"  # nothing recorded
     images, ids, _ = _writer_glyphs(run["data_dir"], "w2")
     styles = style_cli.ExportStyles(loaded)
     default = styles.extract(images[:5], ids[:5], None, 20)

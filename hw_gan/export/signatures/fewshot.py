@@ -32,15 +32,15 @@ from hw_gan.export.names import (EXTRACT_STYLE, FONT_CHAR_MESSAGE, GLYPHS_WITH_S
 from hw_gan.export.signatures import write as write_sig
 from hw_gan.export.signatures.style import glyphs_with_style_function
 from hw_gan.export.module import string_table
-from hw_gan.models import fewshot
+from hw_gan.models import fewshot  # its layers (and their registration) and layer names
 
 __all__ = ["fewshot_signatures"]
 
 
 class _FewShotSignatures:
     def __init__(self, serving_generator, glyph_net, head, code_points):
-        self.tables = serving_generator.get_layer("fewshot_tables")
-        self.decoder = serving_generator.get_layer("fewshot_decoder")
+        self.tables = serving_generator.get_layer(fewshot.TABLES)
+        self.decoder = serving_generator.get_layer(fewshot.DECODER)
         self.glyph_net, self.head = glyph_net, head
         self.code_points = [int(c) for c in code_points]
         self.style_size = self.tables.style_size
@@ -105,9 +105,9 @@ class _FewShotSignatures:
             self.draw_styled, lambda chars, rows: self.char_ids(module, chars))
 
     def draw_styled(self, rows, z, style, variation):
-        """Glyphs of content-table rows in `style` [1, D], each jittered by variation (z)."""
-        return self.decoder({"content": self.tables.content_rows(rows),
-                             "style": style + self.tables.jitter(z, variation)}, training=False)
+        """Glyphs of content-table rows in `style` [1, D], each jittered by variation (z);
+        accented letters as their base letter + mark (FontAndStyles.draw)."""
+        return self.tables.draw(self.decoder, rows, style + self.tables.jitter(z, variation))
 
     def write_with_style(self, module):
         self.track(module)
@@ -138,4 +138,3 @@ def fewshot_signatures(serving_generator, glyph_net, head, code_points) -> dict:
             MEAN_STYLE: sigs.mean_style, WRITE_WITH_STYLE: sigs.write_with_style}
 
 
-del fewshot  # imported for the layer registration the saved functions rely on
