@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from data_pipeline.charset import char_info
+from data_pipeline.schema import INK_THRESHOLD
 
 FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans.ttf"
 FONT_NAME = "DejaVu Sans"
@@ -248,7 +249,6 @@ MARK_SYMBOLS = {
 # letters with a stroke through them, which Unicode does not decompose: (base, mark symbol)
 OVERLAYS = {"ø": ("o", "/"), "Ø": ("O", "/"), "ł": ("l", "/")}
 LAYOUT_SCALE = 4  # the layout is read from images this many times the glyph size
-_INK = 96  # uint8 ink level of the layout's masks
 
 
 @dataclass(frozen=True)
@@ -303,8 +303,8 @@ def composition(char: str, size: int = 32):
         return None
     base, mark, copies = parts
     big = size * LAYOUT_SCALE
-    whole = _render(normalise(char), big) > _INK
-    plain = _aligned(_render(base, big) > _INK, whole)
+    whole = _render(normalise(char), big) > INK_THRESHOLD
+    plain = _aligned(_render(base, big) > INK_THRESHOLD, whole)
     away = cv2.dilate(plain.astype(np.uint8), np.ones((3, 3), np.uint8),
                       iterations=LAYOUT_SCALE) > 0
     marks = whole & ~away

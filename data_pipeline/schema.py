@@ -25,6 +25,9 @@ from typing import Optional
 import numpy as np
 
 FORMAT_VERSION = 1
+# The uint8 ink level that counts as ink: where the page crops a glyph, where a composed
+# glyph's parts are found and placed, and where the accent score looks for a mark.
+INK_THRESHOLD = 96
 
 # TFRecord feature keys.
 KEY = "key"

@@ -23,11 +23,10 @@ import numpy as np
 
 from data_pipeline import font
 from data_pipeline.scan.cells import normalize_glyph
-from data_pipeline.schema import to_float
+from data_pipeline.schema import INK_THRESHOLD, to_float
 
 ACCENTED = "éèêàâçñöüåÉÜ"  # what benchmarks/accents.py scores and the docs picture shows
 SHOWN_TOO = "øß"  # shown beside them: a stroke through o; ß from the font's shape alone
-INK = 96  # uint8 level that counts as ink
 MIN_MARK_PIXELS = 3  # a mark has at least this many ink pixels where it belongs
 
 
@@ -42,7 +41,7 @@ def _where(comp) -> str:
 
 def mark_pixels(glyph: np.ndarray, comp) -> int:
     """Ink pixels of uint8 ink-high `glyph` [R, R] where `comp`'s mark belongs (module doc)."""
-    ink = glyph > INK
+    ink = glyph > INK_THRESHOLD
     base = comp.boxes[0]
     top, bottom = int(np.floor(base[0])), int(np.ceil(base[2]))
     where = _where(comp)
@@ -63,7 +62,8 @@ def base_part(glyph: np.ndarray, comp) -> np.ndarray:
     keep = np.zeros(glyph.shape, bool)
     keep[max(int(t) - 1, 0):int(np.ceil(b)) + 1, max(int(l) - 1, 0):int(np.ceil(r)) + 1] = True
     ink = np.where(keep, glyph.astype(np.float32) / 255.0, 0.0)
-    rows, cols = np.flatnonzero((ink * 255 > INK).any(1)), np.flatnonzero((ink * 255 > INK).any(0))
+    inked = ink * 255 > INK_THRESHOLD
+    rows, cols = np.flatnonzero(inked.any(1)), np.flatnonzero(inked.any(0))
     if not rows.size:
         return np.zeros((size, size), np.uint8)
     return normalize_glyph(ink, (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1), size,

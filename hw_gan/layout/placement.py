@@ -12,11 +12,11 @@ import numpy as np
 
 from data_pipeline import font
 from data_pipeline.charset import CAP_HEIGHT, Charset, char_info
+from data_pipeline.schema import INK_THRESHOLD
 from hw_gan.layout.page import (BOX_BOTTOM, BOX_SIZE, BOX_TOP, BOX_WIDTH, DESCENDER_ROOM,
                                 FIRST_BASELINE, LayoutParams)
 from hw_gan.layout.text import BOX, GAP, GLYPH, Spaces, TextPlan, Token, Word, plan_text
 
-INK_THRESHOLD = 96  # uint8 ink level that counts as ink when cropping
 
 _NOISE_BLOCK = 512
 _TAG_GLYPH = 0x676C  # "gl"

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from data_pipeline.schema import INK_THRESHOLD
 from hw_gan.config import ModelConfig, scaled
 from hw_gan.models import layers as blocks
 
@@ -171,7 +172,7 @@ def build_discriminator(cfg: ModelConfig) -> keras.Model:
 # -- accented letters: the base letter and its mark, each drawn in the style, put together ---------
 
 COMPOSE_SUPERSAMPLE = 4  # placed layers are sampled this many times finer, then area-averaged
-INK_LEVEL = -1.0 + 2.0 * 96 / 255  # a [-1, 1] pixel above this is ink (layout's INK_THRESHOLD)
+INK_LEVEL = -1.0 + 2.0 * INK_THRESHOLD / 255  # a [-1, 1] pixel above this is ink
 
 
 def ink_extent(images):
