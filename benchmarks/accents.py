@@ -61,13 +61,21 @@ def main() -> int:
     # Style glyphs by label: the export reads characters, not this dataset's ids.
     index = {c: i for i, c in enumerate(styles.charset)}
     labels = list(accents.ACCENTED) + list(accents.SHOWN_TOO)
-    rows, shown = [], []
-    for n, w in enumerate(np.unique(writers)[:args.writers]):
+
+    def references(w):
+        """Indices of up to k glyphs of writer w that the export has characters for."""
         idx = np.flatnonzero(writers == w)
         usable = idx[[names[c] in index for c in chars[idx]]]
-        pick = usable[pick_samples(chars[usable], args.k,
+        return usable[pick_samples(chars[usable], args.k,
                                    np.random.default_rng([args.seed, int(w)]))]
-        ws = styles.extract(images[pick], [index[names[c]] for c in chars[pick]], None, 0)
+
+    def extract(pick):
+        return styles.extract(images[pick], [index[names[c]] for c in chars[pick]], None, 0)
+
+    rows, shown = [], []
+    for n, w in enumerate(np.unique(writers)[:args.writers]):
+        pick = references(w)
+        ws = extract(pick)
         drawn = styles.draw(ws, "".join(labels))
         rows += accents.accent_report(drawn, labels, judge, judge.meta["charset"])
         if n < args.picture_writers:  # the drawn letters, a blank cell, their own k glyphs
@@ -91,13 +99,11 @@ def main() -> int:
 
     text = (PARAGRAPH * 4)[:200]
     write = styles.loaded.signatures[WRITE_WITH_STYLE]
-    idx = np.flatnonzero(writers == np.unique(writers)[0])
-    usable = idx[[names[c] in index for c in chars[idx]]]
-    pick = usable[pick_samples(chars[usable], args.k, np.random.default_rng(args.seed))]
+    pick = references(np.unique(writers)[0])  # the first writer's, as in the loop above
     times = {"extract": [], "page": []}
     for _ in range(4):
         t0 = time.perf_counter()
-        ws = styles.extract(images[pick], [index[names[c]] for c in chars[pick]], None, 0)
+        ws = extract(pick)
         times["extract"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         write(text=tf.constant(text), style=tf.constant(ws, tf.float32),

@@ -202,16 +202,21 @@ def content_image(char: str, size: int = 32) -> np.ndarray:
     return content_images([char], size)[0]
 
 
+def check_covered(chars: Union[str, Iterable[str]]) -> None:
+    """FontCoverageError naming every character of `chars` the font lacks (nothing rendered)."""
+    lacking = missing(chars)
+    if lacking:
+        raise FontCoverageError(
+            f"the content font ({FONT_NAME}) has no glyph for "
+            f"{', '.join(_describe(c) for c in lacking)}")
+
+
 def content_images(chars: Union[str, Iterable[str]], size: int = 32) -> np.ndarray:
     """uint8 [N, size, size] ink-high images of `chars`: a str is one image per character (after
     NFC), a list one image per label (a label may hold a letter and combining marks). Whitespace
     gives a blank image. FontCoverageError names every character the font lacks."""
     labels = _labels(chars)
-    lacking = missing(labels)
-    if lacking:
-        raise FontCoverageError(
-            f"the content font ({FONT_NAME}) has no glyph for "
-            f"{', '.join(_describe(c) for c in lacking)}")
+    check_covered(labels)
     if size < 8:
         raise ValueError(f"content image size must be >= 8, got {size}")
     if not labels:

@@ -54,6 +54,9 @@ class ModelConfig:
     embed_dim: int = 128  # char / writer embedding size at width 1.0 (scaled by width, min 16)
     w_dim: int = 256  # stylegan: style vector size at width 1.0
     mapping_layers: int = 4  # stylegan
+    # fewshot: local style tokens read from the references' 8 x 8 feature maps by attention and
+    # attended to by the decoder's 8 x 8 and 16 x 16 maps (0: the global style code only)
+    style_tokens: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +197,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(m.embed_dim >= 1, "embed_dim", "must be >= 1")
     _check(m.w_dim >= 1, "w_dim", "must be >= 1")
     _check(1 <= m.mapping_layers <= 16, "mapping_layers", "must be in [1, 16]")
+    _check(0 <= m.style_tokens <= 64, "style_tokens", f"{m.style_tokens} is outside [0, 64]")
+    _check(m.style_tokens == 0 or m.family == "fewshot", "style_tokens",
+           "only the fewshot family reads local style tokens")
     _check(t.batch_size >= 1, "batch_size", "must be >= 1")
     _check(t.steps >= 0, "steps", "must be >= 0")
     _check(t.g_lr > 0 and t.d_lr > 0, "g_lr/d_lr", "learning rates must be > 0")

@@ -34,6 +34,7 @@ from data_pipeline.progress import format_seconds
 from hw_gan import shipped
 from hw_gan.adaptation.data import UNTRAINED_KEY
 from hw_gan.cli import errors
+from hw_gan.evaluation import judge as judge_files
 from hw_gan.export import load_export
 from hw_gan.export.names import EXTRACT_STYLE, METADATA_FILE, STYLE_METHOD_KEY
 from hw_gan.training import run_dir
@@ -41,7 +42,7 @@ from hw_gan.training.trainer import CHECKPOINT_DIR
 
 LICENCE = "CC-BY-4.0"
 JUDGE_DIR = "judge"  # a shipped model's character judge (--judge), as judge.load_judge_dir reads it
-JUDGE_FILES = ("judge.json", "judge.weights.h5")
+JUDGE_FILES = (judge_files.META_FILE, judge_files.WEIGHTS_FILE)
 CHARSET_LIMITS = {
     "fewshot": "- Characters: any the content font (DejaVu Sans) covers. The training set is "
                "ASCII letters,\n  digits and the 32 UNIPEN symbols; accented Latin letters are "

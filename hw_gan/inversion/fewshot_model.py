@@ -76,7 +76,7 @@ class FewShotModel:
         """Like `generate`, for any characters the content font covers (font.FontCoverageError
         names the ones it lacks); accented letters as their base letter + mark."""
         labels = list(labels)
-        font.content_images(labels, self.resolution)  # FontCoverageError first
+        font.check_covered(labels)  # FontCoverageError before any drawing
         return self.trainer.draw_labels(_per_glyph(ws, len(labels)), labels)
 
     def model_info(self) -> dict:

@@ -21,6 +21,11 @@ Parts (`parts(generator)`), so a trainer can encode each reference once and pool
                    8x8 map of the font image (where the strokes go); the style code modulates
                    every decoder block through pixel norm + FiLM (AdaIN-like, as FUNIT) on the
                    way back up to R.
+  local tokens     with cfg.style_tokens = T > 0 the style is [global code, T tokens]: T learned
+                   queries read each reference's 8x8 map (TokenSums), pooled by the same masked
+                   mean and turned into one softmax over all references' positions (TokenSlots
+                   in the head); the decoder's 8x8 and 16x16 maps attend to them
+                   (TokenAttention), FiLM reads the global code only.
 
 The discriminator is the conditional one of the other families (residual trunk, projection on
 the character and the writer, "d_features_act" features for the trainer's feature loss and
@@ -47,12 +52,30 @@ SET_STYLE, STYLE_HEAD, DECODER = "fewshot_set_style", "fewshot_style_head", "few
 TABLES = "fewshot_tables"  # the serving generator's FontAndStyles layer
 
 
-def style_features(cfg: ModelConfig) -> int:
+TOKEN_DIM = 32  # width of one local style token
+TOKEN_KEY = 16  # width of the attention keys (reference positions, decoder positions)
+TOKEN_MAP = 8  # the references' feature map the tokens are read from (TOKEN_MAP^2 positions)
+LOGIT_BOUND = 8.0  # token attention logits are soft-clipped to +-this, so exp() needs no shift
+
+
+def global_features(cfg: ModelConfig) -> int:
     return scaled(STYLE_FEATURES, cfg.width, minimum=32)
 
 
-def style_dim(cfg: ModelConfig) -> int:
+def global_style_dim(cfg: ModelConfig) -> int:
+    """The global style code's size (what modulates every decoder block)."""
     return scaled(STYLE_DIM, cfg.width, minimum=32)
+
+
+def style_features(cfg: ModelConfig) -> int:
+    """Per-reference features: the global ones, then per local token its attention-weighted
+    value sum (TOKEN_DIM) and weight sum (1) over the reference's positions."""
+    return global_features(cfg) + cfg.style_tokens * (TOKEN_DIM + 1)
+
+
+def style_dim(cfg: ModelConfig) -> int:
+    """A style's size: the global code, then style_tokens local tokens of TOKEN_DIM."""
+    return global_style_dim(cfg) + cfg.style_tokens * TOKEN_DIM
 
 
 def _check(cfg: ModelConfig) -> None:
@@ -60,22 +83,132 @@ def _check(cfg: ModelConfig) -> None:
         raise ValueError(f"resolution must be 32 or 64, got {cfg.resolution}")
 
 
+def _bounded(logits):
+    return LOGIT_BOUND * ops.tanh(logits / LOGIT_BOUND)
+
+
+@keras.saving.register_keras_serializable(package="hw_gan")
+class TokenSums(layers.Layer):
+    """A reference's feature map [N, H, W, C] -> [N, T * (TOKEN_DIM + 1)]: for each of T learned
+    queries, sum_p e_p v_p and sum_p e_p over the map's positions p, e_p = exp(bounded q . k_p),
+    keys and values linear in the features (keys with a learned position term). Sums, not a
+    softmax, so that the masked mean over k references followed by TokenSlots' ratio is exactly
+    one softmax over the positions of all k references: order-free, any k."""
+
+    def __init__(self, tokens: int, **kwargs):
+        super().__init__(**kwargs)
+        self.tokens = int(tokens)
+
+    def build(self, input_shape):
+        _, h, w, c = input_shape
+        self.queries = self.add_weight(name="queries", shape=(self.tokens, TOKEN_KEY),
+                                       initializer="random_normal")
+        self.key = self.add_weight(name="key", shape=(c, TOKEN_KEY), initializer="glorot_uniform")
+        self.position = self.add_weight(name="position", shape=(h * w, TOKEN_KEY),
+                                        initializer="random_normal")
+        self.value = self.add_weight(name="value", shape=(c, TOKEN_DIM),
+                                     initializer="glorot_uniform")
+
+    def call(self, x):
+        c = x.shape[-1]
+        flat = ops.reshape(x, (-1, x.shape[1] * x.shape[2], c))  # [N, P, C]
+        keys = ops.matmul(flat, self.key) + self.position  # [N, P, A]
+        logits = ops.einsum("ta,npa->ntp", self.queries, keys) / float(np.sqrt(TOKEN_KEY))
+        e = ops.exp(_bounded(logits))  # [N, T, P]
+        sums = ops.einsum("ntp,npd->ntd", e, ops.matmul(flat, self.value))  # [N, T, D]
+        return ops.concatenate([ops.reshape(sums, (-1, self.tokens * TOKEN_DIM)),
+                                ops.sum(e, axis=-1)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.tokens * (TOKEN_DIM + 1))
+
+    def get_config(self):
+        return {**super().get_config(), "tokens": self.tokens}
+
+
+@keras.saving.register_keras_serializable(package="hw_gan")
+class TokenSlots(layers.Layer):
+    """Pooled TokenSums [N, T * (TOKEN_DIM + 1)] -> tokens [N, T, TOKEN_DIM]: value sums over
+    weight sums (the attention's softmax over every reference position)."""
+
+    def __init__(self, tokens: int, **kwargs):
+        super().__init__(**kwargs)
+        self.tokens = int(tokens)
+
+    def call(self, x):
+        sums = ops.reshape(x[:, :self.tokens * TOKEN_DIM], (-1, self.tokens, TOKEN_DIM))
+        weights = x[:, self.tokens * TOKEN_DIM:]
+        return sums / ops.maximum(weights, 1e-6)[..., None]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.tokens, TOKEN_DIM)
+
+    def get_config(self):
+        return {**super().get_config(), "tokens": self.tokens}
+
+
+@keras.saving.register_keras_serializable(package="hw_gan")
+class TokenAttention(layers.Layer):
+    """A decoder map [B, H, W, C] attends to local style tokens [B, T, TOKEN_DIM]: each position's
+    query (from its pixel-normalised features) picks the tokens it needs; the result, projected
+    to C channels, is added to the map (the output projection starts at zero, so the block
+    starts as the identity)."""
+
+    def build(self, input_shape):
+        x_shape, _ = input_shape
+        c = int(x_shape[-1])
+        self.query = self.add_weight(name="query", shape=(c, TOKEN_KEY),
+                                     initializer="glorot_uniform")
+        self.key = self.add_weight(name="key", shape=(TOKEN_DIM, TOKEN_KEY),
+                                   initializer="glorot_uniform")
+        self.value = self.add_weight(name="value", shape=(TOKEN_DIM, c),
+                                     initializer="glorot_uniform")
+        self.out = self.add_weight(name="out", shape=(c, c), initializer="zeros")
+
+    def call(self, inputs):
+        x, tokens = inputs
+        h, w, c = x.shape[1], x.shape[2], x.shape[3]
+        flat = ops.reshape(x, (-1, h * w, c))
+        norm = flat * ops.rsqrt(ops.mean(ops.square(flat), axis=-1, keepdims=True) + 1e-8)
+        logits = ops.einsum("bpa,bta->bpt", ops.matmul(norm, self.query),
+                            ops.matmul(tokens, self.key)) / float(np.sqrt(TOKEN_KEY))
+        picked = ops.matmul(ops.softmax(logits, axis=-1), ops.matmul(tokens, self.value))
+        return x + ops.reshape(ops.matmul(picked, self.out), (-1, h, w, c))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
 def build_style_glyph_net(cfg: ModelConfig) -> keras.Model:
     plan = blocks.channel_plan(cfg.resolution, cfg.width)
     pair = keras.Input((cfg.resolution, cfg.resolution, 2), dtype="float32", name="pair")
-    x = blocks.image_trunk(pair, plan, cfg.resolution, "s")
+    if cfg.style_tokens:
+        fine = blocks.image_trunk(pair, plan, cfg.resolution, "s", until=TOKEN_MAP)
+        x = blocks.down_block(fine, plan[TOKEN_MAP // 2], name=f"s_block{TOKEN_MAP // 2}")
+    else:
+        x = blocks.image_trunk(pair, plan, cfg.resolution, "s")
     x = layers.LeakyReLU(blocks.LEAK, name="s_out_act")(x)
     x = layers.Flatten(name="s_flatten")(x)
-    x = layers.Dense(style_features(cfg), name="s_features")(x)
+    x = layers.Dense(global_features(cfg), name="s_features")(x)
     x = layers.LeakyReLU(blocks.LEAK, name="s_features_act")(x)
+    if cfg.style_tokens:
+        fine = layers.LeakyReLU(blocks.LEAK, name="s_tokens_act")(fine)
+        x = layers.Concatenate(name="s_all")([x, TokenSums(cfg.style_tokens, dtype="float32",
+                                                            name="s_tokens")(fine)])
     return keras.Model(pair, x, name="fewshot_style_glyph")
 
 
 def build_style_head(cfg: ModelConfig) -> keras.Model:
     pooled = keras.Input((style_features(cfg),), dtype="float32", name="pooled")
-    x = layers.Dense(style_dim(cfg), name="h_dense1")(pooled)
+    g = global_features(cfg)
+    x = pooled[:, :g] if cfg.style_tokens else pooled
+    x = layers.Dense(global_style_dim(cfg), name="h_dense1")(x)
     x = layers.LeakyReLU(blocks.LEAK, name="h_act1")(x)
-    x = layers.Dense(style_dim(cfg), name="h_style")(x)
+    x = layers.Dense(global_style_dim(cfg), name="h_style")(x)
+    if cfg.style_tokens:
+        tokens = TokenSlots(cfg.style_tokens, dtype="float32", name="h_slots")(pooled[:, g:])
+        tokens = layers.Dense(TOKEN_DIM, name="h_tokens")(tokens)
+        x = layers.Concatenate(name="h_all")([x, layers.Flatten(name="h_tokens_flat")(tokens)])
     return keras.Model(pooled, x, name=STYLE_HEAD)
 
 
@@ -83,7 +216,12 @@ def build_decoder(cfg: ModelConfig) -> keras.Model:
     plan = blocks.channel_plan(cfg.resolution, cfg.width)
     r = cfg.resolution
     content = keras.Input((r, r, 1), dtype="float32", name="content")
-    style = keras.Input((style_dim(cfg),), dtype="float32", name="style")
+    style = style_in = keras.Input((style_dim(cfg),), dtype="float32", name="style")
+    tokens = None
+    if cfg.style_tokens:
+        g = global_style_dim(cfg)
+        tokens = layers.Reshape((cfg.style_tokens, TOKEN_DIM), name="g_tokens")(style[:, g:])
+        style = style[:, :g]  # the global code modulates, the tokens are attended to
     x = blocks.image_trunk(content, plan, r, "c", until=CONTENT_SIZE)
     size = CONTENT_SIZE
     # One style-modulated block at the content map's size, then up to R.
@@ -92,15 +230,19 @@ def build_decoder(cfg: ModelConfig) -> keras.Model:
     h = layers.LeakyReLU(blocks.LEAK, name="g_mid_act")(h)
     h = layers.Conv2D(plan[size], 3, padding="same", name="g_mid_conv")(h)
     x = layers.Add(name="g_mid_out")([x, h])
+    if tokens is not None:
+        x = TokenAttention(name=f"g_attend{size}")([x, tokens])
     while size < r:
         size *= 2
         x = blocks.up_block(x, style, plan[size], name=f"g_block{size}")
+        if tokens is not None and size <= 2 * CONTENT_SIZE:
+            x = TokenAttention(name=f"g_attend{size}")([x, tokens])
     x = blocks.PixelNorm(name="g_out_norm")(x)
     x = blocks.FiLM(name="g_out_film")([x, style])
     x = layers.LeakyReLU(blocks.LEAK, name="g_out_act")(x)
     x = layers.Conv2D(1, 3, padding="same", name="g_out_conv")(x)
     image = layers.Activation("tanh", dtype="float32", name="g_image")(x)
-    return keras.Model({"content": content, "style": style}, image, name=DECODER)
+    return keras.Model({"content": content, "style": style_in}, image, name=DECODER)
 
 
 def masked_mean(features, mask):
@@ -282,14 +424,23 @@ class FontAndStyles(layers.Layer):
 
     def draw(self, decoder, rows, style):
         """Glyphs [B, R, R, 1] in [-1, 1] of content rows [B] in styles [B, D]: each row's font
-        image through `decoder`, accented letters as their base letter + mark (compose)."""
+        image through `decoder`; the accented letters among them (only those: their marks are
+        decoded and placed, the rest pass as drawn) as their base letter + mark (compose)."""
         rows = ops.cast(rows, "int32")
-        base = decoder({"content": self.content_rows(ops.take(self.base_rows, rows, axis=0)),
-                        "style": style}, training=False)
-        mark = decoder({"content": self.content_rows(ops.take(self.mark_rows, rows, axis=0)),
-                        "style": style}, training=False)
-        return compose(base, mark, ops.take(self.boxes, rows, axis=0),
-                       ops.take(self.composed, rows, axis=0) > 0)
+        base = tf.cast(decoder({"content": self.content_rows(ops.take(self.base_rows, rows, axis=0)),
+                                "style": style}, training=False), tf.float32)
+        at = tf.where(tf.gather(self.composed, rows) > 0)  # [M, 1]: the accented glyphs
+
+        def put_together():
+            mine = tf.gather(rows, at[:, 0])
+            mark = decoder({"content": self.content_rows(tf.gather(self.mark_rows, mine)),
+                            "style": tf.gather(style, at[:, 0])}, training=False)
+            done = compose(tf.gather(base, at[:, 0]), mark, tf.gather(self.boxes, mine),
+                           tf.ones_like(mine, tf.bool))
+            return tf.tensor_scatter_nd_update(base, at, done)
+
+        # No decoder call on an empty batch: oneDNN's graph rewrite fails on one.
+        return tf.cond(tf.size(at) > 0, put_together, lambda: base)
 
     def jitter(self, z, variation):
         reps = -(-self.style_size // int(z.shape[-1]))

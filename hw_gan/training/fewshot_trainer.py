@@ -193,13 +193,16 @@ class FewShotTrainer(GANTrainer):
         r = self.cfg.model.resolution
         comps = [font.composition(label, r) if len(label) == 1 else None for label in labels]
         base = [c.base if c else label for c, label in zip(comps, labels)]
-        mark = [c.mark if c else label for c, label in zip(comps, labels)]
         glyphs = self.draw(styles, to_float(font.content_images(base, r))[..., None], batch)
-        if not any(comps):
+        at = [i for i, c in enumerate(comps) if c]  # only these get a mark drawn and placed
+        if not at:
             return glyphs
-        marks = self.draw(styles, to_float(font.content_images(mark, r))[..., None], batch)
-        boxes = np.stack([c.boxes if c else np.zeros((3, 4), np.float32) for c in comps])
-        return fewshot.compose(glyphs, marks, boxes, [c is not None for c in comps]).numpy()
+        marks = self.draw(np.asarray(styles, np.float32)[at],
+                          to_float(font.content_images([comps[i].mark for i in at], r))[..., None],
+                          batch)
+        boxes = np.stack([comps[i].boxes for i in at])
+        glyphs[at] = fewshot.compose(glyphs[at], marks, boxes, np.ones(len(at), bool)).numpy()
+        return glyphs
 
     def writer_styles(self, untrained=(), k: int = EXPORT_REFERENCES) -> np.ndarray:
         """float32 [num_writers, D]: each training writer's style from up to k of their training

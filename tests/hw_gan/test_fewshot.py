@@ -30,9 +30,10 @@ def _model_cfg(**kw):
                                   num_chars=len(CHARS), num_writers=len(WRITERS), **kw)
 
 
-def _cfg(data_dir, model_dir, steps=4, **train):
+def _cfg(data_dir, model_dir, steps=4, style_tokens=0, **train):
     train = {"aux_char_weight": 0.1, "aux_writer_weight": 0.1, **train}
-    return tiny_grouped_cfg(data_dir, model_dir, _model_cfg(), steps, eval_at_end=False, **train)
+    return tiny_grouped_cfg(data_dir, model_dir, _model_cfg(style_tokens=style_tokens), steps,
+                            eval_at_end=False, **train)
 
 
 def _inputs(rng, b, k):
@@ -42,11 +43,24 @@ def _inputs(rng, b, k):
             "style_mask": np.ones((b, k), "float32")}
 
 
-def test_family_is_registered_and_takes_any_k_in_any_order_with_padding():
+def _open_token_attention(generator, rng):
+    """Token attention starts as the identity (zero output projection): open it, as training
+    would, so that a test can see what the tokens carry."""
+    attends = [l for l in fewshot.parts(generator)[2].layers if l.name.startswith("g_attend")]
+    for layer in attends:
+        layer.out.assign(rng.normal(0, 0.3, layer.out.shape).astype("float32"))
+    return attends
+
+
+@pytest.mark.parametrize("tokens", [0, 4])
+def test_family_is_registered_and_takes_any_k_in_any_order_with_padding(tokens):
     assert "fewshot" in config_lib.FAMILIES and get_family("fewshot").USES_WRITER
     keras.utils.set_random_seed(0)
-    g = fewshot.build_generator(_model_cfg())
+    g = fewshot.build_generator(_model_cfg(style_tokens=tokens))
     rng = np.random.default_rng(0)
+    assert len(_open_token_attention(g, rng)) == (2 if tokens else 0)
+    assert fewshot.parts(g)[1].output.shape[-1] == fewshot.style_dim(g_cfg := _model_cfg(
+        style_tokens=tokens)) == fewshot.global_style_dim(g_cfg) + tokens * fewshot.TOKEN_DIM
     for k in (1, 3, 30):
         out = g(_inputs(rng, 2, k)).numpy()
         assert out.shape == (2, 32, 32, 1) and np.abs(out).max() <= 1.0
@@ -66,6 +80,59 @@ def test_family_is_registered_and_takes_any_k_in_any_order_with_padding():
     d = fewshot.build_discriminator(_model_cfg())
     logits = d({"image": base, "char": np.array([0, 1]), "writer": np.array([2, 3])})
     assert logits.shape == (2,)
+
+
+def test_local_style_tokens_are_one_softmax_over_every_references_positions():
+    """TokenSums per reference, the masked mean over references, then TokenSlots = for each
+    learned query, softmax over the positions of ALL the set's references of its values."""
+    rng = np.random.default_rng(2)
+    sums = fewshot.TokenSums(3)
+    maps = rng.normal(0, 1, (5, 8, 8, 6)).astype("float32")  # 5 references' feature maps
+    per_ref = sums(maps)
+    assert per_ref.shape == (5, 3 * (fewshot.TOKEN_DIM + 1))
+    mask = np.array([[1, 1, 0, 1, 0]], "float32")
+    slots = fewshot.TokenSlots(3)(fewshot.masked_mean(per_ref[None], mask)).numpy()[0]
+    flat = maps[mask[0] > 0].reshape(-1, 6)  # every position of the 3 references in the set
+    keys = (maps[mask[0] > 0].reshape(3, 64, 6) @ sums.key.numpy()
+            + sums.position.numpy()).reshape(-1, fewshot.TOKEN_KEY)
+    logits = sums.queries.numpy() @ keys.T / np.sqrt(fewshot.TOKEN_KEY)
+    logits = fewshot.LOGIT_BOUND * np.tanh(logits / fewshot.LOGIT_BOUND)
+    weights = np.exp(logits - logits.max(1, keepdims=True))
+    weights /= weights.sum(1, keepdims=True)
+    np.testing.assert_allclose(slots, weights @ (flat @ sums.value.numpy()), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_local_style_tokens_carry_what_the_global_code_does_not(data_dir, tmp_path):
+    """With --style_tokens the style is the global code then the tokens; the decoder reads the
+    tokens (change only them and the glyph changes), the trainer's leave-one-out redraw still
+    equals the generator's, and --style_tokens is refused for another family."""
+    trainer = _trainer(_cfg(data_dir, tmp_path, style_tokens=4))
+    _open_token_attention(trainer.generator, np.random.default_rng(0))
+    batch = next(iter(trainer.dataset(0)))
+    images, chars = batch["image"], batch["char"]
+    k = trainer.group_size
+    fast = trainer.redraw(images, chars, training=False).numpy()
+    refs = tf.reshape(images, [-1, k, 32, 32, 1])
+    slow = trainer.generator({
+        "content": trainer.content(chars), "style_images": tf.repeat(refs, k, axis=0),
+        "style_contents": tf.repeat(tf.reshape(trainer.content(chars), [-1, k, 32, 32, 1]), k,
+                                    axis=0),
+        "style_mask": tf.constant(np.tile(1.0 - np.eye(k, dtype="float32"),
+                                          (len(chars) // k, 1)))}, training=False).numpy()
+    np.testing.assert_allclose(fast, slow, atol=1e-4)
+    decoder = fewshot.parts(trainer.generator)[2]
+    style = np.random.default_rng(1).normal(0, 1, (2, fewshot.style_dim(trainer.cfg.model)))
+    other = style.copy()
+    g = fewshot.global_style_dim(trainer.cfg.model)
+    other[:, g:] = np.random.default_rng(2).normal(0, 1, other[:, g:].shape)
+    content = trainer.content(chars[:2])
+    drawn = [decoder({"content": content, "style": tf.constant(s, tf.float32)}).numpy()
+             for s in (style, other)]
+    assert np.abs(drawn[0] - drawn[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="--style_tokens: only the fewshot family"):
+        config_lib.validate(dataclasses.replace(
+            trainer.cfg, model=dataclasses.replace(trainer.cfg.model, family="stylegan")))
 
 
 def _bar(top, left, bottom, right, size=32):
@@ -211,9 +278,10 @@ def test_held_out_characters_never_reach_training(data_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
-    """A tiny fewshot run that never trained on 'e' (2 steps, checkpointed)."""
+    """A tiny fewshot run with 4 local style tokens that never trained on 'e' (2 steps,
+    checkpointed)."""
     model_dir = tmp_path_factory.mktemp("fsrun") / "run"
-    cfg = _cfg(data_dir, model_dir, steps=2)
+    cfg = _cfg(data_dir, model_dir, steps=2, style_tokens=4)
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, holdout_chars="e"))
     from hw_gan.training import run_dir
 
