@@ -75,9 +75,10 @@ def test_a_dataset_built_without_the_required_chars_is_not_reused(tmp_path):
         experiment.ensure_dataset(cfg)
 
 
-def test_the_fewshot_tuning_phase_resumes_the_first_phase_with_three_changes():
-    """unipen_fewshot_cpu_tune.cfg (the shipped unipen_styles' second phase) is the first phase's
-    config in the same run directory with three training changes, all resumable."""
+def test_the_fewshot_tuning_phases_resume_the_phase_before_with_a_few_changes():
+    """unipen_fewshot_cpu_tune.cfg and unipen_fewshot_cpu_tune2.cfg (the shipped unipen_styles'
+    second and third phases) are the phase before's config in the same run directory with a
+    few training changes, all resumable."""
     from hw_gan import config as config_lib
 
     first = _dry_run("--flagfile=configs/unipen_fewshot_cpu.cfg")
@@ -90,3 +91,10 @@ def test_the_fewshot_tuning_phase_resumes_the_first_phase_with_three_changes():
             tune["train"]["steps"]) == (1.0, 1.0, 32000)
     assert config_lib.incompatible_changes(config_lib.ExperimentConfig.from_dict(first),
                                            config_lib.ExperimentConfig.from_dict(tune)) == []
+    third = _dry_run("--flagfile=configs/unipen_fewshot_cpu_tune2.cfg")
+    changed = {(section, key) for section, values in tune.items() if isinstance(values, dict)
+               for key in values if values[key] != third[section][key]}
+    assert changed == {("train", "aux_writer_weight"), ("train", "steps")}
+    assert (third["train"]["aux_writer_weight"], third["train"]["steps"]) == (2.0, 44000)
+    assert config_lib.incompatible_changes(config_lib.ExperimentConfig.from_dict(tune),
+                                           config_lib.ExperimentConfig.from_dict(third)) == []
