@@ -24,7 +24,9 @@ def save_style(path, ws, model_info: dict, overwrite: bool = False, **meta) -> N
         raise StyleError(f"style ws {ws.shape} does not match the model "
                          f"({model_info['num_ws']}, {model_info['w_dim']})")
     doc = {"format": STYLE_FORMAT, "format_version": STYLE_VERSION, "model": model_info,
-           **meta, "ws": [[round(float(v), 6) for v in row] for row in ws]}
+           # Every float32 exactly (its double's shortest repr): a style written and read back
+           # draws the very page the style in memory draws.
+           **meta, "ws": [[float(v) for v in row] for row in ws]}
     atomic.write_text(path, json.dumps(doc, ensure_ascii=False) + "\n", overwrite)
 
 
