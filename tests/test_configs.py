@@ -83,18 +83,18 @@ def test_the_fewshot_tuning_phases_resume_the_phase_before_with_a_few_changes():
 
     first = _dry_run("--flagfile=configs/unipen_fewshot_cpu.cfg")
     tune = _dry_run("--flagfile=configs/unipen_fewshot_cpu_tune.cfg")
-    changed = {(section, key) for section, values in first.items() if isinstance(values, dict)
-               for key in values if values[key] != tune[section][key]}
-    assert changed == {("train", "aux_writer_weight"), ("train", "style_ref_augment"),
+    def changed(before, after):
+        return {(section, key) for section, values in before.items() if isinstance(values, dict)
+                for key in values if values[key] != after[section][key]}
+
+    assert changed(first, tune) == {("train", "aux_writer_weight"), ("train", "style_ref_augment"),
                        ("train", "steps")}
     assert (tune["train"]["aux_writer_weight"], tune["train"]["style_ref_augment"],
             tune["train"]["steps"]) == (1.0, 1.0, 32000)
     assert config_lib.incompatible_changes(config_lib.ExperimentConfig.from_dict(first),
                                            config_lib.ExperimentConfig.from_dict(tune)) == []
     third = _dry_run("--flagfile=configs/unipen_fewshot_cpu_tune2.cfg")
-    changed = {(section, key) for section, values in tune.items() if isinstance(values, dict)
-               for key in values if values[key] != third[section][key]}
-    assert changed == {("train", "aux_writer_weight"), ("train", "steps")}
+    assert changed(tune, third) == {("train", "aux_writer_weight"), ("train", "steps")}
     assert (third["train"]["aux_writer_weight"], third["train"]["steps"]) == (2.0, 44000)
     assert config_lib.incompatible_changes(config_lib.ExperimentConfig.from_dict(tune),
                                            config_lib.ExperimentConfig.from_dict(third)) == []

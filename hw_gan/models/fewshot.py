@@ -169,8 +169,7 @@ class TokenAttention(layers.Layer):
         x, tokens = inputs
         h, w, c = x.shape[1], x.shape[2], x.shape[3]
         flat = ops.reshape(x, (-1, h * w, c))
-        norm = flat * ops.rsqrt(ops.mean(ops.square(flat), axis=-1, keepdims=True) + 1e-8)
-        logits = ops.einsum("bpa,bta->bpt", ops.matmul(norm, self.query),
+        logits = ops.einsum("bpa,bta->bpt", ops.matmul(blocks.pixel_norm(flat), self.query),
                             ops.matmul(tokens, self.key)) / float(np.sqrt(TOKEN_KEY))
         picked = ops.matmul(ops.softmax(logits, axis=-1), ops.matmul(tokens, self.value))
         return x + ops.reshape(ops.matmul(picked, self.out), (-1, h, w, c))
@@ -427,8 +426,8 @@ class FontAndStyles(layers.Layer):
         image through `decoder`; the accented letters among them (only those: their marks are
         decoded and placed, the rest pass as drawn) as their base letter + mark (compose)."""
         rows = ops.cast(rows, "int32")
-        base = tf.cast(decoder({"content": self.content_rows(ops.take(self.base_rows, rows, axis=0)),
-                                "style": style}, training=False), tf.float32)
+        content = self.content_rows(ops.take(self.base_rows, rows, axis=0))
+        base = tf.cast(decoder({"content": content, "style": style}, training=False), tf.float32)
         at = tf.where(tf.gather(self.composed, rows) > 0)  # [M, 1]: the accented glyphs
 
         def put_together():

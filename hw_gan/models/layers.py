@@ -98,6 +98,13 @@ def discriminator_inputs(cfg: ModelConfig, uses_writer: bool) -> dict[str, keras
 # Custom layers.
 
 
+def pixel_norm(x, epsilon: float = 1e-8):
+    """x scaled to unit RMS over its last axis, computed in float32, returned in x's dtype."""
+    x32 = ops.cast(x, "float32")
+    x32 = x32 * ops.rsqrt(ops.mean(ops.square(x32), axis=-1, keepdims=True) + epsilon)
+    return ops.cast(x32, x.dtype)
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class PixelNorm(layers.Layer):
     """Normalises each pixel's feature vector to unit RMS over channels (Karras et al. 2018).
@@ -110,9 +117,7 @@ class PixelNorm(layers.Layer):
         self.epsilon = epsilon
 
     def call(self, x):
-        x32 = ops.cast(x, "float32")
-        x32 = x32 * ops.rsqrt(ops.mean(ops.square(x32), axis=-1, keepdims=True) + self.epsilon)
-        return ops.cast(x32, self.compute_dtype)
+        return ops.cast(pixel_norm(x, self.epsilon), self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
