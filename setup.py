@@ -35,6 +35,9 @@ setup(
         "test": ["pytest>=8", "scipy>=1.11",
                  "hypothesis>=6.100",  # the fuzz suites (issue 20)
                  "selenium>=4.20",  # the browser test of hwgan app (Debian's chromium)
+                 # one test process per core (pytest.ini): on a 2-core CPU without AVX-512
+                 # the suite took about 45 min in one process
+                 "pytest-xdist>=3.5",
                  ],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
     },

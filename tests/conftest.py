@@ -1,5 +1,6 @@
 """Test-session set-up: quiet TensorFlow, two logical CPU devices for real 2-replica strategies,
-and small datasets written to temporary directories (tests never need ../shared or a network)."""
+thread pools shared among pytest-xdist workers, and small datasets written to temporary
+directories (tests never need ../shared or a network)."""
 
 import os
 
@@ -12,6 +13,12 @@ import tensorflow as tf  # noqa: E402
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+# Under pytest-xdist (pytest.ini: one worker per core) each worker's ops get its share of the
+# cores rather than every worker a pool as wide as the machine.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    tf.config.threading.set_intra_op_parallelism_threads(
+        max(1, (os.cpu_count() or 1) // _workers))
 
 from data_pipeline.schema import Geometry, GlyphRecord  # noqa: E402
 

@@ -7,7 +7,7 @@ signature), never a 500, a traceback, a hang (every answer within a socket timeo
 leftover file (the export and the working directory are unchanged; no example database).
 
 Bounded for CI: fixed example counts, derandomized (the same cases every run), ~1 minute on
-the project's 2-core machine. The case counts are printed (pytest -s) and kept in
+the project's 2-core machine. The case counts are printed (pytest -s -n 0) and kept in
 docs/results.md."""
 
 from __future__ import annotations
