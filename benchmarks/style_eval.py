@@ -2,6 +2,7 @@
 
   python benchmarks/style_eval.py --model_dir runs/unipen_stylegan_cpu \
       [--data_dir data/unipen32_writers] [--ks 5,10,20] [--steps 150] \
+      [--char_judge_steps N] \
       [--out_json runs/unipen_stylegan_cpu/style_eval.json] [--picture docs/img/stylegan_heldout.png] \
       [--capture pen=0.09[,size=64,dpi=200,repeats=3,seed=0] [--capture_cache FILE.npz]]
 
@@ -17,6 +18,11 @@ printed template sheets, photographed, extracted as `hwgan extract` does), targe
 printed beside the clean one with the bar of issue 18 (legibility >= 0.9, writer match >= 5x
 chance, FID below the mean style's). Needs a dataset of the ink source and its stroke files
 (--strokes if they moved); --capture_cache keeps the re-captured glyphs between runs.
+
+--export PATH (in place of --model_dir, with --data_dir): a fewshot export scored through its
+own signatures (hw_gan.inversion.export_model; a shipped model's name works), e.g. the shipped
+unipen_styles with --char_judge_steps 1500, the judge its run trained (cached in the dataset's
+judges/ folder, or trained there once).
 """
 
 import argparse
@@ -37,8 +43,11 @@ PARAGRAPH = ("Dear Anna, thank you for the flowers and the lovely card. I am fee
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model_dir", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model_dir")
+    which.add_argument("--export", help="a fewshot export (needs --data_dir)")
     p.add_argument("--data_dir", help="default: the run's data_dir")
+    p.add_argument("--char_judge_steps", type=int, help="default: the run's --judge_steps")
     p.add_argument("--ks", default="5,10,20")
     p.add_argument("--steps", type=int, default=150, help="projection steps")
     p.add_argument("--ablations_k", type=int, default=10)
@@ -56,7 +65,14 @@ def main() -> int:
     from hw_gan.inversion import evaluate as style_eval
     from hw_gan.inversion import ProjectionConfig, load_model
 
-    model = load_model(args.model_dir)
+    if args.export:
+        from hw_gan.inversion.export_model import ExportFewShotModel
+
+        if not args.data_dir:
+            p.error("--export needs --data_dir (an export records no dataset)")
+        model = ExportFewShotModel(args.export)
+    else:
+        model = load_model(args.model_dir)
     data_dir = args.data_dir or model.cfg.data.data_dir
     projection = ProjectionConfig(steps=args.steps)
     references = None
@@ -71,6 +87,7 @@ def main() -> int:
     result = style_eval.evaluate_styles(
         model, data_dir, ks=[int(k) for k in args.ks.split(",")], projection=projection,
         ablations_k=args.ablations_k, writer_judge_steps=args.writer_judge_steps,
+        char_judge_steps=args.char_judge_steps,
         max_targets=args.max_targets, references=references,
         log=lambda m: print(m, flush=True))
     if references is not None:
@@ -114,7 +131,7 @@ def main() -> int:
         atomic.write_bytes(args.picture, png.tobytes())
     result.pop("_picture")
     result["model_dir"], result["data_dir"], result["projection_steps"] = (
-        args.model_dir, data_dir, args.steps)
+        args.model_dir or str(model.path), data_dir, args.steps)
     text = json.dumps(result, indent=1)
     if args.out_json:
         atomic.write_text(args.out_json, text + "\n")

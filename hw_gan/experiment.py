@@ -187,6 +187,7 @@ def export(cfg: config_lib.ExperimentConfig, trainer, manifest: dict, overwrite:
         log("export: the training writers' styles and the font's content table ...")
         generator, style_parts = trainer.serving_generator(untrained)
         metadata[export_lib.STYLE_CHARSET_KEY] = "".join(chr(c) for c in style_parts[2])
+        metadata[export_lib.UNTRAINED_CHARS_KEY] = cfg.data.holdout_chars
     log(f"export: writing {Path(cfg.runtime.export_dir) / name} ...")
     path = export_lib.export_model(
         generator, cfg.model, manifest["charset"], manifest["writers"],

@@ -73,7 +73,8 @@ from hw_gan.export.names import (BUILTIN_SIGNATURES, CHAR_ID_MESSAGE, CHARSET_FI
                                  METADATA, METADATA_FILE, SERVING_DEFAULT, STYLE_CHARSET_KEY,
                                  STYLE_IMAGE_COUNT_MESSAGE, STYLE_SIGNATURES, TOO_LONG_MESSAGE,
                                  UNKNOWN_CHAR_MESSAGE, UNKNOWN_WRITER_MESSAGE,
-                                 UNTRAINED_WRITER_MESSAGE, UNTRAINED_WRITERS_KEY, WRITE,
+                                 UNTRAINED_CHARS_KEY, UNTRAINED_WRITER_MESSAGE,
+                                 UNTRAINED_WRITERS_KEY, WRITE,
                                  WRITER_COUNT_MESSAGE, WRITER_GEOMETRY_KEY,
                                  WRITER_ID_COUNT_MESSAGE, WRITER_ID_MESSAGE, WRITERS_FILE)
 from hw_gan.export.saved_model import (SignatureBuilder, default_signatures, export_generator,

@@ -16,6 +16,9 @@ METADATA_FILE = "hwgan.json"
 UNTRAINED_WRITERS_KEY = "untrained_writers"  # writers with a row but no training glyphs
 WRITER_GEOMETRY_KEY = "writer_geometry"  # {writer: {char: [top, bottom]}}
 STYLE_CHARSET_KEY = "style_charset"  # fewshot: every character a style can draw (one string)
+# fewshot: charset characters training held out (one string); they and every character outside
+# the charset are drawn in styles kept near the mean (models.fewshot.limit_untrained)
+UNTRAINED_CHARS_KEY = "untrained_chars"
 STYLE_METHOD_KEY = "style_method"  # stylegan: extract_style's default method, set by `hwgan ship`
 STYLE_METHODS = ("encoder", "both")  # what an export's extract_style offers (steps 0 / > 0)
 
@@ -76,7 +79,7 @@ __all__ = [
     "FONT_CHAR_MESSAGE", "SERVING_DEFAULT", "STYLE_FINITE_MESSAGE", "STYLE_IMAGE_CAP_MESSAGE",
     "STYLE_CHARSET_KEY", "STYLE_IMAGE_COUNT_MESSAGE", "STYLE_SIGNATURES", "STYLE_STEPS_MESSAGE", "TEXT_CHARS_MESSAGE",
     "TOO_LONG_MESSAGE", "default_style_method", "WRITE_WITH_STYLE", "TOO_MANY_PIXELS_MESSAGE", "UNKNOWN_CHAR_MESSAGE",
-    "UNKNOWN_WRITER_MESSAGE", "UNTRAINED_WRITERS_KEY", "UNTRAINED_WRITER_MESSAGE", "WRITE",
+    "UNKNOWN_WRITER_MESSAGE", "UNTRAINED_CHARS_KEY", "UNTRAINED_WRITERS_KEY", "UNTRAINED_WRITER_MESSAGE", "WRITE",
     "WRITERS_FILE", "WRITER_COUNT_MESSAGE", "WRITER_GEOMETRY_KEY", "WRITER_ID_COUNT_MESSAGE",
     "WRITER_ID_MESSAGE",
 ]

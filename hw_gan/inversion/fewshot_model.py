@@ -21,8 +21,6 @@ from hw_gan.inversion.model import restore_run
 from hw_gan.models import fewshot
 
 METHODS = ("encoder",)
-MEAN_STYLE_WRITERS = 400  # training writers averaged for the mean style
-MEAN_STYLE_K = 10
 
 
 def _per_glyph(ws, n: int) -> np.ndarray:
@@ -39,7 +37,6 @@ class FewShotModel:
     def __init__(self, model_dir, checkpoint: Optional[str] = None):
         cfg = restore_run(self, model_dir, checkpoint)
         self.holdout_chars = cfg.data.holdout_chars
-        self._mean = None
 
     # -- styles ----------------------------------------------------------------------------------
     def encode(self, images, chars, mask=None):
@@ -57,20 +54,17 @@ class FewShotModel:
             raise StyleError(str(e)) from None
 
     def mean_ws(self, n: int) -> np.ndarray:
-        """The mean style of the training writers (k = MEAN_STYLE_K glyphs each, from the
-        trainer's loaded references), n times."""
-        if self._mean is None:
-            _, _, writers = self.trainer.writer_references()
-            ws = np.unique(writers)[:MEAN_STYLE_WRITERS]
-            self._mean = self.trainer.encode_reference_sets(ws, MEAN_STYLE_K, 0, 31).mean(0)
-        return np.tile(self._mean[None], (n, 1))
+        """The mean style of the training writers (the export's mean_style: the mean of their
+        styles as its tables hold them), n times."""
+        return np.tile(self.trainer.style_statistics()[0][None], (n, 1))
 
     # -- drawing ---------------------------------------------------------------------------------
     def generate(self, ws, chars) -> np.ndarray:
         """Float [-1, 1] glyphs [N, R, R, 1]: styles [N, D] (or [D] / [1, D] for all) x
         training char ids [N]."""
         chars = np.asarray(chars, np.int32)
-        return self.trainer.draw(_per_glyph(ws, len(chars)), self.trainer.content(chars).numpy())
+        return self.trainer.draw(_per_glyph(ws, len(chars)), self.trainer.content(chars).numpy(),
+                                 labels=self.trainer.labels_of(chars))
 
     def generate_labels(self, ws, labels: Sequence[str]) -> np.ndarray:
         """Like `generate`, for any characters the content font covers (font.FontCoverageError

@@ -378,20 +378,38 @@ def compose(base, mark, boxes, composed):
 # -- the serving generator: the other families' {z, char, writer} contract --------------------------
 
 
+def limit_untrained(styles, trained, mean, spread, clip):
+    """Styles [B, D] of glyphs whose character the model never trained on (`trained` [B] bool
+    False) kept within mean +- clip x spread in each dimension (mean, spread [D]: the training
+    writers'); the others unchanged. The decoder draws a character it never saw from its font
+    image well only near the mean style: a writer's far-off dimensions turn it into a scrawl
+    (docs/results.md, issue 18). clip None: every style unchanged."""
+    styles = tf.convert_to_tensor(styles, tf.float32)
+    if clip is None:
+        return styles
+    bound = float(clip) * tf.convert_to_tensor(spread, tf.float32)
+    mean = tf.convert_to_tensor(mean, tf.float32)
+    limited = tf.clip_by_value(styles, mean - bound, mean + bound)
+    return tf.where(tf.reshape(tf.cast(trained, tf.bool), [-1, 1]), styles, limited)
+
+
 @keras.saving.register_keras_serializable(package="hw_gan")
 class FontAndStyles(layers.Layer):
     """{z, char, writer} -> (content [B, R, R, 1] in [-1, 1], style [B, D]) from two tables it
     holds as weights: the font's content images (uint8 [C, R, R], every code point the content
     font covers, `rows[i]` the row of training char i) and the training writers' style codes
     [W, D]. Each glyph's style is jittered by `variation` x the writers' spread x z (the first D
-    entries of z, tiled when D > latent_dim), so repeated letters are not identical."""
+    entries of z, tiled when D > latent_dim), so repeated letters are not identical. A content
+    row whose character training never saw (`trained` 0) is drawn in its style limited to the
+    mean +- `untrained_clip` x spread (limit_untrained; None: not limited)."""
 
     def __init__(self, num_contents: int, resolution: int, num_chars: int, num_writers: int,
-                 style_size: int, variation: float = 0.0, **kwargs):
+                 style_size: int, variation: float = 0.0, untrained_clip=None, **kwargs):
         super().__init__(**kwargs)
         self.num_contents, self.resolution = int(num_contents), int(resolution)
         self.num_chars, self.num_writers = int(num_chars), int(num_writers)
         self.style_size, self.variation = int(style_size), float(variation)
+        self.untrained_clip = None if untrained_clip is None else float(untrained_clip)
 
     def build(self, input_shape=None):
         r = self.resolution
@@ -415,6 +433,21 @@ class FontAndStyles(layers.Layer):
                                      initializer="zeros", name="composition_boxes")
         self.composed = self.add_weight(shape=(c,), dtype="int32", trainable=False,
                                         initializer="zeros", name="composed")
+        self.trained = self.add_weight(shape=(c,), dtype="int32", trainable=False,
+                                       initializer="ones", name="trained_rows")
+
+    def mean_style(self):
+        """[D]: the mean of the trained writers' styles (rows not all zero)."""
+        trained = tf.reduce_sum(tf.abs(self.styles), 1) > 0
+        return tf.reduce_mean(tf.boolean_mask(tf.convert_to_tensor(self.styles), trained), 0)
+
+    def limit(self, style, rows):
+        """`style` [B, D] of content rows [B], limited where training never saw the row's
+        character (limit_untrained)."""
+        if self.untrained_clip is None:
+            return style
+        return limit_untrained(style, tf.gather(self.trained, rows) > 0, self.mean_style(),
+                               self.spread, self.untrained_clip)
 
     def content_rows(self, rows):
         """Font images [B, R, R, 1] in [-1, 1] of content-table rows [B]."""
@@ -426,14 +459,18 @@ class FontAndStyles(layers.Layer):
         image through `decoder`; the accented letters among them (only those: their marks are
         decoded and placed, the rest pass as drawn) as their base letter + mark (compose)."""
         rows = ops.cast(rows, "int32")
-        content = self.content_rows(ops.take(self.base_rows, rows, axis=0))
-        base = tf.cast(decoder({"content": content, "style": style}, training=False), tf.float32)
+        base_rows = ops.take(self.base_rows, rows, axis=0)
+        base = tf.cast(decoder({"content": self.content_rows(base_rows),
+                                "style": self.limit(style, base_rows)}, training=False),
+                       tf.float32)
         at = tf.where(tf.gather(self.composed, rows) > 0)  # [M, 1]: the accented glyphs
 
         def put_together():
             mine = tf.gather(rows, at[:, 0])
-            mark = decoder({"content": self.content_rows(tf.gather(self.mark_rows, mine)),
-                            "style": tf.gather(style, at[:, 0])}, training=False)
+            mark_rows = tf.gather(self.mark_rows, mine)
+            mark = decoder({"content": self.content_rows(mark_rows),
+                            "style": self.limit(tf.gather(style, at[:, 0]), mark_rows)},
+                           training=False)
             done = compose(tf.gather(base, at[:, 0]), mark, tf.gather(self.boxes, mine),
                            tf.ones_like(mine, tf.bool))
             return tf.tensor_scatter_nd_update(base, at, done)
@@ -448,27 +485,30 @@ class FontAndStyles(layers.Layer):
         return variation * self.spread[None] * noise
 
     def call(self, z, chars, writers):
-        content = self.content_rows(ops.take(self.rows, ops.cast(chars, "int32"), axis=0))
+        rows = ops.take(self.rows, ops.cast(chars, "int32"), axis=0)
         style = ops.take(self.styles, ops.cast(writers, "int32"), axis=0)
-        return content, style + self.jitter(ops.cast(z, "float32"), self.variation)
+        style = style + self.jitter(ops.cast(z, "float32"), self.variation)
+        return self.content_rows(rows), self.limit(style, rows)
 
     def get_config(self):
         return {**super().get_config(), "num_contents": self.num_contents,
                 "resolution": self.resolution, "num_chars": self.num_chars,
                 "num_writers": self.num_writers, "style_size": self.style_size,
-                "variation": self.variation}
+                "variation": self.variation, "untrained_clip": self.untrained_clip}
 
 
 def build_serving_generator(cfg: ModelConfig, decoder: keras.Model, contents, char_rows,
                             writer_styles, variation: float = 0.1,
-                            composition=None) -> keras.Model:
+                            composition=None, trained_rows=None,
+                            untrained_clip=None) -> keras.Model:
     """The exportable generator: {z [B, latent_dim], char [B], writer [B]} -> glyph, like the
     other families, with `decoder` (shared weights) drawing each character's font image
     (`contents` uint8 [C, R, R], `char_rows` [num_chars]) in its writer's style
     (`writer_styles` [W, D], from their training glyphs). Layer TABLES holds the
     tables for the style signatures (any character the font covers, any style), with
     `composition` (font.composition_table of the content rows: accented letters drawn as base +
-    mark; None: every row as it is)."""
+    mark; None: every row as it is) and `trained_rows` (bool per content row: training saw its
+    character; None: every row) with `untrained_clip` (FontAndStyles)."""
     contents = np.asarray(contents, np.uint8)
     writer_styles = np.asarray(writer_styles, np.float32)
     r = cfg.resolution
@@ -476,7 +516,7 @@ def build_serving_generator(cfg: ModelConfig, decoder: keras.Model, contents, ch
               "char": keras.Input((), dtype="int32", name="char"),
               "writer": keras.Input((), dtype="int32", name="writer")}
     tables = FontAndStyles(len(contents), r, len(char_rows), len(writer_styles),
-                           writer_styles.shape[1], variation, name=TABLES)
+                           writer_styles.shape[1], variation, untrained_clip, name=TABLES)
     content, style = tables(inputs["z"], inputs["char"], inputs["writer"])
     image = decoder({"content": content, "style": style})
     model = keras.Model(inputs, image, name="fewshot_serving_generator")
@@ -486,6 +526,8 @@ def build_serving_generator(cfg: ModelConfig, decoder: keras.Model, contents, ch
     tables.styles.assign(writer_styles)
     tables.spread.assign(trained.std(0) if len(trained) > 1 else np.zeros(
         writer_styles.shape[1], np.float32))
+    if trained_rows is not None:
+        tables.trained.assign(np.asarray(trained_rows, bool).astype(np.int32))
     if composition is not None:
         base_rows, mark_rows, boxes, composed = composition
         tables.base_rows.assign(np.asarray(base_rows, np.int32))

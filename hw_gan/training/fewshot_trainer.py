@@ -35,6 +35,11 @@ REFERENCES = 10  # a training writer's glyphs `generate` takes their style from
 REFERENCE_LIMIT = 40000  # training glyphs loaded for that
 EXPORT_REFERENCES = 20  # a training writer's glyphs their exported style is read from
 SERVING_VARIATION = 0.1  # the export's default jitter of a writer's style per glyph
+# A character training never saw is drawn in its style kept within the training writers' mean
+# +- this many standard deviations per dimension (fewshot.limit_untrained): chosen on 54
+# TRAINING writers' Q q Z & @ (the shipped model's held-out characters), the largest bound whose
+# glyphs the character judge reads as well as the mean style's (docs/results.md, issue 18).
+UNTRAINED_STYLE_CLIP = 0.35
 
 
 REF_AUGMENT_SALT = 911  # the stateless seed's salt of the references' disturbance
@@ -78,6 +83,9 @@ class FewShotTrainer(GANTrainer):
         self._real = None
         self._grid = None
         self._refs = None
+        self._statistics = None
+        holdout = set(cfg.data.holdout_chars)
+        self.trained_labels = frozenset(c for c in manifest["charset"] if c not in holdout)
 
     def content(self, chars):
         """Font images [B, R, R, 1] in [-1, 1] of training char ids [B]."""
@@ -174,11 +182,29 @@ class FewShotTrainer(GANTrainer):
         set_style, head = fewshot.set_style_parts(self.ema_generator)
         return tf.cast(head(set_style(images, contents, mask), training=False), tf.float32)
 
-    def draw(self, styles, contents, batch: int = 512) -> np.ndarray:
+    def style_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, spread) [D] of the training writers' styles (`writer_styles`, as the export's
+        tables hold them: its mean_style and per-glyph jitter use the same)."""
+        if self._statistics is None:
+            styles = self.writer_styles()
+            styles = styles[np.abs(styles).sum(1) > 0]
+            self._statistics = (styles.mean(0), styles.std(0) if len(styles) > 1
+                                else np.zeros(styles.shape[1], np.float32))
+        return self._statistics
+
+    def draw(self, styles, contents, batch: int = 512, labels=None) -> np.ndarray:
         """Float [-1, 1] glyphs [N, R, R, 1] (EMA decoder): styles [N, D] x font images
-        `contents` [N, R, R, 1] in [-1, 1]."""
+        `contents` [N, R, R, 1] in [-1, 1]. With the glyphs' `labels`, those of characters
+        training never saw are drawn in styles limited as the export limits them
+        (fewshot.limit_untrained, UNTRAINED_STYLE_CLIP)."""
         _, _, decoder = fewshot.parts(self.ema_generator)
         styles = np.asarray(styles, np.float32)
+        trained = None if labels is None else np.array([c in self.trained_labels
+                                                        for c in labels], bool)
+        if trained is not None and not trained.all():
+            mean, spread = self.style_statistics()
+            styles = fewshot.limit_untrained(styles, trained, mean, spread,
+                                             UNTRAINED_STYLE_CLIP).numpy()
         contents = np.asarray(contents, np.float32)
         out = [decoder({"content": contents[i:i + batch], "style": styles[i:i + batch]},
                        training=False).numpy() for i in range(0, len(contents), batch)]
@@ -193,13 +219,14 @@ class FewShotTrainer(GANTrainer):
         r = self.cfg.model.resolution
         comps = [font.composition(label, r) if len(label) == 1 else None for label in labels]
         base = [c.base if c else label for c, label in zip(comps, labels)]
-        glyphs = self.draw(styles, to_float(font.content_images(base, r))[..., None], batch)
+        glyphs = self.draw(styles, to_float(font.content_images(base, r))[..., None], batch,
+                           base)
         at = [i for i, c in enumerate(comps) if c]  # only these get a mark drawn and placed
         if not at:
             return glyphs
+        mark = [comps[i].mark for i in at]
         marks = self.draw(np.asarray(styles, np.float32)[at],
-                          to_float(font.content_images([comps[i].mark for i in at], r))[..., None],
-                          batch)
+                          to_float(font.content_images(mark, r))[..., None], batch, mark)
         boxes = np.stack([comps[i].boxes for i in at])
         glyphs[at] = fewshot.compose(glyphs[at], marks, boxes, np.ones(len(at), bool)).numpy()
         return glyphs
@@ -231,9 +258,11 @@ class FewShotTrainer(GANTrainer):
                                  "content table")
             rows.append(where[ord(label)])
         glyph_net, head, decoder = fewshot.parts(self.ema_generator)
+        trained = [chr(c) in self.trained_labels for c in codes]
         model = fewshot.build_serving_generator(self.cfg.model, decoder, contents, rows,
                                                 self.writer_styles(untrained), variation,
-                                                font.composition_table(codes, r))
+                                                font.composition_table(codes, r), trained,
+                                                UNTRAINED_STYLE_CLIP)
         return model, (glyph_net, head, codes)
 
     def writer_references(self):
@@ -277,4 +306,10 @@ class FewShotTrainer(GANTrainer):
         wanted = np.unique(writer_ids)
         styles = self.encode_reference_sets(wanted, REFERENCES, seed, 77)
         row = np.searchsorted(wanted, writer_ids)
-        return self.draw(styles[row], self.content(char_ids).numpy(), batch)
+        return self.draw(styles[row], self.content(char_ids).numpy(), batch,
+                         self.labels_of(char_ids))
+
+    def labels_of(self, char_ids) -> list:
+        """The training charset's labels of char ids."""
+        charset = self.manifest["charset"]
+        return [charset[int(c)] for c in np.asarray(char_ids).reshape(-1)]

@@ -155,6 +155,18 @@ def test_place_scales_a_glyphs_ink_into_a_box_keeping_its_shape():
     assert out[1].max() == pytest.approx(-1.0)  # nothing to place: paper
 
 
+def test_untrained_characters_styles_are_kept_near_the_mean_and_the_others_left_alone():
+    mean = np.array([0.0, 1.0, -1.0], np.float32)
+    spread = np.array([1.0, 2.0, 0.5], np.float32)
+    styles = np.array([[3.0, 1.5, -1.1], [3.0, 1.5, -1.1], [-0.2, -4.0, 2.0]], np.float32)
+    out = fewshot.limit_untrained(styles, [True, False, False], mean, spread, 0.5).numpy()
+    np.testing.assert_array_equal(out[0], styles[0])
+    np.testing.assert_allclose(out[1], [0.5, 1.5, -1.1])  # within the bounds: kept
+    np.testing.assert_allclose(out[2], [-0.2, 0.0, -0.75])
+    np.testing.assert_array_equal(
+        fewshot.limit_untrained(styles, [False] * 3, mean, spread, None).numpy(), styles)
+
+
 def test_compose_puts_base_and_mark_copies_in_their_boxes_and_passes_others_through():
     base = np.stack([_bar(2, 8, 30, 24), _bar(2, 8, 30, 24)])
     mark = np.stack([_bar(0, 12, 32, 20), _bar(0, 12, 32, 20)])  # a tall stroke
@@ -433,11 +445,27 @@ def test_fewshot_export_draws_writers_by_name_and_any_character_in_a_style(train
                                atol=1)
     plain = to_uint8(tf.constant(model.trainer.draw(
         np.repeat(ex["style"].numpy(), 2, 0),
-        to_float(font.content_images(["é", "e"], 32))[..., None]))).numpy()
+        to_float(font.content_images(["é", "e"], 32))[..., None], labels=["é", "e"]))).numpy()
     assert not np.array_equal(python.numpy()[0], plain[0])  # é is not its font image's drawing
     np.testing.assert_array_equal(python.numpy()[3], plain[1])  # e is
     mean = sig["mean_style"]()["style"].numpy()
     np.testing.assert_allclose(mean[0], styles[np.abs(styles).sum(1) > 0].mean(0), atol=1e-5)
+    # Characters training never saw ('e' held out, '€' outside the charset) are drawn in the
+    # style limited to the mean +- UNTRAINED_STYLE_CLIP spreads: two far-off styles on the same
+    # side draw them alike (both at the bound), and a trained 'a' apart.
+    mean_s, spread = model.trainer.style_statistics()
+    np.testing.assert_allclose(mean[0], mean_s, atol=1e-5)
+    sign = np.where(np.arange(len(mean_s)) % 2, 1.0, -1.0).astype(np.float32)
+    far = (mean_s + 6.0 * spread * sign)[None]
+    farther = (mean_s + 9.0 * spread * sign)[None]
+    drawn = [sig["glyphs_with_style"](chars=tf.constant(["e", "€", "a"]), style=tf.constant(s),
+                                      seed=tf.constant(1, tf.int64),
+                                      variation=tf.constant(0.0))["images"].numpy()
+             for s in (far, farther)]
+    np.testing.assert_array_equal(drawn[0][:2], drawn[1][:2])
+    assert not np.array_equal(drawn[0][2], drawn[1][2])
+    python_far = to_uint8(tf.constant(model.generate_labels(far[0], ["e", "€", "a"]))).numpy()
+    np.testing.assert_allclose(drawn[0].astype(int), python_far.astype(int), atol=1)
     with pytest.raises(tf.errors.InvalidArgumentError, match="content font cannot draw"):
         sig["glyphs_with_style"](chars=tf.constant(["a", "中"]), style=ex["style"],
                                  seed=tf.constant(1, tf.int64), variation=tf.constant(0.0))
@@ -528,3 +556,69 @@ def test_write_with_style_in_the_graph_matches_the_python_renderer(trained, expo
         fn(text=tf.constant("ab"), style=tf.constant(style * np.nan),
            seed=tf.constant(1, tf.int64), variation=tf.constant(0.0),
            line_width=tf.constant(width))
+
+
+def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(exported, tmp_path):
+    """hw_gan.export.rebuild: the same weights, styles and drawing of trained characters; the
+    held-out characters recorded; bad input refused by name."""
+    import json
+
+    from hw_gan.export import rebuild
+
+    from pathlib import Path
+
+    with open(Path(exported) / "assets" / "hwgan.json", encoding="utf-8") as f:
+        info = json.load(f)
+    assert info["untrained_chars"] == "e"
+    out = rebuild.rebuild_fewshot(exported, tmp_path, "again")
+    with open(out / "assets" / "hwgan.json", encoding="utf-8") as f:
+        again_info = json.load(f)
+    assert again_info["untrained_chars"] == "e"
+    assert again_info["writers"] == info["writers"] and again_info["limits"] == info["limits"]
+    old, new = (tf.saved_model.load(str(p)) for p in (exported, out))
+    images = tf.constant(np.arange(3 * 32 * 32).reshape(3, 32, 32, 1) % 251, tf.uint8)
+    chars = tf.constant(["a", "b", "c"])
+    styles = [m.signatures["extract_style"](images=images, chars=chars, steps=tf.constant(0))
+              ["style"].numpy() for m in (old, new)]
+    np.testing.assert_array_equal(styles[0], styles[1])
+    drawn = [m.signatures["glyphs_with_style"](
+        chars=tf.constant(list("abé€e")), style=tf.constant(styles[0]),
+        seed=tf.constant(2, tf.int64), variation=tf.constant(0.1))["images"].numpy()
+        for m in (old, new)]
+    np.testing.assert_array_equal(drawn[0], drawn[1])
+    np.testing.assert_array_equal(old.signatures["mean_style"]()["style"].numpy(),
+                                  new.signatures["mean_style"]()["style"].numpy())
+    assert rebuild.main([str(exported), str(tmp_path), "more", "--untrained_chars", "e中"]) == 2
+    with pytest.raises(FileExistsError):
+        rebuild.rebuild_fewshot(exported, tmp_path, "again")
+
+
+def test_an_export_is_scored_as_its_run_is_through_its_own_signatures(trained, exported,
+                                                                       data_dir):
+    """hw_gan.inversion.export_model: the held-out evaluation of an export (no run directory)
+    reads the same styles and draws the same glyphs as the run, up to uint8 rounding."""
+    from hw_gan.inversion import StyleError, load_model
+    from hw_gan.inversion import evaluate as style_eval
+    from hw_gan.inversion.export_model import ExportFewShotModel
+
+    run, export = load_model(trained), ExportFewShotModel(exported)
+    assert export.charset == run.charset and export.holdout_chars == "e"
+    assert export.resolution == 32
+    rng = np.random.default_rng(5)
+    x = np.round(rng.uniform(0, 255, (2, 3, 32, 32, 1))).astype("float32") / 127.5 - 1
+    c = np.array([[0, 1, 2], [2, 3, 0]], np.int32)
+    m = np.array([[1, 1, 0], [1, 1, 1]], np.float32)
+    styles = export.extract(x, c, m)
+    np.testing.assert_allclose(styles, run.extract(x, c, m), atol=1e-4)
+    e = run.charset.index("e")
+    ids = np.array([0, e, 4, e])
+    ws = np.repeat(styles, 2, 0)
+    np.testing.assert_allclose(export.generate(ws, ids), run.generate(ws, ids), atol=2.5 / 255)
+    np.testing.assert_allclose(export.mean_ws(2), run.mean_ws(2), atol=1e-5)
+    with pytest.raises(StyleError, match="at least one reference"):
+        export.extract(x, c, np.array([[1, 1, 1], [0, 0, 0]], np.float32))
+    result = style_eval.evaluate_styles(
+        export, data_dir, ks=(1,), writer_judge_steps=3, char_judge_steps=3, max_targets=4,
+        log=lambda msg: None, cache_dir=trained / "judges")
+    assert [r["method"] for r in result["table"]][-1] == (style_eval.FEWSHOT_METHOD
+                                                         + style_eval.UNSEEN)

@@ -121,10 +121,7 @@ class _FewShotSignatures:
 
         @tf.function(input_signature=[])
         def fn():
-            styles = tf_variable(tables.styles)
-            trained = tf.reduce_sum(tf.abs(styles), 1) > 0
-            return {"style": tf.reduce_mean(tf.boolean_mask(styles, trained), 0,
-                                            keepdims=True)}
+            return {"style": tables.mean_style()[None]}
 
         return fn
 

@@ -1,0 +1,137 @@
+"""A fewshot export rebuilt with this checkout's graph from an existing export's weights, for when
+the run directory that made it is gone (a shipped model) and the export's drawing changed:
+
+  python -m hw_gan.export.rebuild OLD_EXPORT EXPORT_ROOT NAME [--version 1] [--overwrite]
+      [--untrained_chars "QqZ&@"]
+
+The decoder, the style glyph net and head are built from the export's model_config and take the
+export's weights by variable name; the training writers' styles are the export's own table; the
+font's content table, the accented letters' composition and the limit on styles of characters
+training never saw (fewshot.limit_untrained) are this checkout's. `--untrained_chars`: charset
+characters training held out (an export made before hwgan.json recorded them; default: what it
+records, else none). Outputs are written to a temporary name and renamed when complete
+(export_generator); bad input exits with one line naming the path or field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from data_pipeline import font
+from hw_gan.config import ModelConfig
+from hw_gan.export.limits import ExportLimits
+from hw_gan.export.loader import resolve_export_path
+from hw_gan.export.module import tf_variable
+from hw_gan.export.names import (METADATA_FILE, STYLE_CHARSET_KEY, UNTRAINED_CHARS_KEY,
+                                 UNTRAINED_WRITERS_KEY, WRITER_GEOMETRY_KEY)
+from hw_gan.export.saved_model import export_model
+from hw_gan.models import fewshot
+
+__all__ = ["RebuildError", "rebuild_fewshot", "main"]
+
+
+class RebuildError(ValueError):
+    """An export that cannot be rebuilt (the message names the path or field)."""
+
+
+def _weights(module) -> dict:
+    """{variable name: value} of a loaded export's generator and style variables."""
+    out = {}
+    for attr in ("generator_variables", "fewshot_style_variables"):
+        for v in getattr(module, attr, None) or ():
+            out[v.name] = v.numpy()
+    return out
+
+
+def _assign(models, weights: dict, where: Path) -> None:
+    for model in models:
+        for v in model.weights:
+            name = tf_variable(v).name
+            if name not in weights:
+                raise RebuildError(f"{where}: the export has no weight {name!r} for "
+                                   f"{model.name} (made by another architecture?)")
+            if tuple(weights[name].shape) != tuple(v.shape):
+                raise RebuildError(f"{where}: weight {name!r} is {weights[name].shape} in the "
+                                   f"export, {tuple(v.shape)} in this checkout's {model.name}")
+            v.assign(weights[name])
+
+
+def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
+                    untrained_chars: Optional[str] = None, overwrite: bool = False) -> Path:
+    """The export at `old` (a fewshot SavedModel version dir, `.../name`, or a shipped model's
+    name) written again as `export_root/name/version` with this checkout's graph (module doc).
+    Returns the new version directory."""
+    from hw_gan.training.fewshot_trainer import SERVING_VARIATION, UNTRAINED_STYLE_CLIP
+
+    path = resolve_export_path(old)
+    info_path = path / "assets" / METADATA_FILE
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RebuildError(f"{info_path}: cannot read the export's metadata ({e})") from None
+    if info.get("family") != "fewshot":
+        raise RebuildError(f"{info_path}: family is {info.get('family')!r}; only a fewshot export "
+                           "can be rebuilt")
+    cfg = ModelConfig(**info["model_config"])
+    charset, writers = list(info["charset"]), list(info["writers"])
+    if untrained_chars is None:
+        untrained_chars = info.get(UNTRAINED_CHARS_KEY, "")
+    strays = [c for c in untrained_chars if c not in charset]
+    if strays:
+        raise RebuildError(f"--untrained_chars: {''.join(strays)!r} not in the export's charset")
+    module = tf.saved_model.load(str(path))
+    weights = _weights(module)
+    glyph_net, head, decoder = fewshot.parts(fewshot.build_generator(cfg))
+    _assign((glyph_net, head, decoder), weights, path)
+    styles = weights.get(f"{fewshot.TABLES}/writer_styles:0")
+    if styles is None or styles.shape[0] != len(writers):
+        raise RebuildError(f"{path}: no table of {len(writers)} writer styles in the export")
+    codes, contents = font.content_table(cfg.resolution)
+    old_contents = weights.get(f"{fewshot.TABLES}/contents:0")
+    if old_contents is None or not np.array_equal(old_contents, contents):
+        raise RebuildError(f"{path}: its font content table is not this checkout's (another "
+                           "font version); retrain or export from the run")
+    where = {chr(int(c)): i for i, c in enumerate(codes)}
+    rows = [where[label] for label in charset]
+    trained = [chr(int(c)) in set(charset) - set(untrained_chars) for c in codes]
+    generator = fewshot.build_serving_generator(
+        cfg, decoder, contents, rows, styles, SERVING_VARIATION,
+        font.composition_table(codes, cfg.resolution), trained, UNTRAINED_STYLE_CLIP)
+    metadata = {STYLE_CHARSET_KEY: "".join(chr(int(c)) for c in codes),
+                UNTRAINED_CHARS_KEY: untrained_chars}
+    return export_model(generator, cfg, charset, writers, export_root, name, version,
+                        overwrite=overwrite, style_parts=(glyph_net, head, codes),
+                        untrained_writers=info.get(UNTRAINED_WRITERS_KEY, ()),
+                        writer_geometry=info.get(WRITER_GEOMETRY_KEY),
+                        metadata=metadata, limits=ExportLimits(**info["limits"]))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hw_gan.export.rebuild", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("old", help="the export to rebuild (version dir, .../name, or a shipped name)")
+    p.add_argument("export_root")
+    p.add_argument("name")
+    p.add_argument("--version", type=int, default=1)
+    p.add_argument("--untrained_chars", default=None)
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        out = rebuild_fewshot(args.old, args.export_root, args.name, args.version,
+                              untrained_chars=args.untrained_chars, overwrite=args.overwrite)
+    except (RebuildError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
