@@ -20,7 +20,7 @@ chance, FID below the mean style's). Needs a dataset of the ink source and its s
 (--strokes if they moved); --capture_cache keeps the re-captured glyphs between runs.
 
 --export PATH (in place of --model_dir, with --data_dir): a fewshot export scored through its
-own signatures (hw_gan.inversion.export_model; a shipped model's name works), e.g. the shipped
+own signatures (hw_gan.export.style_model; a shipped model's name works), e.g. the shipped
 unipen_styles with --char_judge_steps 1500, the judge its run trained (cached in the dataset's
 judges/ folder, or trained there once).
 """
@@ -66,7 +66,7 @@ def main() -> int:
     from hw_gan.inversion import ProjectionConfig, load_model
 
     if args.export:
-        from hw_gan.inversion.export_model import ExportFewShotModel
+        from hw_gan.export.style_model import ExportFewShotModel
 
         if not args.data_dir:
             p.error("--export needs --data_dir (an export records no dataset)")

@@ -33,6 +33,7 @@ from hw_gan.export.names import (METADATA_FILE, STYLE_CHARSET_KEY, UNTRAINED_CHA
                                  UNTRAINED_WRITERS_KEY, WRITER_GEOMETRY_KEY)
 from hw_gan.export.saved_model import export_model
 from hw_gan.models import fewshot
+from hw_gan.training.fewshot_trainer import SERVING_VARIATION, UNTRAINED_STYLE_CLIP
 
 __all__ = ["RebuildError", "rebuild_fewshot", "main"]
 
@@ -68,8 +69,6 @@ def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
     """The export at `old` (a fewshot SavedModel version dir, `.../name`, or a shipped model's
     name) written again as `export_root/name/version` with this checkout's graph (module doc).
     Returns the new version directory."""
-    from hw_gan.training.fewshot_trainer import SERVING_VARIATION, UNTRAINED_STYLE_CLIP
-
     path = resolve_export_path(old)
     info_path = path / "assets" / METADATA_FILE
     try:

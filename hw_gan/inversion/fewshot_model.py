@@ -23,7 +23,7 @@ from hw_gan.models import fewshot
 METHODS = ("encoder",)
 
 
-def _per_glyph(ws, n: int) -> np.ndarray:
+def per_glyph(ws, n: int) -> np.ndarray:
     """Styles [n, D] from one style ([D] or [1, D], for every glyph) or n of them."""
     ws = np.asarray(ws, np.float32)
     ws = ws[None] if ws.ndim == 1 else ws
@@ -63,7 +63,7 @@ class FewShotModel:
         """Float [-1, 1] glyphs [N, R, R, 1]: styles [N, D] (or [D] / [1, D] for all) x
         training char ids [N]."""
         chars = np.asarray(chars, np.int32)
-        return self.trainer.draw(_per_glyph(ws, len(chars)), self.trainer.content(chars).numpy(),
+        return self.trainer.draw(per_glyph(ws, len(chars)), self.trainer.content(chars).numpy(),
                                  labels=self.trainer.labels_of(chars))
 
     def generate_labels(self, ws, labels: Sequence[str]) -> np.ndarray:
@@ -71,7 +71,7 @@ class FewShotModel:
         names the ones it lacks); accented letters as their base letter + mark."""
         labels = list(labels)
         font.check_covered(labels)  # FontCoverageError before any drawing
-        return self.trainer.draw_labels(_per_glyph(ws, len(labels)), labels)
+        return self.trainer.draw_labels(per_glyph(ws, len(labels)), labels)
 
     def model_info(self) -> dict:
         """What a style file records (a style is [1, D]: one "layer", as stylegan's W+ has L)."""

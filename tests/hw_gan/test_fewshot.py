@@ -595,11 +595,11 @@ def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(exporte
 
 def test_an_export_is_scored_as_its_run_is_through_its_own_signatures(trained, exported,
                                                                        data_dir):
-    """hw_gan.inversion.export_model: the held-out evaluation of an export (no run directory)
+    """hw_gan.export.style_model: the held-out evaluation of an export (no run directory)
     reads the same styles and draws the same glyphs as the run, up to uint8 rounding."""
     from hw_gan.inversion import StyleError, load_model
     from hw_gan.inversion import evaluate as style_eval
-    from hw_gan.inversion.export_model import ExportFewShotModel
+    from hw_gan.export.style_model import ExportFewShotModel
 
     run, export = load_model(trained), ExportFewShotModel(exported)
     assert export.charset == run.charset and export.holdout_chars == "e"

@@ -21,7 +21,7 @@ from hw_gan.config import StyleError
 from hw_gan.export.loader import resolve_export_path
 from hw_gan.export.names import (EXTRACT_STYLE, GLYPHS_WITH_STYLE, MEAN_STYLE, METADATA_FILE,
                                  UNTRAINED_CHARS_KEY)
-from hw_gan.inversion.fewshot_model import METHODS, _per_glyph
+from hw_gan.inversion.fewshot_model import METHODS, per_glyph
 
 __all__ = ["ExportFewShotModel"]
 
@@ -81,7 +81,7 @@ class ExportFewShotModel:
         """Float [-1, 1] glyphs [N, R, R, 1] of any characters the export's font covers, in
         styles [N, D] (or one for all): one glyphs_with_style call per distinct style."""
         labels = list(labels)
-        ws = _per_glyph(ws, len(labels))
+        ws = per_glyph(ws, len(labels))
         out = np.zeros((len(labels), self.resolution, self.resolution, 1), np.float32)
         styles, which = np.unique(ws, axis=0, return_inverse=True)
         for i, style in enumerate(styles):
