@@ -78,8 +78,15 @@ def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
     if info.get("family") != "fewshot":
         raise RebuildError(f"{info_path}: family is {info.get('family')!r}; only a fewshot export "
                            "can be rebuilt")
-    cfg = ModelConfig(**info["model_config"])
-    charset, writers = list(info["charset"]), list(info["writers"])
+    try:
+        cfg = ModelConfig(**info["model_config"])
+        charset, writers = list(info["charset"]), list(info["writers"])
+        limits = ExportLimits(**info["limits"])
+    except KeyError as e:
+        raise RebuildError(f"{info_path}: no {e.args[0]!r} field") from None
+    except TypeError as e:
+        raise RebuildError(f"{info_path}: a model_config or limits field this checkout does not "
+                           f"know ({e})") from None
     if untrained_chars is None:
         untrained_chars = info.get(UNTRAINED_CHARS_KEY, "")
     strays = [c for c in untrained_chars if c not in charset]
@@ -109,7 +116,7 @@ def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
                         overwrite=overwrite, style_parts=(glyph_net, head, codes),
                         untrained_writers=info.get(UNTRAINED_WRITERS_KEY, ()),
                         writer_geometry=info.get(WRITER_GEOMETRY_KEY),
-                        metadata=metadata, limits=ExportLimits(**info["limits"]))
+                        metadata=metadata, limits=limits)
 
 
 def main(argv=None) -> int:

@@ -184,13 +184,15 @@ class FewShotTrainer(GANTrainer):
 
     def style_statistics(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, spread) [D] of the training writers' styles (`writer_styles`, as the export's
-        tables hold them: its mean_style and per-glyph jitter use the same)."""
-        if self._statistics is None:
+        tables hold them: its mean_style and per-glyph jitter use the same), computed once per
+        training step."""
+        step = int(self.step.numpy())
+        if self._statistics is None or self._statistics[0] != step:
             styles = self.writer_styles()
             styles = styles[np.abs(styles).sum(1) > 0]
-            self._statistics = (styles.mean(0), styles.std(0) if len(styles) > 1
+            self._statistics = (step, styles.mean(0), styles.std(0) if len(styles) > 1
                                 else np.zeros(styles.shape[1], np.float32))
-        return self._statistics
+        return self._statistics[1:]
 
     def draw(self, styles, contents, batch: int = 512, labels=None) -> np.ndarray:
         """Float [-1, 1] glyphs [N, R, R, 1] (EMA decoder): styles [N, D] x font images

@@ -562,6 +562,7 @@ def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(exporte
     """hw_gan.export.rebuild: the same weights, styles and drawing of trained characters; the
     held-out characters recorded; bad input refused by name."""
     import json
+    import shutil
 
     from hw_gan.export import rebuild
 
@@ -589,6 +590,13 @@ def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(exporte
     np.testing.assert_array_equal(old.signatures["mean_style"]()["style"].numpy(),
                                   new.signatures["mean_style"]()["style"].numpy())
     assert rebuild.main([str(exported), str(tmp_path), "more", "--untrained_chars", "e中"]) == 2
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    del info["limits"]
+    (broken / "assets" / "hwgan.json").write_text(json.dumps(info), encoding="utf-8")
+    with pytest.raises(rebuild.RebuildError, match=r"hwgan.json: no 'limits' field"):
+        rebuild.rebuild_fewshot(broken, tmp_path, "never")
+    assert not (tmp_path / "never").exists()
     with pytest.raises(FileExistsError):
         rebuild.rebuild_fewshot(exported, tmp_path, "again")
 
