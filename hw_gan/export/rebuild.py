@@ -104,12 +104,12 @@ def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
     if old_contents is None or not np.array_equal(old_contents, contents):
         raise RebuildError(f"{path}: its font content table is not this checkout's (another "
                            "font version); retrain or export from the run")
-    where = {chr(int(c)): i for i, c in enumerate(codes)}
-    rows = [where[label] for label in charset]
-    trained = [chr(int(c)) in set(charset) - set(untrained_chars) for c in codes]
-    generator = fewshot.build_serving_generator(
-        cfg, decoder, contents, rows, styles, SERVING_VARIATION,
-        font.composition_table(codes, cfg.resolution), trained, UNTRAINED_STYLE_CLIP)
+    try:
+        generator, codes = fewshot.font_serving_generator(
+            cfg, decoder, charset, styles, SERVING_VARIATION, untrained_chars,
+            UNTRAINED_STYLE_CLIP)
+    except ValueError as e:
+        raise RebuildError(f"{info_path}: {e}") from None
     metadata = {STYLE_CHARSET_KEY: "".join(chr(int(c)) for c in codes),
                 UNTRAINED_CHARS_KEY: untrained_chars}
     return export_model(generator, cfg, charset, writers, export_root, name, version,

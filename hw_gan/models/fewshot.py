@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from data_pipeline import font
 from data_pipeline.schema import INK_THRESHOLD
 from hw_gan.config import ModelConfig, scaled
 from hw_gan.models import layers as blocks
@@ -538,3 +539,26 @@ def build_serving_generator(cfg: ModelConfig, decoder: keras.Model, contents, ch
         tables.base_rows.assign(np.arange(len(contents), dtype=np.int32))
         tables.mark_rows.assign(np.arange(len(contents), dtype=np.int32))
     return model
+
+
+def font_serving_generator(cfg: ModelConfig, decoder: keras.Model, charset, writer_styles,
+                           variation: float, untrained_chars: str = "",
+                           untrained_clip=None):
+    """build_serving_generator with the content font's tables (data_pipeline.font): every code
+    point it draws, each training char's row, the accented letters' composition, and which rows
+    training saw (the charset but `untrained_chars`). Returns (model, the table's code points);
+    a ValueError names a training character that is not one code point of the table."""
+    codes, contents = font.content_table(cfg.resolution)
+    where = {int(c): i for i, c in enumerate(codes)}
+    rows = []
+    for label in charset:
+        if len(label) != 1 or ord(label) not in where:
+            raise ValueError(f"training character {label!r} is not one code point of the "
+                             "content table")
+        rows.append(where[ord(label)])
+    seen = set(charset) - set(untrained_chars)
+    trained = [chr(int(c)) in seen for c in codes]
+    model = build_serving_generator(cfg, decoder, contents, rows, writer_styles, variation,
+                                    font.composition_table(codes, cfg.resolution), trained,
+                                    untrained_clip)
+    return model, codes

@@ -250,21 +250,10 @@ class FewShotTrainer(GANTrainer):
         """(the exportable generator, (glyph net, head, content code points)) of the EMA
         generator: fewshot.build_serving_generator with the font's content table and the
         training writers' styles (`writer_styles`)."""
-        r = self.cfg.model.resolution
-        codes, contents = font.content_table(r)
-        where = {int(c): i for i, c in enumerate(codes)}
-        rows = []
-        for label in self.manifest["charset"]:
-            if len(label) != 1 or ord(label) not in where:
-                raise ValueError(f"training character {label!r} is not one code point of the "
-                                 "content table")
-            rows.append(where[ord(label)])
         glyph_net, head, decoder = fewshot.parts(self.ema_generator)
-        trained = [chr(c) in self.trained_labels for c in codes]
-        model = fewshot.build_serving_generator(self.cfg.model, decoder, contents, rows,
-                                                self.writer_styles(untrained), variation,
-                                                font.composition_table(codes, r), trained,
-                                                UNTRAINED_STYLE_CLIP)
+        model, codes = fewshot.font_serving_generator(
+            self.cfg.model, decoder, self.manifest["charset"], self.writer_styles(untrained),
+            variation, self.cfg.data.holdout_chars, UNTRAINED_STYLE_CLIP)
         return model, (glyph_net, head, codes)
 
     def writer_references(self):
