@@ -432,6 +432,26 @@ def _store(judge: Judge, roots: list, name: str) -> Optional[Path]:
     return None
 
 
+def _roots(cache_dir, data_dir, fallback_dir) -> list:
+    roots = [Path(cache_dir) if cache_dir else default_cache_dir(data_dir)]
+    if fallback_dir and Path(fallback_dir) != roots[0]:
+        roots.append(Path(fallback_dir))
+    return roots
+
+
+def _reuse(roots: list, name: str, identity: dict) -> Optional[Judge]:
+    """The judge cached as `name` under the first root whose json matches `identity`, else None."""
+    for root in roots:
+        cached = _load_cached(root / name, identity)
+        if cached is not None:
+            log.info("judge %s: reusing %s (held-out accuracy %.4f)", identity["kind"],
+                     root / name,
+                     cached.real_accuracy if cached.real_accuracy is not None else float("nan"))
+            cached.cache = {"status": "reused", "path": str(root / name)}
+            return cached
+    return None
+
+
 def get_judge(cache_dir, kind: str, data_dir, *, image_size: int, steps: int, batch: int,
               seed: int = 0, split: str = tfrecords.TRAIN,
               heldout_fraction: float = HELDOUT_FRACTION, max_real: Optional[int] = MAX_REAL,
@@ -461,16 +481,10 @@ def get_judge(cache_dir, kind: str, data_dir, *, image_size: int, steps: int, ba
     identity = _identity(kind, manifest, manifest_sha256(data_dir), image_size, steps, batch, seed,
                          split, heldout_fraction, max_real, augment)
     name = identity_dirname(identity)
-    roots = [Path(cache_dir) if cache_dir else default_cache_dir(data_dir)]
-    if fallback_dir and Path(fallback_dir) != roots[0]:
-        roots.append(Path(fallback_dir))
-    for root in roots:
-        cached = _load_cached(root / name, identity)
-        if cached is not None:
-            log.info("judge %s: reusing %s (held-out accuracy %.4f)", kind, root / name,
-                     cached.real_accuracy if cached.real_accuracy is not None else float("nan"))
-            cached.cache = {"status": "reused", "path": str(root / name)}
-            return cached
+    roots = _roots(cache_dir, data_dir, fallback_dir)
+    cached = _reuse(roots, name, identity)
+    if cached is not None:
+        return cached
 
     if real is None:
         real = load_glyphs(data_dir, split, image_size, max_real)
@@ -490,6 +504,42 @@ def get_judge(cache_dir, kind: str, data_dir, *, image_size: int, steps: int, ba
                       num_heldout=int(len(held_idx)), train_seconds=round(seconds, 2))
     log.info("judge %s: trained %d steps on %d glyphs in %.1fs; held-out accuracy %.4f on %d",
              kind, steps, len(train_idx), seconds, judge.real_accuracy, len(held_idx))
+    path = _store(judge, roots, name)
+    judge.cache = {"status": "trained", "path": None if path is None else str(path)}
+    return judge
+
+
+def get_judge_of(cache_dir, kind: str, data_dir, images, labels, num_classes: int, *, steps: int,
+                 batch: int, seed: int = 0, split: str = tfrecords.TEST, fallback_dir=None,
+                 progress: bool = True) -> Judge:
+    """A judge of `kind` (any name but KINDS, e.g. "heldout-writer") trained with `train_judge`
+    on the glyphs a caller chose from `data_dir` (`images` [N, S, S, 1], `labels` in
+    [0, num_classes)), cached like get_judge's. Its identity adds a sha256 of the images and
+    labels to the dataset's, so other glyphs, labels or settings train another judge; it is
+    reused only for exactly these. No held-out part: `real_accuracy` is None (the caller scores
+    it on what it chooses)."""
+    if kind in KINDS:
+        raise ValueError(f"judge kind {kind!r} is get_judge's; name this judge otherwise")
+    images = np.ascontiguousarray(images, np.float32)
+    labels = np.ascontiguousarray(labels, np.int32)
+    digest = hashlib.sha256(images.tobytes())
+    digest.update(np.asarray(images.shape, np.int64).tobytes())
+    digest.update(labels.tobytes())
+    manifest = tfrecords.load_manifest(data_dir)
+    identity = dict(_identity(kind, manifest, manifest_sha256(data_dir), images.shape[1], steps,
+                              batch, seed, split, 0.0, None),
+                    glyphs_sha256=digest.hexdigest(), num_classes=int(num_classes))
+    name = identity_dirname(identity)
+    roots = _roots(cache_dir, data_dir, fallback_dir)
+    cached = _reuse(roots, name, identity)
+    if cached is not None:
+        return cached
+    start = time.time()
+    judge = train_judge(images, labels, num_classes, steps, batch, seed, kind=kind,
+                        progress=progress)
+    judge.meta = dict(identity, class_ids=[int(c) for c in judge.class_ids],
+                      real_accuracy=None, num_train=int(len(images)),
+                      train_seconds=round(time.time() - start, 2))
     path = _store(judge, roots, name)
     judge.cache = {"status": "trained", "path": None if path is None else str(path)}
     return judge

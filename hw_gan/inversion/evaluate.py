@@ -7,8 +7,9 @@ Protocol (`evaluate_styles`), on the held-out split of a dataset built with spli
   - targets: the evaluation-pool glyphs whose character is NOT among the k given ones (at most
     `max_targets` per writer); every method draws exactly those characters;
   - a writer judge is trained on the reference pools of all held-out writers (its real accuracy
-    is measured on the targets); the run's character judge (trained on the training split) scores
-    legibility;
+    is measured on the targets) and cached beside the character judges, keyed by those very
+    glyphs and labels (judge.get_judge_of), so the next evaluation on the same writers reuses it;
+    the run's character judge (trained on the training split) scores legibility;
   - metrics per method and k: legibility (char-judge accuracy on generated / on the real
     targets), writer match (writer judge names the intended writer; chance = 1 / writers), FID
     between generated and real targets in the char judge's feature space.
@@ -114,6 +115,7 @@ FEWSHOT_METHOD = "few-shot (style from the k glyphs)"
 PICTURE_METHODS = ("encoder + projection", FEWSHOT_METHOD)
 UNSEEN = " [characters never trained on]"
 MEAN_STYLE = "mean style (baseline)"
+HELDOUT_WRITER = "heldout-writer"  # the writer judge's kind in the judge cache
 BASELINES = (MEAN_STYLE, "random training writer (baseline)")
 CLEAN = "clean"  # the rows' "references" when the k glyphs are the dataset's own
 
@@ -129,6 +131,7 @@ class Heldout:
     label: dict  # dataset writer id -> the writer judge's class
     writer_judge: object = None
     char_judge: object = None
+    split: str = "test"  # the held-out split's name
 
     @property
     def reference_indices(self) -> np.ndarray:
@@ -151,26 +154,30 @@ def load_heldout(data_dir, heldout_split: str, train_split: str, image_size: int
     pools = split_pools(images, chars, writers, seed)
     writer_ids = sorted(pools.ref)
     return Heldout(images, chars, writers, pools, writer_ids,
-                   {w: i for i, w in enumerate(writer_ids)})
+                   {w: i for i, w in enumerate(writer_ids)}, split=heldout_split)
 
 
 def _train_judges(model: StyleModel, h: Heldout, data_dir, train_split: str,
                   writer_judge_steps: int, char_judge_steps: Optional[int],
                   judge_batch: Optional[int],
                   cache_dir, seed: int) -> None:
-    """A writer judge on the reference pools of the held-out writers; the run's char judge (from
-    the dataset's judge cache, as the run's evaluation left it, unless `cache_dir` says
-    otherwise)."""
+    """A writer judge on the reference pools of the held-out writers, and the run's char judge:
+    both from the dataset's judge cache (`cache_dir` if given), the writer judge keyed by the
+    very glyphs and labels it learns from, so a second evaluation of any model on the same
+    held-out writers reuses it."""
     judge_batch = judge_batch or model.cfg.eval.judge_batch
+    cache_dir = cache_dir or model.cfg.eval.judge_cache_dir or None
+    fallback = Path(model.cfg.runtime.model_dir) / judge_lib.CACHE_DIRNAME
     ref_all = h.reference_indices
-    h.writer_judge = judge_lib.train_judge(
-        h.images[ref_all], np.array([h.label[int(w)] for w in h.writers[ref_all]]),
-        len(h.writer_ids), writer_judge_steps, judge_batch, seed, kind="heldout-writer")
+    h.writer_judge = judge_lib.get_judge_of(
+        cache_dir, HELDOUT_WRITER, data_dir, h.images[ref_all],
+        np.array([h.label[int(w)] for w in h.writers[ref_all]]), len(h.writer_ids),
+        steps=writer_judge_steps, batch=judge_batch, seed=seed, split=h.split,
+        fallback_dir=fallback)
     h.char_judge = judge_lib.get_judge(
-        cache_dir or model.cfg.eval.judge_cache_dir or None, "char", data_dir,
+        cache_dir, "char", data_dir,
         image_size=model.resolution, steps=char_judge_steps or model.cfg.eval.judge_steps,
-        batch=judge_batch, seed=0, split=train_split,
-        fallback_dir=Path(model.cfg.runtime.model_dir) / judge_lib.CACHE_DIRNAME)
+        batch=judge_batch, seed=0, split=train_split, fallback_dir=fallback)
 
 
 def _real_scores(h: Heldout, targets) -> tuple[np.ndarray, float, float]:
@@ -254,7 +261,8 @@ def evaluate_styles(model: StyleModel, data_dir, *, heldout_split: str = "test",
     _train_judges(model, h, data_dir, train_split, writer_judge_steps, char_judge_steps,
                   judge_batch, cache_dir, seed)
     log(f"judges ready in {time.perf_counter() - t0:.0f} s ({len(h.writer_ids)} held-out "
-        f"writers, {len(h.images)} glyphs)")
+        f"writers, {len(h.images)} glyphs; writer judge "
+        f"{h.writer_judge.cache.get('status', '?')}: {h.writer_judge.cache.get('path')})")
 
     # Training writers, for the "random training writer" baseline.
     t_images, t_chars, t_writers = load_glyphs(data_dir, train_split, r, limit=20000)

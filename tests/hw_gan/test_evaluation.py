@@ -257,6 +257,40 @@ def test_judge_cache_is_rebuilt_for_another_dataset_or_setting(data_dir, tmp_pat
         judge_lib.get_judge(cache, "style", other, **kw)
 
 
+def test_a_judge_of_chosen_glyphs_is_cached_by_those_glyphs(data_dir, tmp_path, train_calls):
+    """get_judge_of (the held-out writer judge of style evaluation): trained once for the same
+    glyphs, labels and setting; other glyphs, labels or steps train another; kinds of get_judge
+    are refused."""
+    images, _, writers = load_glyphs(data_dir, "train", SIZE, limit=96)
+    labels = writers.astype(np.int32)
+    cache = tmp_path / "cache"
+    kw = dict(steps=4, batch=16, seed=3)
+    first = judge_lib.get_judge_of(cache, "heldout-writer", data_dir, images, labels, 3, **kw)
+    assert first.cache["status"] == "trained" and train_calls == ["heldout-writer"]
+    folder = Path(first.cache["path"])
+    assert folder.parent == cache and folder.name.startswith("heldout-writer-none-")
+    meta = json.loads((folder / judge_lib.META_FILE).read_text())
+    assert meta["num_train"] == 96 and meta["steps"] == 4 and meta["num_classes"] == 3
+    again = judge_lib.get_judge_of(cache, "heldout-writer", data_dir, images, labels, 3, **kw)
+    assert again.cache == {"status": "reused", "path": str(folder)} and len(train_calls) == 1
+    np.testing.assert_allclose(again.predict_proba(images), first.predict_proba(images),
+                               atol=1e-5)
+    assert list(again.class_ids) == [0, 1, 2]
+    # Another glyph, another label or another setting: another judge, beside the first.
+    moved = images.copy()
+    moved[0] = -moved[0]
+    swapped = labels.copy()
+    swapped[[0, 1]] = (labels[0] + 1) % 3, labels[0]
+    for args, extra in (((moved, labels), {}), ((images, swapped), {}),
+                        ((images, labels), {"steps": 5})):
+        other = judge_lib.get_judge_of(cache, "heldout-writer", data_dir, *args, 3,
+                                       **dict(kw, **extra))
+        assert other.cache["status"] == "trained" and Path(other.cache["path"]) != folder
+    assert len(train_calls) == 4 and folder.exists()
+    with pytest.raises(ValueError, match="get_judge"):
+        judge_lib.get_judge_of(cache, "writer", data_dir, images, labels, 3, **kw)
+
+
 def test_texture_augment_redraws_strokes_but_keeps_their_shape():
     img = np.full((1, SIZE, SIZE, 1), -1.0, np.float32)
     img[0, 8:24, 15:17] = 1.0  # a 2 px vertical bar

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from data_pipeline import capture, dataset, tfrecords
+from hw_gan.evaluation import judge as judge_lib
 from hw_gan.inversion import evaluate as style_eval
 from tests.conftest import writer_split_dataset
 
@@ -128,6 +129,18 @@ def test_without_references_the_table_is_as_before_and_foreign_references_are_re
     assert [(r["method"], r["references"]) for r in result["table"]] == [
         (m, style_eval.CLEAN) for m in (*style_eval.BASELINES, style_eval.FEWSHOT_METHOD)]
     assert "references" not in result and style_eval.capture_table(result)[1:] == []
+    # The held-out writer judge is cached beside the char judge and reused by the next run.
+    cached = sorted(p.name for p in (tmp_path / "judges").iterdir())
+    assert [n.split("-none-")[0] for n in cached] == ["char", style_eval.HELDOUT_WRITER]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached judge was trained again")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(judge_lib, "train_judge", no_training)
+        again = run(None)
+    assert [r["writer_match"] for r in again["table"]] == \
+        [r["writer_match"] for r in result["table"]]
 
     shuffled = capture.Recapture(refs.keys[::-1], refs.glyphs, refs.asked, refs.captured,
                                  refs.setup, refs.report)
