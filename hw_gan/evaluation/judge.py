@@ -522,6 +522,8 @@ def get_judge_of(cache_dir, kind: str, data_dir, images, labels, num_classes: in
         raise ValueError(f"judge kind {kind!r} is get_judge's; name this judge otherwise")
     images = np.ascontiguousarray(images, np.float32)
     labels = np.ascontiguousarray(labels, np.int32)
+    if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 1:
+        raise ValueError(f"judge images must be [N, S, S, 1], got {images.shape}")
     digest = hashlib.sha256(images.tobytes())
     digest.update(np.asarray(images.shape, np.int64).tobytes())
     digest.update(labels.tobytes())

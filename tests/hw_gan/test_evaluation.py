@@ -289,6 +289,9 @@ def test_a_judge_of_chosen_glyphs_is_cached_by_those_glyphs(data_dir, tmp_path, 
     assert len(train_calls) == 4 and folder.exists()
     with pytest.raises(ValueError, match="get_judge"):
         judge_lib.get_judge_of(cache, "writer", data_dir, images, labels, 3, **kw)
+    with pytest.raises(ValueError, match=r"\[N, S, S, 1\], got \(96, 1024\)"):
+        judge_lib.get_judge_of(cache, "heldout-writer", data_dir, images.reshape(96, -1), labels,
+                               3, **kw)
 
 
 def test_texture_augment_redraws_strokes_but_keeps_their_shape():
