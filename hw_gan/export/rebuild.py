@@ -24,7 +24,6 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from data_pipeline import font
 from hw_gan.config import ModelConfig
 from hw_gan.export.limits import ExportLimits
 from hw_gan.export.loader import resolve_export_path
@@ -99,17 +98,17 @@ def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
     styles = weights.get(f"{fewshot.TABLES}/writer_styles:0")
     if styles is None or styles.shape[0] != len(writers):
         raise RebuildError(f"{path}: no table of {len(writers)} writer styles in the export")
-    codes, contents = font.content_table(cfg.resolution)
-    old_contents = weights.get(f"{fewshot.TABLES}/contents:0")
-    if old_contents is None or not np.array_equal(old_contents, contents):
-        raise RebuildError(f"{path}: its font content table is not this checkout's (another "
-                           "font version); retrain or export from the run")
     try:
         generator, codes = fewshot.font_serving_generator(
             cfg, decoder, charset, styles, SERVING_VARIATION, untrained_chars,
             UNTRAINED_STYLE_CLIP)
     except ValueError as e:
         raise RebuildError(f"{info_path}: {e}") from None
+    old_contents = weights.get(f"{fewshot.TABLES}/contents:0")
+    contents = generator.get_layer(fewshot.TABLES).contents.numpy()  # this checkout's font
+    if old_contents is None or not np.array_equal(old_contents, contents):
+        raise RebuildError(f"{path}: its font content table is not this checkout's (another "
+                           "font version); retrain or export from the run")
     metadata = {STYLE_CHARSET_KEY: "".join(chr(int(c)) for c in codes),
                 UNTRAINED_CHARS_KEY: untrained_chars}
     return export_model(generator, cfg, charset, writers, export_root, name, version,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipeline import tfrecords
+from data_pipeline import font, tfrecords
 from hw_gan import config as config_lib
 from hw_gan.models import fewshot, get_family
 from hw_gan.training import FewShotTrainer, make_trainer
@@ -304,7 +304,6 @@ def trained(data_dir, tmp_path_factory):
 
 
 def test_fewshot_style_model_reads_styles_and_draws_any_covered_character(trained):
-    from data_pipeline import font
     from hw_gan.inversion import FewShotModel, StyleError, load_model
 
     model = load_model(trained)
@@ -392,7 +391,6 @@ def exported(trained, tmp_path_factory):
 def test_fewshot_export_draws_writers_by_name_and_any_character_in_a_style(trained, exported):
     """The SavedModel (TensorFlow only): the built-in signatures draw the training writers by
     name; extract_style / glyphs_with_style / mean_style take any character the font covers."""
-    from data_pipeline import font
     from data_pipeline.schema import to_float, to_uint8
     from hw_gan.export import load_export
     from hw_gan.inversion import load_model
@@ -599,6 +597,20 @@ def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(exporte
     assert not (tmp_path / "never").exists()
     with pytest.raises(FileExistsError):
         rebuild.rebuild_fewshot(exported, tmp_path, "again")
+    # An export whose font table is not this checkout's (another font version) is refused.
+    real_table = font.content_table
+
+    def other_font(size=32):
+        codes, contents = real_table(size)
+        contents = contents.copy()
+        contents[0, 0, 0] ^= 255
+        return codes, contents
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(font, "content_table", other_font)
+        with pytest.raises(rebuild.RebuildError, match="font content table is not this"):
+            rebuild.rebuild_fewshot(exported, tmp_path, "other_font")
+    assert not (tmp_path / "other_font").exists()
 
 
 def test_an_export_is_scored_as_its_run_is_through_its_own_signatures(trained, exported,
