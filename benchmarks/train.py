@@ -20,7 +20,7 @@
       compares mixed_float16 and XLA and reports the fraction of the GPU's peak FLOP rate.
 
 Every measurement runs in a fresh process, on random glyphs (62 characters, 300 writers, as the
-UNIPEN data), with the model, batch, precision and training settings of the named config (read
+UNIPEN data; a config's held-out characters they lack are dropped), with the model, batch, precision and training settings of the named config (read
 by the tree's own flag parser, so each side of a comparison uses its own defaults; --flags adds
 flags to this checkout's side). Figures:
 
@@ -60,6 +60,7 @@ CONFIGS = {
     "style_cgan_cpu": "configs/unipen_style_cgan_cpu.cfg",
     "stylegan_cpu": "configs/unipen_stylegan_cpu.cfg",
     "quickstart": "configs/quickstart.cfg",
+    "fewshot_cpu": "configs/unipen_fewshot_cpu.cfg",
 }
 NUM_CHARS, NUM_WRITERS, NUM_GLYPHS = 62, 300, 8192
 
@@ -121,6 +122,12 @@ def _config(config_file: str, data_dir: str, model_dir: str, extra_flags=()):
                  "--strategy=default", *extra_flags])
     cfg = train_cli.config_from_flags()
     manifest = tfrecords.load_manifest(data_dir)
+    # Held-out characters the random glyphs lack (the few-shot config's & @) are dropped: they
+    # only keep glyphs out of training.
+    holdout = "".join(c for c in getattr(cfg.data, "holdout_chars", "")
+                      if c in manifest["charset"])
+    if holdout != getattr(cfg.data, "holdout_chars", ""):
+        cfg = cfg.replace(data=dataclasses.replace(cfg.data, holdout_chars=holdout))
     return cfg.replace(model=dataclasses.replace(
         cfg.model, num_chars=len(manifest["charset"]),
         num_writers=len(manifest["writers"]))), manifest

@@ -96,6 +96,17 @@ class TrainConfig:
     # made thinner or thicker by up to one pixel, blurred, its ink faded. A person's glyphs come
     # from another pen, printer, camera and extraction than the training data.
     style_ref_augment: float = 0.0
+    # fewshot: G is also rewarded when, in D's feature space, each redrawn glyph lies nearer its
+    # own writer's other real glyphs (the group's mean but for the glyph it redraws) than the
+    # other writers' groups of the batch (InfoNCE, losses.group_contrast; 0 = off).
+    writer_contrast_weight: float = 0.0
+    # fewshot: a fresh run (no checkpoint yet) starts its generator and EMA generator from this
+    # fewshot export's weights (a SavedModel directory, its parent or a shipped model's name);
+    # the discriminator starts fresh. Ignored once the run has a checkpoint.
+    init_from: str = ""
+    # The generator's learning rate is 0 for its first N updates (its Adam moments still
+    # gather): with --init_from, the fresh discriminator learns before G follows its gradients.
+    g_freeze_steps: int = 0
     # Auxiliary classifiers on the discriminator's features (AC-GAN style, trained on real
     # glyphs only): G is also rewarded when its glyph is classified as the intended char/writer.
     aux_char_weight: float = 0.0
@@ -217,6 +228,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     for name in ("style_recon_weight", "style_feature_weight", "style_cycle_weight", "pl_weight"):
         _check(getattr(t, name) >= 0, name, "must be >= 0")
     _check(0.0 <= t.style_ref_augment <= 1.0, "style_ref_augment", "must be in [0, 1]")
+    _check(t.writer_contrast_weight >= 0, "writer_contrast_weight", "must be >= 0")
+    _check(t.writer_contrast_weight == 0 or m.family == "fewshot", "writer_contrast_weight",
+           "only the fewshot family has writer groups to contrast")
+    _check(not t.init_from or m.family == "fewshot", "init_from",
+           "only a fewshot run starts from an export's weights")
+    _check(t.g_freeze_steps >= 0, "g_freeze_steps", "must be >= 0")
     _check(t.aux_char_weight >= 0, "aux_char_weight", "must be >= 0")
     _check(t.aux_writer_weight >= 0, "aux_writer_weight", "must be >= 0")
     _check(t.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
@@ -241,7 +258,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
 # Fields that may differ between a checkpoint's config and a resumed run's.
 RESUMABLE_CHANGES = {
     "train": {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "image_every",
-              "fused_step", "style_ref_augment"},
+              "fused_step", "style_ref_augment", "writer_contrast_weight", "init_from"},
     "eval": None,  # any
     "runtime": None,
     "data": {"shuffle_buffer", "cache", "build_source", "build_params", "eval_split"},

@@ -27,6 +27,7 @@ from data_pipeline import charset as charset_lib
 from hw_gan import adaptation
 from hw_gan import config as config_lib
 from hw_gan import export as export_lib
+from hw_gan.export import rebuild as rebuild_lib
 from hw_gan import shipped
 from hw_gan.evaluation import evaluate as evaluate_lib
 from hw_gan.evaluation import judge as judge_lib
@@ -74,6 +75,15 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
     # resumed or compared run relies on.
     keras.utils.set_random_seed(cfg.train.seed)
     trainer = make_trainer(cfg, strategy, manifest)
+    if (cfg.runtime.mode == "train" and cfg.train.init_from
+            and trainer.manager.latest_checkpoint is None):
+        try:
+            path = rebuild_lib.init_fewshot_from(cfg.train.init_from,
+                                                (trainer.generator, trainer.ema_generator))
+        except rebuild_lib.RebuildError as e:
+            raise ValueError(f"--init_from={cfg.train.init_from}: {e}") from None
+        log(f"generator and EMA generator start from {path} (--init_from); the discriminator "
+            "starts fresh")
     summary: dict = {"model_dir": str(cfg.runtime.model_dir)}
     if cfg.runtime.mode == "train":
         summary["train"] = trainer.train(stop=stop)

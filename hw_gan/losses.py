@@ -100,6 +100,34 @@ def feature_l1(fake_features, real_features) -> tf.Tensor:
     return tf.reduce_mean(tf.abs(fake_features - tf.stop_gradient(real_features)), axis=-1)
 
 
+def group_contrast(fake_features, real_features, group_size: int,
+                   temperature: float = 0.1) -> tf.Tensor:
+    """InfoNCE of writer groups, [N]: features [N, F] of N = G x group_size glyphs in groups of
+    one writer each, fake i redrawing real i. Fake i's positive is its group's mean real
+    feature without real i (the writer's OTHER glyphs, so matching the glyph it redraws earns
+    nothing here); its negatives are the other groups' mean real features; similarity is the
+    cosine over `temperature`, of features centred on the batch's mean real feature (what all
+    glyphs share says nothing of the writer). The real features are a target (no gradient
+    flows into them).
+    A batch of one group has no negative: the loss is then log 1 = 0 for every glyph."""
+    k = int(group_size)
+    real = tf.stop_gradient(tf.cast(real_features, tf.float32))
+    centre = tf.reduce_mean(real, 0, keepdims=True)
+    real -= centre
+    fake = tf.math.l2_normalize(tf.cast(fake_features, tf.float32) - centre, -1)
+    n, f = tf.shape(real)[0], tf.shape(real)[1]
+    groups = tf.reshape(real, [-1, k, f])  # [G, k, F]
+    total = tf.reduce_sum(groups, 1, keepdims=True)
+    others = tf.reshape((total - groups) / float(k - 1), [n, f])  # [N, F]: leave-one-out
+    means = tf.math.l2_normalize(tf.reduce_mean(groups, 1), -1)  # [G, F]
+    own = tf.repeat(tf.range(n // k), k)  # each glyph's group
+    logits = tf.matmul(fake, means, transpose_b=True)  # [N, G]
+    positive = tf.reduce_sum(fake * tf.math.l2_normalize(others, -1), -1)
+    logits = tf.tensor_scatter_nd_update(
+        logits, tf.stack([tf.range(n), own], 1), positive) / temperature
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=own, logits=logits)
+
+
 def reconstruction_per_example(fake, real, feature_weight=0.0, fake_features=None,
                                real_features=None) -> tuple[tf.Tensor, tf.Tensor]:
     """(total, pixel), each [N]: pixel = l1_per_example(fake, real); total = pixel +

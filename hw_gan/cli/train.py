@@ -151,6 +151,15 @@ def _define_training_flags() -> None:
     flags.DEFINE_float("style_ref_augment", _t.style_ref_augment,
                        "Fewshot: disturb the reference glyphs in training as another capture "
                        "would (pen width, blur, faded ink), 0 (off) to 1.")
+    flags.DEFINE_float("writer_contrast_weight", _t.writer_contrast_weight,
+                       "Fewshot: weight of the writer-contrastive term (in D's features, each "
+                       "redrawn glyph nearer its writer's other glyphs than other writers'; 0 = off).")
+    flags.DEFINE_string("init_from", _t.init_from,
+                        "Fewshot: a fresh run starts its generator from this fewshot export (a "
+                        "SavedModel dir, its parent or a shipped model's name); D starts fresh.")
+    flags.DEFINE_integer("g_freeze_steps", _t.g_freeze_steps,
+                         "The generator's learning rate is 0 for its first N updates (a fresh "
+                         "discriminator under --init_from learns first).")
     flags.DEFINE_integer("style_reg_interval", _t.style_reg_interval,
                          "StyleGAN: lazy style regularisation: the cycle, reconstruction and "
                          "path-length losses every N steps, weighted by N (1 = every step).")
@@ -243,6 +252,8 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             style_recon_weight=FLAGS.style_recon_weight,
             style_feature_weight=FLAGS.style_feature_weight,
             style_ref_augment=FLAGS.style_ref_augment,
+            writer_contrast_weight=FLAGS.writer_contrast_weight, init_from=FLAGS.init_from,
+            g_freeze_steps=FLAGS.g_freeze_steps,
             style_cycle_weight=FLAGS.style_cycle_weight, pl_weight=FLAGS.pl_weight,
             style_reg_interval=FLAGS.style_reg_interval,
             aux_char_weight=FLAGS.aux_char_weight,

@@ -34,14 +34,14 @@ from hw_gan.export.saved_model import export_model
 from hw_gan.models import fewshot
 from hw_gan.training.fewshot_trainer import SERVING_VARIATION, UNTRAINED_STYLE_CLIP
 
-__all__ = ["RebuildError", "rebuild_fewshot", "main"]
+__all__ = ["RebuildError", "rebuild_fewshot", "init_fewshot_from", "main"]
 
 
 class RebuildError(ValueError):
     """An export that cannot be rebuilt (the message names the path or field)."""
 
 
-def _weights(module) -> dict:
+def export_weights(module) -> dict:
     """{variable name: value} of a loaded export's generator and style variables."""
     out = {}
     for attr in ("generator_variables", "fewshot_style_variables"):
@@ -50,10 +50,15 @@ def _weights(module) -> dict:
     return out
 
 
-def _assign(models, weights: dict, where: Path) -> None:
+def assign_weights(models, weights: dict, where: Path) -> set:
+    """Each weight of `models` set from `weights` (export_weights) by its variable name; returns
+    the names used. RebuildError naming `where` and the weight when one is missing or of
+    another shape."""
+    used = set()
     for model in models:
         for v in model.weights:
             name = tf_variable(v).name
+            used.add(name)
             if name not in weights:
                 raise RebuildError(f"{where}: the export has no weight {name!r} for "
                                    f"{model.name} (made by another architecture?)")
@@ -61,14 +66,17 @@ def _assign(models, weights: dict, where: Path) -> None:
                 raise RebuildError(f"{where}: weight {name!r} is {weights[name].shape} in the "
                                    f"export, {tuple(v.shape)} in this checkout's {model.name}")
             v.assign(weights[name])
+    return used
 
 
-def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
-                    untrained_chars: Optional[str] = None, overwrite: bool = False) -> Path:
-    """The export at `old` (a fewshot SavedModel version dir, `.../name`, or a shipped model's
-    name) written again as `export_root/name/version` with this checkout's graph (module doc).
-    Returns the new version directory."""
-    path = resolve_export_path(old)
+def _fewshot_export(spec, what: str) -> tuple[Path, Path, dict]:
+    """(version dir, its hwgan.json, that metadata) of the fewshot export `spec` (a version dir,
+    its parent or a shipped model's name); RebuildError naming the path when it is missing,
+    unreadable or of another family ("only a fewshot export `what`")."""
+    try:
+        path = resolve_export_path(spec)
+    except (OSError, ValueError) as e:
+        raise RebuildError(str(e)) from None
     info_path = path / "assets" / METADATA_FILE
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -76,7 +84,32 @@ def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
         raise RebuildError(f"{info_path}: cannot read the export's metadata ({e})") from None
     if info.get("family") != "fewshot":
         raise RebuildError(f"{info_path}: family is {info.get('family')!r}; only a fewshot export "
-                           "can be rebuilt")
+                           f"{what}")
+    return path, info_path, info
+
+
+def init_fewshot_from(spec, generators) -> Path:
+    """Each fewshot generator of `generators` (a trainer's generator and EMA generator) set to
+    the weights of the fewshot export `spec` (its decoder, style glyph net and head, by variable
+    name): a run that goes on from a shipped model whose run directory is gone. Returns the
+    export's version dir; RebuildError naming the path, field or weight that does not fit."""
+    path, _, _ = _fewshot_export(spec, "can start a fewshot run")
+    weights = export_weights(tf.saved_model.load(str(path)))
+    for generator in generators:
+        used = assign_weights(fewshot.parts(generator), weights, path)
+        unused = sorted(n for n in set(weights) - used if not n.startswith(f"{fewshot.TABLES}/"))
+        if unused:
+            raise RebuildError(f"{path}: the export has {len(unused)} weights this run's model "
+                               f"lacks, e.g. {unused[0]!r} (made by another architecture?)")
+    return path
+
+
+def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
+                    untrained_chars: Optional[str] = None, overwrite: bool = False) -> Path:
+    """The export at `old` (a fewshot SavedModel version dir, `.../name`, or a shipped model's
+    name) written again as `export_root/name/version` with this checkout's graph (module doc).
+    Returns the new version directory."""
+    path, info_path, info = _fewshot_export(old, "can be rebuilt")
     try:
         cfg = ModelConfig(**info["model_config"])
         charset, writers = list(info["charset"]), list(info["writers"])
@@ -92,9 +125,9 @@ def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
     if strays:
         raise RebuildError(f"--untrained_chars: {''.join(strays)!r} not in the export's charset")
     module = tf.saved_model.load(str(path))
-    weights = _weights(module)
+    weights = export_weights(module)
     glyph_net, head, decoder = fewshot.parts(fewshot.build_generator(cfg))
-    _assign((glyph_net, head, decoder), weights, path)
+    assign_weights((glyph_net, head, decoder), weights, path)
     styles = weights.get(f"{fewshot.TABLES}/writer_styles:0")
     if styles is None or styles.shape[0] != len(writers):
         raise RebuildError(f"{path}: no table of {len(writers)} writer styles in the export")

@@ -10,10 +10,13 @@ pooled k ways). Per replica step:
       writer classifiers on D's features trained on real glyphs (the content/style classifiers
       of MX-Font / LF-Font);
   G   the adversarial loss and the classifiers' losses on the redrawn glyphs, plus
-      style_recon_weight * L1(redrawn, real) and style_feature_weight * L1 of D's features.
+      style_recon_weight * L1(redrawn, real) and style_feature_weight * L1 of D's features,
+      and writer_contrast_weight * an InfoNCE of D's features over the batch's writer groups
+      (losses.group_contrast: each redrawn glyph nearer its writer's other glyphs than the
+      other groups').
 
-The real glyphs of the step reach `_make_fakes` through `_replica_step` (the base class passes
-only ids there). Nothing is random in the generator, so a resumed run matches an uninterrupted
+The real glyphs of the step reach `_make_fakes` through the D, G or fused step that received
+the batch (the base class passes only ids there). Nothing is random in the generator, so a resumed run matches an uninterrupted
 one through the data pipeline's skip alone.
 """
 
@@ -42,6 +45,7 @@ SERVING_VARIATION = 0.1  # the export's default jitter of a writer's style per g
 UNTRAINED_STYLE_CLIP = 0.35
 
 
+WRITER_CONTRAST_TEMPERATURE = 0.1  # of --writer_contrast_weight's cosine similarities
 REF_AUGMENT_SALT = 911  # the stateless seed's salt of the references' disturbance
 FADE = 0.3  # at full strength, a reference's ink is faded by up to this much
 
@@ -92,9 +96,20 @@ class FewShotTrainer(GANTrainer):
         return tf.gather(self.content_table, tf.cast(chars, tf.int32))
 
     # -- one step --------------------------------------------------------------------------------
-    def _replica_step(self, batch, step, with_r1: bool, with_reg: bool = True):
-        self._real = batch["image"]  # for _make_fakes, within this trace
-        return super()._replica_step(batch, step, with_r1, with_reg)
+    # Every step that receives a batch hands its real glyphs to `_make_fakes` (the base class
+    # passes only ids there) within its own trace: the replica step's parts are also run alone
+    # (benchmarks/train.py times the D and G steps each in its own tf.function).
+    def _d_step(self, batch, step, with_r1: bool, fake=None) -> dict:
+        self._real = batch["image"]
+        return super()._d_step(batch, step, with_r1, fake)
+
+    def _g_step(self, batch, step, with_reg: bool = True) -> dict:
+        self._real = batch["image"]
+        return super()._g_step(batch, step, with_reg)
+
+    def _fused_step(self, batch, step, with_r1: bool, with_reg: bool = True) -> dict:
+        self._real = batch["image"]
+        return super()._fused_step(batch, step, with_r1, with_reg)
 
     def redraw(self, images, chars, parts=None, training: bool = True, seed=None):
         """Each glyph of each group of k in `images` [B, R, R, 1] (chars [B]) redrawn from the
@@ -127,15 +142,20 @@ class FewShotTrainer(GANTrainer):
         if t.style_recon_weight > 0:
             out["recon_l1"] = t.style_recon_weight * self._average(
                 losses_lib.l1_per_example(fake, target))
-        if t.style_feature_weight > 0:
+        if t.style_feature_weight > 0 or t.writer_contrast_weight > 0:
             n = tf.shape(fake)[0]
             _, feats = self.d_logits_features(
                 self.d_inputs(tf.concat([fake, target], 0),
                               tf.concat([batch["char"], batch["char"]], 0),
                               tf.concat([batch["writer"], batch["writer"]], 0)), training=True)
             feats = tf.cast(feats, tf.float32)
-            out["recon_feat"] = t.style_feature_weight * self._average(
-                losses_lib.feature_l1(feats[:n], feats[n:]))
+            if t.style_feature_weight > 0:
+                out["recon_feat"] = t.style_feature_weight * self._average(
+                    losses_lib.feature_l1(feats[:n], feats[n:]))
+            if t.writer_contrast_weight > 0:
+                out["writer_contrast"] = t.writer_contrast_weight * self._average(
+                    losses_lib.group_contrast(feats[:n], feats[n:], self.group_size,
+                                              WRITER_CONTRAST_TEMPERATURE))
         return out
 
     # -- sampling --------------------------------------------------------------------------------

@@ -49,6 +49,20 @@ class StopRequest:
         self.reason = reason
 
 
+class HeldLearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """`lr` from the optimizer's iteration `hold` on, 0 before (--g_freeze_steps: a discriminator
+    that starts fresh under a trained generator learns before the generator follows it)."""
+
+    def __init__(self, lr: float, hold: int):
+        self.lr, self.hold = float(lr), int(hold)
+
+    def __call__(self, step):
+        return tf.where(tf.cast(step, tf.int64) < self.hold, 0.0, self.lr)
+
+    def get_config(self):
+        return {"lr": self.lr, "hold": self.hold}
+
+
 class GANTrainer:
     def __init__(self, cfg: ExperimentConfig, strategy: tf.distribute.Strategy,
                  manifest: dict):
@@ -80,7 +94,8 @@ class GANTrainer:
                 self.discriminator.inputs,
                 [self.discriminator.output,
                  self.discriminator.get_layer(FEATURES_LAYER).output]) if self.aux_heads else None
-            self.g_opt = self._optimizer(t.g_lr)
+            self.g_opt = self._optimizer(
+                HeldLearningRate(t.g_lr, t.g_freeze_steps) if t.g_freeze_steps else t.g_lr)
             self.d_opt = self._optimizer(t.d_lr)
             # Build optimizer slots inside the scope, before any tf.function traces (needed for
             # MirroredStrategy with 2+ replicas).

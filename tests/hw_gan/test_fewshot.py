@@ -231,6 +231,22 @@ def test_fewshot_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path):
     assert grid.shape == (1, 2 * 2 * 32, 4 * 32, 1)
 
 
+def test_the_d_and_g_steps_run_alone_after_the_training_step(data_dir, tmp_path):
+    """Each step that takes a batch hands its own real glyphs to the generator: the D and G
+    steps run in tf.functions of their own after the training step traced (as
+    benchmarks/train.py times them), and draw from their batch, not a stale one."""
+    trainer = _trainer(_cfg(data_dir, tmp_path / "parts", steps=2))
+    it = iter(trainer.dataset(0))
+    trainer._train_step_fn(True)(it)
+    batch = next(it)
+    step = tf.constant(1, tf.int64)
+    d = tf.function(lambda b, s: trainer._d_step(b, s, False))
+    g = tf.function(lambda b, s: trainer._g_step(b, s))
+    assert {"d_loss", "d_aux"} <= set(d(batch, step)) and "recon_l1" in g(batch, step)
+    fakes = tf.function(lambda b: (trainer._g_step(b, step), trainer._real)[1])
+    np.testing.assert_array_equal(fakes(batch).numpy(), batch["image"].numpy())
+
+
 def test_references_are_disturbed_as_another_capture_would_and_reproducibly():
     """The draw comes from a stateless seed (in training: the step's), so a resumed run
     disturbs each step's references as an uninterrupted one does."""
@@ -642,3 +658,60 @@ def test_an_export_is_scored_as_its_run_is_through_its_own_signatures(trained, e
         log=lambda msg: None, cache_dir=trained / "judges")
     assert [r["method"] for r in result["table"]][-1] == (style_eval.FEWSHOT_METHOD
                                                          + style_eval.UNSEEN)
+
+
+def test_a_run_starts_from_an_exports_generator_with_its_discriminator_fresh(
+        trained, exported, data_dir, tmp_path):
+    """--init_from: a fresh fewshot run takes an export's generator weights (G and its EMA); with
+    --g_freeze_steps G does not move while D learns; a resumed run reads its checkpoint and not
+    the export; bad input is refused naming the flag."""
+    from hw_gan import experiment
+    from hw_gan.inversion import load_model
+
+    source = load_model(trained).trainer.ema_generator
+    cfg = _cfg(data_dir, tmp_path / "warm", steps=2, style_tokens=4, init_from=str(exported),
+               g_freeze_steps=2, writer_contrast_weight=1.0)
+    logs = []
+    experiment.run(cfg, log=logs.append)
+    assert any(f"start from {exported} (--init_from)" in m for m in logs)
+    warm = _trainer(cfg)
+    assert warm.restore() == 2
+    for a, b in zip(warm.ema_generator.weights, source.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+    for a, b in zip(warm.generator.weights, source.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    fresh = _trainer(_cfg(data_dir, tmp_path / "cold", steps=2, style_tokens=4))
+    assert any(not np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(warm.discriminator.weights, fresh.discriminator.weights))
+    assert any(not np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(fresh.generator.weights, source.weights))
+    # The writer-contrastive term is one of G's losses; unfrozen, G moves from the export's.
+    moving = _trainer(dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, g_freeze_steps=0)))
+    out = moving._train_step_fn(False)(iter(moving.dataset(0)))
+    assert "writer_contrast" in out and np.isfinite(float(out["writer_contrast"]))
+    # Resumed: the checkpoint is read, the export is not (here: it no longer exists).
+    logs.clear()
+    experiment.run(dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, steps=3, init_from=str(tmp_path / "gone"))), log=logs.append)
+    assert not any("--init_from" in m for m in logs)
+    # Bad input: a missing export, another architecture, another family.
+    with pytest.raises(ValueError, match=r"^--init_from=\S+gone: export path \S+ does not exist"):
+        experiment.run(_cfg(data_dir, tmp_path / "x1", steps=1, style_tokens=4,
+                            init_from=str(tmp_path / "gone")), log=logs.append)
+    with pytest.raises(ValueError, match=r"^--init_from=\S+: \S+: the export has \d+ weights "
+                                         r"this run's model lacks"):
+        experiment.run(_cfg(data_dir, tmp_path / "x2", steps=1, style_tokens=0,
+                            init_from=str(exported)), log=logs.append)
+    with pytest.raises(ValueError, match=r"^--init_from=\S+: \S+: weight '\S+' is \(.*\) in the "
+                                         r"export"):
+        experiment.run(tiny_grouped_cfg(
+            data_dir, tmp_path / "x3", dataclasses.replace(_model_cfg(style_tokens=4), width=0.25),
+            1, eval_at_end=False, init_from=str(exported)), log=logs.append)
+    stylegan = dataclasses.replace(cfg.model, family="stylegan", style_tokens=0)
+    with pytest.raises(ValueError, match=r"^--init_from: only a fewshot run"):
+        config_lib.validate(dataclasses.replace(cfg, model=stylegan, train=dataclasses.replace(
+            cfg.train, writer_contrast_weight=0.0)))
+    with pytest.raises(ValueError, match=r"^--writer_contrast_weight: only the fewshot"):
+        config_lib.validate(dataclasses.replace(cfg, model=stylegan, train=dataclasses.replace(
+            cfg.train, init_from="")))

@@ -180,3 +180,34 @@ def test_locality_loss_and_anchor_penalty():
     # A zero start: the denominator is 1e-8, not 0.
     got = losses.anchor_penalty(tf.constant([1.0, 0.0]), tf.zeros([2]), 1.0)
     assert np.isfinite(float(got)) and float(got) == pytest.approx(1e8, rel=1e-6)
+
+
+def test_group_contrast_rewards_a_glyph_near_its_writers_other_glyphs_only():
+    # Two groups of 2 (writers A, B), features in 2-D; the batch's mean real feature is 0.
+    real = tf.constant([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]])
+    # Fake i on its own writer's side: positive cosine 1, negative -1, temperature 0.5:
+    # -log(e^2 / (e^2 + e^-2)) = log(1 + e^-4).
+    got = losses.group_contrast(real, real, 2, temperature=0.5)
+    np.testing.assert_allclose(got.numpy(), [math.log1p(math.exp(-4.0))] * 4, rtol=1e-5)
+    # Each fake on the other writer's side: log(1 + e^4).
+    swapped = tf.reverse(real, [0])
+    np.testing.assert_allclose(losses.group_contrast(swapped, real, 2, 0.5).numpy(),
+                               [math.log1p(math.exp(4.0))] * 4, rtol=1e-5)
+    # The positive leaves out the glyph a fake redraws: a fake equal to real 0 = [1, 0] has
+    # cosine 0 with its group-mate [0, 1] (the positive) and -1/sqrt 2 with B's mean:
+    # log(1 + e^-sqrt 2), not the log(1 + e^-2 sqrt 2) of a positive that held real 0 itself.
+    odd = tf.constant([[1.0, 0.0], [0.0, 1.0], [-0.5, -0.5], [-0.5, -0.5]])  # mean 0
+    got = losses.group_contrast(odd, odd, 2, 0.5).numpy()
+    np.testing.assert_allclose(got[0], math.log1p(math.exp(-math.sqrt(2))), rtol=1e-5)
+    # No gradient reaches the real features; one group has no negative: 0 per glyph.
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(real)
+        fake = real * 1.0
+        loss = tf.reduce_sum(losses.group_contrast(fake, real + 0.0, 2, 0.5))
+    assert tape.gradient(loss, real) is not None  # through `fake` only
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        loss = tf.reduce_sum(losses.group_contrast(tf.ones([4, 2]), real, 2, 0.5))
+    assert tape.gradient(loss, real) is None
+    np.testing.assert_allclose(losses.group_contrast(real[:2], real[:2], 2).numpy(), [0.0, 0.0],
+                               atol=1e-6)
