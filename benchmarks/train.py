@@ -20,9 +20,10 @@
       compares mixed_float16 and XLA and reports the fraction of the GPU's peak FLOP rate.
 
 Every measurement runs in a fresh process, on random glyphs (62 characters, 300 writers, as the
-UNIPEN data; a config's held-out characters they lack are dropped), with the model, batch, precision and training settings of the named config (read
-by the tree's own flag parser, so each side of a comparison uses its own defaults; --flags adds
-flags to this checkout's side). Figures:
+UNIPEN data; a config's held-out characters they lack are dropped), with the model, batch,
+precision and training settings of the named config (read by the tree's own flag parser, so
+each side of a comparison uses its own defaults; --flags adds flags to this checkout's side).
+Figures:
 
   images_per_s    the training step as `train()` calls it (the R1 step every r1_interval
                   steps), over --steps timed steps after a warm-up that traces every variant

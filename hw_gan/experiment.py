@@ -27,10 +27,10 @@ from data_pipeline import charset as charset_lib
 from hw_gan import adaptation
 from hw_gan import config as config_lib
 from hw_gan import export as export_lib
-from hw_gan.export import rebuild as rebuild_lib
 from hw_gan import shipped
 from hw_gan.evaluation import evaluate as evaluate_lib
 from hw_gan.evaluation import judge as judge_lib
+from hw_gan.export import rebuild as rebuild_lib
 from hw_gan.render.grid import write_sample_grid
 from hw_gan.training import StopRequest, make_trainer
 from hw_gan.training import run_dir as run_dir_lib

@@ -16,8 +16,8 @@ pooled k ways). Per replica step:
       other groups').
 
 The real glyphs of the step reach `_make_fakes` through the D, G or fused step that received
-the batch (the base class passes only ids there). Nothing is random in the generator, so a resumed run matches an uninterrupted
-one through the data pipeline's skip alone.
+the batch (the base class passes only ids there). Nothing is random in the generator, so a
+resumed run matches an uninterrupted one through the data pipeline's skip alone.
 """
 
 from __future__ import annotations
