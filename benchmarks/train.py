@@ -149,6 +149,9 @@ def measure_config(config_file: str, data_dir: str, steps: int, extra_flags=(),
     if hasattr(strategy_lib, "resolve_precision"):  # --precision=auto, as hw_gan.experiment
         cfg = cfg.replace(runtime=dataclasses.replace(
             cfg.runtime, precision=strategy_lib.resolve_precision(cfg.runtime.precision)))
+    if hasattr(strategy_lib, "resolve_jit_compile"):  # --jit_compile=auto, as hw_gan.experiment
+        cfg = cfg.replace(runtime=dataclasses.replace(
+            cfg.runtime, jit_compile=strategy_lib.resolve_jit_compile(cfg.runtime.jit_compile)))
     strategy_lib.set_precision(cfg.runtime.precision)
     keras.utils.set_random_seed(cfg.train.seed)
     trainer = make_trainer(cfg, tf.distribute.get_strategy(), manifest)

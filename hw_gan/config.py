@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 FAMILIES = ("char_cgan", "style_cgan", "stylegan", "fewshot")
 RESOLUTIONS = (32, 64)
 LOSSES = ("nonsaturating", "hinge")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+# --jit_compile: XLA for the train step, or "auto" (on where it measured faster: a CPU without
+# AVX-512 and no GPU; hw_gan.training.strategy.resolve_jit_compile).
+JIT_AUTO = "auto"
 MODES = ("train", "evaluate", "export", "sample", "adapt")
 
 
@@ -137,7 +140,7 @@ class RuntimeConfig:
     mode: str = "train"
     strategy: str = "auto"
     precision: str = "float32"
-    jit_compile: bool = False
+    jit_compile: Union[bool, str] = False  # True, False or JIT_AUTO
     num_cpu_devices: int = 0  # >1 splits the CPU into logical devices (tests, 2-replica checks)
     export_dir: str = ""
     export_name: str = ""
@@ -245,6 +248,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(r.mode in MODES, "mode", f"{r.mode!r} is not one of {MODES}")
     _check(r.strategy in STRATEGIES, "strategy", f"{r.strategy!r} is not one of {STRATEGIES}")
     _check(r.precision in PRECISIONS, "precision", f"{r.precision!r} is not one of {PRECISIONS}")
+    _check(isinstance(r.jit_compile, bool) or r.jit_compile == JIT_AUTO, "jit_compile",
+           f"{r.jit_compile!r} is not true, false or {JIT_AUTO}")
     _check(bool(r.model_dir), "model_dir", "is required")
     _check(r.num_cpu_devices >= 0, "num_cpu_devices", "must be >= 0")
     _check(r.export_version >= 1, "export_version", "must be >= 1")

@@ -55,7 +55,8 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
         return sample(cfg)
     strategy = strategy_lib.make_strategy(cfg.runtime.strategy)
     cfg = cfg.replace(runtime=dataclasses.replace(
-        cfg.runtime, precision=strategy_lib.resolve_precision(cfg.runtime.precision)))
+        cfg.runtime, precision=strategy_lib.resolve_precision(cfg.runtime.precision),
+        jit_compile=strategy_lib.resolve_jit_compile(cfg.runtime.jit_compile)))
     # Only training computes in reduced precision; evaluation and export read the float32
     # weights into a float32 model, so what is scored is what is shipped.
     strategy_lib.set_precision(cfg.runtime.precision if cfg.runtime.mode == "train"

@@ -185,6 +185,21 @@ def _define_evaluation_flags() -> None:
     flags.DEFINE_boolean("eval_at_end", _e.eval_at_end, "Evaluate (and export) after training.")
 
 
+class _JitParser(flags.BooleanParser):
+    """A boolean flag (--jit_compile, --nojit_compile, =true/false) that also takes "auto"."""
+
+    def parse(self, argument):
+        if isinstance(argument, str) and argument.lower() == config_lib.JIT_AUTO:
+            return config_lib.JIT_AUTO
+        try:
+            return super().parse(argument)
+        except (TypeError, ValueError):
+            raise ValueError(f"{argument!r} is not true, false or {config_lib.JIT_AUTO}") from None
+
+    def flag_type(self) -> str:
+        return f"bool or {config_lib.JIT_AUTO}"
+
+
 def _define_runtime_flags() -> None:
     _r = config_lib.RuntimeConfig()
     flags.DEFINE_string("model_dir", _r.model_dir, "Checkpoints, summaries, config and eval.json.")
@@ -192,7 +207,10 @@ def _define_runtime_flags() -> None:
                       "What to do (adapt: add one writer to a trained style_cgan).")
     flags.DEFINE_enum("strategy", _r.strategy, config_lib.STRATEGIES, "tf.distribute strategy.")
     flags.DEFINE_enum("precision", _r.precision, config_lib.PRECISIONS, "Keras dtype policy.")
-    flags.DEFINE_boolean("jit_compile", _r.jit_compile, "XLA-compile the train step.")
+    flags.DEFINE_flag(flags.Flag(
+        _JitParser(), None, "jit_compile", _r.jit_compile,
+        f"XLA-compile the train step: true, false or {config_lib.JIT_AUTO} (on a CPU without "
+        "AVX-512 and no GPU, where it measured faster; docs/results.md).", boolean=True))
     flags.DEFINE_integer("num_cpu_devices", _r.num_cpu_devices,
                          "Split the CPU into N logical devices (2-replica runs without GPUs).")
     flags.DEFINE_string("export_dir", _r.export_dir, "Root of SavedModel exports (NAME/VERSION).")

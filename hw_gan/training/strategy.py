@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Optional
 
 import tensorflow as tf
+
+from hw_gan.config import JIT_AUTO
 
 
 def split_cpu(num_devices: int) -> None:
@@ -97,20 +100,42 @@ def worker_id(strategy: tf.distribute.Strategy) -> int:
 
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 math
+CPU_AVX512_FLAG = "avx512f"  # oneDNN's AVX-512 kernels (without them XLA's own ones are faster)
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> Optional[frozenset]:
+    """The CPU's feature flags from `cpuinfo`; None where it cannot be read (not Linux)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[-1].split())
+    except OSError:
+        return None
+    return None
 
 
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX: oneDNN then runs bf16
     convolutions faster than float32; without them it emulates bf16, slower). False where
     `cpuinfo` cannot be read (not Linux)."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return any(flag in line.split() for flag in CPU_BF16_FLAGS)
-    except OSError:
+    return bool((cpu_flags(cpuinfo) or frozenset()) & set(CPU_BF16_FLAGS))
+
+
+def resolve_jit_compile(value, cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether --jit_compile=`value` XLA-compiles the train step: True / False as given;
+    "auto" (config.JIT_AUTO): on a CPU without AVX-512 and no GPU, where XLA's kernels beat
+    oneDNN's AVX2 ones for the convolution-heavy steps (style_cgan 1.25-1.36x, few-shot
+    1.1-1.3x; with AVX-512 0.7-0.9x: docs/results.md); off on a GPU (not measured) and where
+    `cpuinfo` cannot be read."""
+    if isinstance(value, bool):
+        return value
+    if value != JIT_AUTO:
+        raise ValueError(f"--jit_compile: {value!r} is not true, false or {JIT_AUTO}")
+    if tf.config.list_physical_devices("GPU"):
         return False
-    return False
+    flags = cpu_flags(cpuinfo)
+    return flags is not None and CPU_AVX512_FLAG not in flags
 
 
 def resolve_precision(name: str, cpuinfo: str = "/proc/cpuinfo") -> str:

@@ -337,7 +337,7 @@ class GANTrainer:
             return self._steps[key]
         # XLA compiles the math of a step (the replica step, then the EMA), never the input
         # iterator: IteratorGetNext has no XLA kernel, so compiling the whole step fails.
-        jit = bool(self.cfg.runtime.jit_compile)
+        jit = strategy_lib.resolve_jit_compile(self.cfg.runtime.jit_compile)  # "auto" too
 
         def replica_step(batch, step):
             return self._replica_step(batch, step, with_r1, with_reg)

@@ -249,6 +249,27 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(tmp_path):
     assert strategy_lib.resolve_precision("mixed_float16", str(without)) == "mixed_float16"
 
 
+def test_auto_jit_compile_is_on_only_on_a_cpu_without_avx512(tmp_path):
+    """--jit_compile=auto: XLA where it measured faster (AVX2 only, no GPU: this test machine
+    has none), oneDNN's kernels where the CPU has AVX-512 or cannot be read; a bool as given."""
+    avx2, avx512, unreadable = tmp_path / "a", tmp_path / "b", tmp_path / "missing"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    avx512.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw fma\n")
+    assert strategy_lib.cpu_flags(str(avx2)) == {"fpu", "sse2", "avx", "avx2", "fma"}
+    assert strategy_lib.cpu_flags(str(unreadable)) is None
+    assert strategy_lib.resolve_jit_compile("auto", str(avx2)) is True
+    assert strategy_lib.resolve_jit_compile("auto", str(avx512)) is False
+    assert strategy_lib.resolve_jit_compile("auto", str(unreadable)) is False
+    assert strategy_lib.resolve_jit_compile(True, str(avx512)) is True
+    assert strategy_lib.resolve_jit_compile(False, str(avx2)) is False
+    with pytest.raises(ValueError, match=r"--jit_compile: 'on' is not true, false or auto"):
+        strategy_lib.resolve_jit_compile("on", str(avx2))
+    cfg = config_lib.ExperimentConfig()
+    with pytest.raises(ValueError, match=r"--jit_compile.*'on' is not true, false or auto"):
+        config_lib.validate(cfg.replace(runtime=config_lib.dataclasses.replace(
+            cfg.runtime, jit_compile="on")))
+
+
 def test_bfloat16_training_evaluates_and_exports_float32_models(data_dir, tmp_path):
     """A run trained under mixed_bfloat16 is scored and shipped as float32: evaluation and
     export read the float32 checkpoint into float32 models."""
