@@ -54,9 +54,11 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
     if cfg.runtime.mode == "sample":
         return sample(cfg)
     strategy = strategy_lib.make_strategy(cfg.runtime.strategy)
+    asked = cfg.runtime  # before "auto" is resolved for this machine
     cfg = cfg.replace(runtime=dataclasses.replace(
         cfg.runtime, precision=strategy_lib.resolve_precision(cfg.runtime.precision),
-        jit_compile=strategy_lib.resolve_jit_compile(cfg.runtime.jit_compile)))
+        jit_compile=strategy_lib.resolve_jit_compile(
+            cfg.runtime.jit_compile, replicas=strategy.num_replicas_in_sync)))
     # Only training computes in reduced precision; evaluation and export read the float32
     # weights into a float32 model, so what is scored is what is shipped.
     strategy_lib.set_precision(cfg.runtime.precision if cfg.runtime.mode == "train"
@@ -87,6 +89,10 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
             "starts fresh")
     summary: dict = {"model_dir": str(cfg.runtime.model_dir)}
     if cfg.runtime.mode == "train":
+        if chief and config_lib.JIT_AUTO in (asked.precision, asked.jit_compile):
+            log(f"training in {cfg.runtime.precision}, XLA "
+                f"{'on' if cfg.runtime.jit_compile else 'off'} (--precision={asked.precision}, "
+                f"--jit_compile={str(asked.jit_compile).lower()}: chosen for this machine)")
         summary["train"] = trainer.train(stop=stop)
     elif trainer.restore() == 0:
         raise ValueError(f"--mode={cfg.runtime.mode}: no checkpoint in {cfg.runtime.model_dir}")

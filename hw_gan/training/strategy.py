@@ -122,17 +122,24 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return bool((cpu_flags(cpuinfo) or frozenset()) & set(CPU_BF16_FLAGS))
 
 
-def resolve_jit_compile(value, cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether --jit_compile=`value` XLA-compiles the train step: True / False as given;
-    "auto" (config.JIT_AUTO): on a CPU without AVX-512 and no GPU, where XLA's kernels beat
-    oneDNN's AVX2 ones for the convolution-heavy steps (style_cgan 1.25-1.36x, few-shot
-    1.1-1.3x; with AVX-512 0.7-0.9x: docs/results.md); off on a GPU (not measured) and where
-    `cpuinfo` cannot be read."""
+def resolve_jit_compile(value, cpuinfo: str = "/proc/cpuinfo", replicas: int = 1) -> bool:
+    """Whether --jit_compile=`value` XLA-compiles the train step of a strategy with `replicas`
+    replicas: True / False as given; "auto" (config.JIT_AUTO): on for one replica on a CPU
+    without AVX-512 and no GPU, where XLA's kernels beat oneDNN's AVX2 ones for the
+    convolution-heavy steps (style_cgan 1.25-1.36x, few-shot 1.1-1.3x; with AVX-512 0.7-0.9x:
+    docs/results.md); off on a GPU (not measured), over logical CPUs and where `cpuinfo` cannot
+    be read. ValueError for XLA asked over 2+ logical CPUs: its compiled step reads every
+    replica's variables from the first CPU and fails ("resource ... located in device CPU:1")."""
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if value is True and replicas > 1 and not gpu:
+        raise ValueError(f"--jit_compile: XLA cannot compile a step mirrored over {replicas} "
+                         "logical CPUs; use --nojit_compile or one CPU device "
+                         "(--num_cpu_devices=0)")
     if isinstance(value, bool):
         return value
     if value != JIT_AUTO:
         raise ValueError(f"--jit_compile: {value!r} is not true, false or {JIT_AUTO}")
-    if tf.config.list_physical_devices("GPU"):
+    if gpu or replicas > 1:
         return False
     flags = cpu_flags(cpuinfo)
     return flags is not None and CPU_AVX512_FLAG not in flags

@@ -337,7 +337,8 @@ class GANTrainer:
             return self._steps[key]
         # XLA compiles the math of a step (the replica step, then the EMA), never the input
         # iterator: IteratorGetNext has no XLA kernel, so compiling the whole step fails.
-        jit = strategy_lib.resolve_jit_compile(self.cfg.runtime.jit_compile)  # "auto" too
+        jit = strategy_lib.resolve_jit_compile(  # "auto" too
+            self.cfg.runtime.jit_compile, replicas=self.strategy.num_replicas_in_sync)
 
         def replica_step(batch, step):
             return self._replica_step(batch, step, with_r1, with_reg)

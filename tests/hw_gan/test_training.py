@@ -264,10 +264,33 @@ def test_auto_jit_compile_is_on_only_on_a_cpu_without_avx512(tmp_path):
     assert strategy_lib.resolve_jit_compile(False, str(avx2)) is False
     with pytest.raises(ValueError, match=r"--jit_compile: 'on' is not true, false or auto"):
         strategy_lib.resolve_jit_compile("on", str(avx2))
+    # Mirrored over logical CPUs XLA's step fails (it reads replica 1's variables from CPU:0):
+    # auto stays off, and asking for it is refused by name.
+    assert strategy_lib.resolve_jit_compile("auto", str(avx2), replicas=2) is False
+    assert strategy_lib.resolve_jit_compile(False, str(avx2), replicas=2) is False
+    with pytest.raises(ValueError, match=r"--jit_compile: XLA cannot compile a step mirrored "
+                                         r"over 2 logical CPUs; use --nojit_compile"):
+        strategy_lib.resolve_jit_compile(True, str(avx2), replicas=2)
     cfg = config_lib.ExperimentConfig()
     with pytest.raises(ValueError, match=r"--jit_compile.*'on' is not true, false or auto"):
         config_lib.validate(cfg.replace(runtime=config_lib.dataclasses.replace(
             cfg.runtime, jit_compile="on")))
+
+
+def test_an_auto_jit_run_says_what_it_chose_and_records_it(data_dir, tmp_path, monkeypatch):
+    """--jit_compile=auto on a CPU without AVX-512 (its flags faked): the run trains with XLA,
+    says so in one line, and config.json records what ran (true), not "auto"."""
+    monkeypatch.setattr(strategy_lib, "cpu_flags", lambda cpuinfo="": frozenset({"avx2", "fma"}))
+    cfg = _cfg(data_dir, tmp_path / "run", steps=2)
+    cfg = cfg.replace(runtime=config_lib.dataclasses.replace(cfg.runtime, jit_compile="auto",
+                                                             strategy="default"),
+                      eval=config_lib.dataclasses.replace(cfg.eval, eval_at_end=False))
+    logs = []
+    assert experiment.run(cfg, log=logs.append)["train"]["step"] == 2
+    assert ("training in float32, XLA on (--precision=float32, --jit_compile=auto: chosen for "
+            "this machine)") in logs
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["runtime"]["jit_compile"] is True
 
 
 def test_bfloat16_training_evaluates_and_exports_float32_models(data_dir, tmp_path):
