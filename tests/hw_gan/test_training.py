@@ -249,9 +249,11 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(tmp_path):
     assert strategy_lib.resolve_precision("mixed_float16", str(without)) == "mixed_float16"
 
 
-def test_auto_jit_compile_is_on_only_on_a_cpu_without_avx512(tmp_path):
-    """--jit_compile=auto: XLA where it measured faster (AVX2 only, no GPU: this test machine
-    has none), oneDNN's kernels where the CPU has AVX-512 or cannot be read; a bool as given."""
+def test_auto_jit_compile_is_on_only_on_a_cpu_without_avx512(tmp_path, monkeypatch):
+    """--jit_compile=auto: XLA where it measured faster (AVX2 only, no GPU), oneDNN's kernels
+    where the CPU has AVX-512 or cannot be read, off on a GPU; a bool as given."""
+    gpus = []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: list(gpus))
     avx2, avx512, unreadable = tmp_path / "a", tmp_path / "b", tmp_path / "missing"
     avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n")
     avx512.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw fma\n")
@@ -262,6 +264,10 @@ def test_auto_jit_compile_is_on_only_on_a_cpu_without_avx512(tmp_path):
     assert strategy_lib.resolve_jit_compile("auto", str(unreadable)) is False
     assert strategy_lib.resolve_jit_compile(True, str(avx512)) is True
     assert strategy_lib.resolve_jit_compile(False, str(avx2)) is False
+    gpus.append("GPU:0")  # a GPU: auto is off (not measured there); a bool still as given
+    assert strategy_lib.resolve_jit_compile("auto", str(avx2)) is False
+    assert strategy_lib.resolve_jit_compile(True, str(avx2), replicas=2) is True
+    gpus.clear()
     with pytest.raises(ValueError, match=r"--jit_compile: 'on' is not true, false or auto"):
         strategy_lib.resolve_jit_compile("on", str(avx2))
     # Mirrored over logical CPUs XLA's step fails (it reads replica 1's variables from CPU:0):
@@ -281,6 +287,9 @@ def test_an_auto_jit_run_says_what_it_chose_and_records_it(data_dir, tmp_path, m
     """--jit_compile=auto on a CPU without AVX-512 (its flags faked): the run trains with XLA,
     says so in one line, and config.json records what ran (true), not "auto"."""
     monkeypatch.setattr(strategy_lib, "cpu_flags", lambda cpuinfo="": frozenset({"avx2", "fma"}))
+    seen = tf.config.list_physical_devices  # and no GPU, as on the CPUs auto was measured on
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: [] if kind == "GPU" else seen(kind))
     cfg = _cfg(data_dir, tmp_path / "run", steps=2)
     cfg = cfg.replace(runtime=config_lib.dataclasses.replace(cfg.runtime, jit_compile="auto",
                                                              strategy="default"),
