@@ -60,6 +60,9 @@ class ModelConfig:
     # fewshot: local style tokens read from the references' 8 x 8 feature maps by attention and
     # attended to by the decoder's 8 x 8 and 16 x 16 maps (0: the global style code only)
     style_tokens: int = 0
+    # fewshot: channel multiplier of the decoder (content trunk and the style-modulated blocks)
+    # and of the style code it reads (0: --width; the style glyph net and D keep --width)
+    decoder_width: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +217,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(0 <= m.style_tokens <= 64, "style_tokens", f"{m.style_tokens} is outside [0, 64]")
     _check(m.style_tokens == 0 or m.family == "fewshot", "style_tokens",
            "only the fewshot family reads local style tokens")
+    _check(m.decoder_width == 0 or 0.05 <= m.decoder_width <= 4.0, "decoder_width",
+           f"{m.decoder_width} is outside [0.05, 4] (0: --width)")
+    _check(m.decoder_width == 0 or m.family == "fewshot", "decoder_width",
+           "only the fewshot family has a decoder of its own width")
     _check(t.batch_size >= 1, "batch_size", "must be >= 1")
     _check(t.steps >= 0, "steps", "must be >= 0")
     _check(t.g_lr > 0 and t.d_lr > 0, "g_lr/d_lr", "learning rates must be > 0")

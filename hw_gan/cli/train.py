@@ -119,6 +119,8 @@ def _define_model_flags() -> None:
     flags.DEFINE_integer("mapping_layers", _m.mapping_layers, "StyleGAN mapping network depth.")
     flags.DEFINE_integer("style_tokens", _m.style_tokens,
                          "Few-shot local style tokens (0: the global style code only).")
+    flags.DEFINE_float("decoder_width", _m.decoder_width,
+                       "Few-shot: width of the decoder and the style code (0: --width).")
 
 
 def _define_training_flags() -> None:
@@ -260,7 +262,8 @@ def config_from_flags() -> config_lib.ExperimentConfig:
         model=config_lib.ModelConfig(
             family=FLAGS.model, resolution=FLAGS.resolution, width=FLAGS.width,
             latent_dim=FLAGS.latent_dim, embed_dim=FLAGS.embed_dim, w_dim=FLAGS.w_dim,
-            mapping_layers=FLAGS.mapping_layers, style_tokens=FLAGS.style_tokens),
+            mapping_layers=FLAGS.mapping_layers, style_tokens=FLAGS.style_tokens,
+            decoder_width=FLAGS.decoder_width),
         train=config_lib.TrainConfig(
             batch_size=FLAGS.batch_size, steps=FLAGS.steps, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
             beta1=FLAGS.beta1, beta2=FLAGS.beta2, loss=FLAGS.loss, r1_gamma=FLAGS.r1_gamma,

@@ -59,13 +59,18 @@ TOKEN_MAP = 8  # the references' feature map the tokens are read from (TOKEN_MAP
 LOGIT_BOUND = 8.0  # token attention logits are soft-clipped to +-this, so exp() needs no shift
 
 
+def decoder_width(cfg: ModelConfig) -> float:
+    """The decoder's and the style code's channel multiplier (--decoder_width, else --width)."""
+    return cfg.decoder_width or cfg.width
+
+
 def global_features(cfg: ModelConfig) -> int:
-    return scaled(STYLE_FEATURES, cfg.width, minimum=32)
+    return scaled(STYLE_FEATURES, decoder_width(cfg), minimum=32)
 
 
 def global_style_dim(cfg: ModelConfig) -> int:
     """The global style code's size (what modulates every decoder block)."""
-    return scaled(STYLE_DIM, cfg.width, minimum=32)
+    return scaled(STYLE_DIM, decoder_width(cfg), minimum=32)
 
 
 def style_features(cfg: ModelConfig) -> int:
@@ -213,7 +218,7 @@ def build_style_head(cfg: ModelConfig) -> keras.Model:
 
 
 def build_decoder(cfg: ModelConfig) -> keras.Model:
-    plan = blocks.channel_plan(cfg.resolution, cfg.width)
+    plan = blocks.channel_plan(cfg.resolution, decoder_width(cfg))
     r = cfg.resolution
     content = keras.Input((r, r, 1), dtype="float32", name="content")
     style = style_in = keras.Input((style_dim(cfg),), dtype="float32", name="style")

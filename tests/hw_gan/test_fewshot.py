@@ -82,6 +82,46 @@ def test_family_is_registered_and_takes_any_k_in_any_order_with_padding(tokens):
     assert logits.shape == (2,)
 
 
+def test_decoder_width_widens_the_decoder_and_the_style_code_and_nothing_else(data_dir, tmp_path):
+    """--decoder_width: the decoder's channels and the style code follow it, the style glyph
+    net's convolutions and D keep --width; a run resumes only at its own decoder width; bad
+    values and other families are refused naming the flag."""
+    from hw_gan import experiment
+
+    narrow_cfg, wide_cfg = _model_cfg(), _model_cfg(decoder_width=0.25)
+    assert (fewshot.style_dim(narrow_cfg), fewshot.style_dim(wide_cfg)) == (32, 64)
+    keras.utils.set_random_seed(0)
+    narrow, wide = fewshot.build_generator(narrow_cfg), fewshot.build_generator(wide_cfg)
+
+    def convs(model):
+        return {l.name: l.kernel.shape for l in model.layers if isinstance(l, keras.layers.Conv2D)}
+
+    (n_net, _, n_dec), (w_net, w_head, w_dec) = fewshot.parts(narrow), fewshot.parts(wide)
+    assert convs(n_net) == convs(w_net) and convs(n_net)
+    n_convs, w_convs = convs(n_dec), convs(w_dec)
+    assert all(w_convs[k][-1] >= n_convs[k][-1] for k in n_convs)  # (8 channels at least)
+    assert w_convs["g_mid_conv"] == (3, 3, 32, 32) and n_convs["g_mid_conv"] == (3, 3, 16, 16)
+    assert w_head.output.shape[-1] == 64
+    out = wide(_inputs(np.random.default_rng(0), 2, 3)).numpy()
+    assert out.shape == (2, 32, 32, 1) and np.abs(out).max() <= 1.0
+    assert (fewshot.build_discriminator(wide_cfg).count_params()
+            == fewshot.build_discriminator(narrow_cfg).count_params())
+    # A run at one decoder width does not resume at another.
+    cfg = tiny_grouped_cfg(data_dir, tmp_path / "run", wide_cfg, 1, eval_at_end=False,
+                           aux_char_weight=0.1, aux_writer_weight=0.1)
+    experiment.run(cfg, log=lambda msg: None)
+    with pytest.raises(ValueError, match=r"cannot resume: model\.decoder_width: 0\.25 -> 0\.0"):
+        experiment.run(dataclasses.replace(cfg, model=dataclasses.replace(
+            cfg.model, decoder_width=0.0), train=dataclasses.replace(cfg.train, steps=2)),
+            log=lambda msg: None)
+    with pytest.raises(ValueError, match=r"^--decoder_width: 5\.0 is outside \[0\.05, 4\]"):
+        config_lib.validate(dataclasses.replace(cfg, model=dataclasses.replace(
+            cfg.model, decoder_width=5.0)))
+    with pytest.raises(ValueError, match=r"^--decoder_width: only the fewshot family"):
+        config_lib.validate(dataclasses.replace(cfg, model=dataclasses.replace(
+            cfg.model, family="stylegan")))
+
+
 def test_local_style_tokens_are_one_softmax_over_every_references_positions():
     """TokenSums per reference, the masked mean over references, then TokenSlots = for each
     learned query, softmax over the positions of ALL the set's references of its values."""
