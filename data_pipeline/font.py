@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from data_pipeline.charset import char_info
+from data_pipeline.scan.cells import normalize_glyph
 from data_pipeline.schema import INK_THRESHOLD
 
 FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans.ttf"
@@ -222,6 +223,22 @@ def content_images(chars: Union[str, Iterable[str]], size: int = 32) -> np.ndarr
     if not labels:
         return np.zeros((0, size, size), np.uint8)
     return np.stack([_cached(label, size) for label in labels])
+
+
+def fitted_images(chars: Union[str, Iterable[str]], size: int = 32) -> np.ndarray:
+    """uint8 [N, size, size] ink-high images of `chars` placed as a handwritten SAMPLE is, not
+    typographically: the ink's bounding box centred and scaled, aspect ratio kept, until its
+    longer side fills the box inside MARGIN_FRAC (strokes.render_strokes' placement, the one
+    every UNIPEN glyph has). A character with no ink (whitespace) gives a blank image."""
+    labels = _labels(chars)
+    check_covered(labels)
+    out = np.zeros((len(labels), size, size), np.uint8)
+    for i, label in enumerate(labels):
+        big = _cached(label, size * SUPERSAMPLE).astype(np.float32) / 255.0
+        ys, xs = np.nonzero(big >= INK_THRESHOLD / 255.0)
+        if len(xs):
+            out[i] = normalize_glyph(big, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), size)
+    return out
 
 
 def content_table(size: int = 32) -> tuple[np.ndarray, np.ndarray]:

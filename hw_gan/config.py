@@ -106,6 +106,13 @@ class TrainConfig:
     # own writer's other real glyphs (the group's mean but for the glyph it redraws) than the
     # other writers' groups of the batch (InfoNCE, losses.group_contrast; 0 = off).
     writer_contrast_weight: float = 0.0
+    # fewshot: characters of the content font that are not in the training data (Greek,
+    # Cyrillic, Latin extensions, symbols), content_shape_glyphs per replica and step, are drawn
+    # in the batch's styles, and the decoder is penalised where their blurred ink keeps their
+    # font shape less well than a real glyph keeps its character's (0 = off): so it learns to
+    # follow a font image it was never taught, as it must for characters nobody wrote.
+    content_shape_weight: float = 0.0
+    content_shape_glyphs: int = 16
     # fewshot: a fresh run (no checkpoint yet) starts its generator and EMA generator from this
     # fewshot export's weights (a SavedModel directory, its parent or a shipped model's name);
     # the discriminator starts fresh. Ignored once the run has a checkpoint.
@@ -241,6 +248,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(t.writer_contrast_weight >= 0, "writer_contrast_weight", "must be >= 0")
     _check(t.writer_contrast_weight == 0 or m.family == "fewshot", "writer_contrast_weight",
            "only the fewshot family has writer groups to contrast")
+    _check(t.content_shape_weight >= 0, "content_shape_weight", "must be >= 0")
+    _check(t.content_shape_weight == 0 or m.family == "fewshot", "content_shape_weight",
+           "only the fewshot family draws characters from their font image")
+    _check(t.content_shape_glyphs >= 1, "content_shape_glyphs", "must be >= 1")
     _check(not t.init_from or m.family == "fewshot", "init_from",
            "only a fewshot run starts from an export's weights")
     _check(t.g_freeze_steps >= 0, "g_freeze_steps", "must be >= 0")
@@ -270,7 +281,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
 # Fields that may differ between a checkpoint's config and a resumed run's.
 RESUMABLE_CHANGES = {
     "train": {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "image_every",
-              "fused_step", "style_ref_augment", "writer_contrast_weight", "init_from"},
+              "fused_step", "style_ref_augment", "writer_contrast_weight", "init_from",
+              "content_shape_weight", "content_shape_glyphs"},
     "eval": None,  # any
     "runtime": None,
     "data": {"shuffle_buffer", "cache", "build_source", "build_params", "eval_split"},

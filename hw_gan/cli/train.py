@@ -156,6 +156,11 @@ def _define_training_flags() -> None:
     flags.DEFINE_float("writer_contrast_weight", _t.writer_contrast_weight,
                        "Fewshot: weight of the writer-contrastive term (in D's features, each "
                        "redrawn glyph nearer its writer's other glyphs than other writers'; 0 = off).")
+    flags.DEFINE_float("content_shape_weight", _t.content_shape_weight,
+                       "Fewshot: weight of keeping the font shape of characters the training "
+                       "data lacks, drawn in the batch's styles (0 = off).")
+    flags.DEFINE_integer("content_shape_glyphs", _t.content_shape_glyphs,
+                         "Fewshot: such characters drawn per replica and step.")
     flags.DEFINE_string("init_from", _t.init_from,
                         "Fewshot: a fresh run starts its generator from this fewshot export (a "
                         "SavedModel dir, its parent or a shipped model's name); D starts fresh.")
@@ -274,6 +279,8 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             style_feature_weight=FLAGS.style_feature_weight,
             style_ref_augment=FLAGS.style_ref_augment,
             writer_contrast_weight=FLAGS.writer_contrast_weight, init_from=FLAGS.init_from,
+            content_shape_weight=FLAGS.content_shape_weight,
+            content_shape_glyphs=FLAGS.content_shape_glyphs,
             g_freeze_steps=FLAGS.g_freeze_steps,
             style_cycle_weight=FLAGS.style_cycle_weight, pl_weight=FLAGS.pl_weight,
             style_reg_interval=FLAGS.style_reg_interval,

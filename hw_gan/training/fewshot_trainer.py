@@ -22,6 +22,8 @@ resumed run matches an uninterrupted one through the data pipeline's skip alone.
 
 from __future__ import annotations
 
+import unicodedata
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -43,6 +45,61 @@ SERVING_VARIATION = 0.1  # the export's default jitter of a writer's style per g
 # TRAINING writers' Q q Z & @ (the shipped model's held-out characters), the largest bound whose
 # glyphs the character judge reads as well as the mean style's (docs/results.md, issue 18).
 UNTRAINED_STYLE_CLIP = 0.35
+
+
+# --content_shape_weight: characters of the font that training never saw, drawn in the batch's
+# styles, must keep their font shape (shape_signature: ink blurred at SHAPE_SIGMA x R / 32 px,
+# centred, unit length) at least as closely as a real training glyph keeps its character's:
+# SHAPE_MARGIN is the median cosine of the UNIPEN training writers' glyphs to their characters'
+# fitted font images (docs/results.md, "A content-shape loss"). Only the shortfall is penalised.
+SHAPE_SIGMA = 2.0
+SHAPE_MARGIN = 0.6
+SHAPE_SALT = 1409  # the stateless seed's salt of the step's drawn pool characters
+# The pool: letters, punctuation and symbols of these blocks that are not composed (accented
+# letters are drawn as base + mark) and not a training or held-out character; Latin-1 and
+# Latin Extended A/B, Greek, basic Cyrillic, currency signs, the four arrows and two more.
+SHAPE_BLOCKS = ((0x00A1, 0x024F), (0x0370, 0x03FF), (0x0400, 0x045F), (0x20A0, 0x20BF),
+                (0x2190, 0x2195))
+# A pool character whose shape signature is this close (cosine) to a held-out character's is
+# left out, so the held-out characters stay never seen (Greek capital zeta is a Z, koppa a Q).
+SHAPE_LOOKALIKE = 0.8
+
+
+def shape_signature(images, resolution: int):
+    """[N, R*R] float32 unit vectors of glyphs [N, R, R, 1] in [-1, 1]: the ink (0..1) blurred by
+    a Gaussian of SHAPE_SIGMA x R / 32 px (zero padding: paper), its mean taken away. A
+    cosine of two of them compares shapes whatever the pen weight; blank ink gives zeros."""
+    sigma = SHAPE_SIGMA * resolution / 32.0
+    half = int(np.ceil(3.0 * sigma))
+    x = np.arange(-half, half + 1, dtype=np.float32)
+    g = np.exp(-0.5 * (x / sigma) ** 2)
+    g /= g.sum()
+    ink = (tf.cast(images, tf.float32) + 1.0) / 2.0
+    blurred = tf.nn.conv2d(ink, tf.constant(g.reshape(-1, 1, 1, 1)), 1, "SAME")
+    blurred = tf.nn.conv2d(blurred, tf.constant(g.reshape(1, -1, 1, 1)), 1, "SAME")
+    flat = tf.reshape(blurred, [tf.shape(blurred)[0], -1])
+    flat -= tf.reduce_mean(flat, 1, keepdims=True)
+    return tf.math.l2_normalize(flat, 1)
+
+
+def shape_pool(charset, holdout: str, resolution: int):
+    """(chars, font images float32 [P, R, R, 1] in [-1, 1], shape signatures [P, R*R] of their
+    FITTED images (font.fitted_images: placed as a handwritten sample is)) of SHAPE_BLOCKS'
+    characters the font covers that are neither in `charset` nor composed, and whose fitted
+    image is not a lookalike (SHAPE_LOOKALIKE) of a `holdout` character's."""
+    known = set(charset) | set(holdout)
+    chars = [chr(c) for lo, hi in SHAPE_BLOCKS for c in range(lo, hi + 1)
+             if chr(c) not in known and unicodedata.category(chr(c))[0] in "LPS"
+             and not unicodedata.decomposition(chr(c)) and font.covers(chr(c))]
+    signatures = shape_signature(to_float(font.fitted_images(chars, resolution))[..., None],
+                                 resolution).numpy()
+    if holdout:
+        held = shape_signature(to_float(font.fitted_images(list(holdout), resolution))[..., None],
+                               resolution).numpy()
+        keep = (signatures @ held.T).max(1) < SHAPE_LOOKALIKE
+        chars, signatures = [c for c, k in zip(chars, keep) if k], signatures[keep]
+    contents = to_float(font.content_images(chars, resolution))[..., None]
+    return chars, contents.astype(np.float32), signatures.astype(np.float32)
 
 
 WRITER_CONTRAST_TEMPERATURE = 0.1  # of --writer_contrast_weight's cosine similarities
@@ -90,6 +147,12 @@ class FewShotTrainer(GANTrainer):
         self._statistics = None
         holdout = set(cfg.data.holdout_chars)
         self.trained_labels = frozenset(c for c in manifest["charset"] if c not in holdout)
+        self._style = None
+        if cfg.train.content_shape_weight > 0:
+            self.shape_chars, contents, signatures = shape_pool(
+                manifest["charset"], cfg.data.holdout_chars, r)
+            self.shape_contents, self.shape_signatures = tf.constant(contents), tf.constant(
+                signatures)
 
     def content(self, chars):
         """Font images [B, R, R, 1] in [-1, 1] of training char ids [B]."""
@@ -128,6 +191,7 @@ class FewShotTrainer(GANTrainer):
         others = 1.0 - tf.eye(k)  # row i: every reference but i
         pooled = tf.einsum("gjf,ij->gif", feats, others) / float(k - 1)
         style = head(tf.reshape(pooled, [-1, feats.shape[-1]]), training=training)
+        self._style = style  # the G step's content-shape loss draws pool characters in these
         return tf.cast(decoder({"content": contents, "style": style}, training=training),
                        tf.float32)
 
@@ -156,7 +220,30 @@ class FewShotTrainer(GANTrainer):
                 out["writer_contrast"] = t.writer_contrast_weight * self._average(
                     losses_lib.group_contrast(feats[:n], feats[n:], self.group_size,
                                               WRITER_CONTRAST_TEMPERATURE))
+        if t.content_shape_weight > 0:
+            out["content_shape"] = t.content_shape_weight * self.content_shape_loss(
+                step, self._style)
         return out
+
+    def content_shape_loss(self, step, styles):
+        """--content_shape_glyphs characters of the pool (shape_pool; a seeded draw per step and
+        replica) drawn by the decoder in `styles` [B, D] (the step's redrawn glyphs' codes),
+        spread over the batch's writer groups and held fixed (only the decoder learns from
+        this): the mean shortfall of their
+        shape signatures' cosine to their fitted font images' under SHAPE_MARGIN, averaged over
+        the global count of such glyphs."""
+        e = int(self.cfg.train.content_shape_glyphs)
+        idx = tf.random.stateless_uniform([e], self._seed(step, SHAPE_SALT), 0,
+                                          len(self.shape_chars), tf.int32)
+        styles = tf.stop_gradient(tf.cast(styles, tf.float32))
+        styles = tf.gather(styles, tf.range(e) * tf.shape(styles)[0] // e)
+        drawn = self.decoder({"content": tf.gather(self.shape_contents, idx), "style": styles},
+                             training=True)
+        cos = tf.reduce_sum(shape_signature(drawn, self.cfg.model.resolution)
+                            * tf.gather(self.shape_signatures, idx), 1)
+        return tf.nn.compute_average_loss(
+            tf.nn.relu(SHAPE_MARGIN - cos),
+            global_batch_size=e * self.strategy.num_replicas_in_sync)
 
     # -- sampling --------------------------------------------------------------------------------
     def _grid_batch(self):

@@ -311,6 +311,64 @@ def test_references_are_disturbed_as_another_capture_would_and_reproducibly():
             config_lib.ExperimentConfig(), train=config_lib.TrainConfig(style_ref_augment=1.5)))
 
 
+def test_content_shape_loss_asks_unseen_characters_to_keep_their_font_shape(data_dir, tmp_path):
+    """--content_shape_weight: characters the training data lacks (shape_pool) are drawn by the
+    decoder in the batch's styles and penalised where their blurred ink strays from their
+    fitted font image's further than a typical real glyph does (SHAPE_MARGIN); only the decoder
+    learns from it, the draw is seeded by the step, and bad values are refused by name."""
+    from hw_gan.training import fewshot_trainer as ft
+
+    fitted = font.fitted_images("Oolx", 32)
+    assert fitted.shape == (4, 32, 32) and fitted.dtype == np.uint8
+    for img in fitted:  # placed as a handwritten sample: the ink's longer side fills the box
+        ys, xs = np.nonzero(img >= 96)
+        assert max(ys.max() - ys.min(), xs.max() - xs.min()) >= 24
+    sig = ft.shape_signature(fitted[..., None] / 127.5 - 1.0, 32).numpy()
+    np.testing.assert_allclose(np.linalg.norm(sig, axis=1), 1.0, atol=1e-5)
+    heavy = tf.nn.max_pool2d(fitted[..., None].astype("float32") / 127.5 - 1.0, 3, 1, "SAME")
+    same_shape = float(sig[0] @ ft.shape_signature(heavy, 32).numpy()[0])
+    assert same_shape > 0.9 > float(sig[0] @ sig[2])  # a heavier pen is the same O; l is not
+    assert not ft.shape_signature(-np.ones((1, 32, 32, 1), "float32"), 32).numpy().any()
+
+    charset = list(tfrecords.load_manifest(data_dir)["charset"])
+    pool, contents, signatures = ft.shape_pool(charset, "Z", 32)
+    assert contents.shape == (len(pool), 32, 32, 1) and signatures.shape == (len(pool), 1024)
+    assert {"ß", "Ж", "λ", "€", "←"} <= set(pool) and not set(pool) & set(charset + ["Z"])
+    assert "é" not in pool and "Ζ" not in pool  # composed; a Greek Z looks like the held-out Z
+    assert "Ζ" in ft.shape_pool(charset, "", 32)[0]
+    # A pool character drawn exactly as its fitted font image costs nothing.
+    own = ft.shape_signature(font.fitted_images(pool[:3], 32)[..., None] / 127.5 - 1.0, 32)
+    np.testing.assert_allclose(tf.reduce_sum(own * signatures[:3], 1).numpy(), 1.0, atol=1e-5)
+
+    trainer = _trainer(_cfg(data_dir, tmp_path, content_shape_weight=2.0, content_shape_glyphs=4))
+    out = trainer._train_step_fn(False)(iter(trainer.dataset(0)))
+    assert "content_shape" in out and 0.0 <= float(out["content_shape"]) <= 2.0 * 2.0
+    step = tf.constant(5, tf.int64)
+    batch = next(iter(trainer.dataset(0)))
+    with tf.GradientTape() as tape:
+        trainer.redraw(batch["image"], batch["char"])
+        styles = trainer._style
+        loss = trainer.content_shape_loss(step, styles)
+    grads = tape.gradient(loss, trainer.decoder.trainable_variables
+                          + trainer.glyph_net.trainable_variables)
+    n = len(trainer.decoder.trainable_variables)
+    assert float(loss) > 0 and any(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads[:n])
+    assert all(g is None for g in grads[n:])  # the styles are held fixed
+    assert float(trainer.content_shape_loss(step, styles)) == float(loss)
+    assert float(trainer.content_shape_loss(step + 1, styles)) != float(loss)
+    # Switched on for a resumed run's tuning phase; refused where it cannot apply.
+    assert not config_lib.incompatible_changes(
+        _cfg(data_dir, tmp_path), _cfg(data_dir, tmp_path, content_shape_weight=1.0))
+    for bad, message in (({"content_shape_weight": -1.0}, "must be >= 0"),
+                         ({"content_shape_glyphs": 0}, "must be >= 1")):
+        with pytest.raises(ValueError, match=f"^--{next(iter(bad))}: {message}"):
+            _cfg(data_dir, tmp_path, **bad)
+    cfg = _cfg(data_dir, tmp_path, content_shape_weight=1.0)
+    with pytest.raises(ValueError, match=r"^--content_shape_weight: only the fewshot family"):
+        config_lib.validate(dataclasses.replace(cfg, model=dataclasses.replace(
+            cfg.model, family="stylegan")))
+
+
 def test_group_size_must_divide_the_batch(data_dir, tmp_path):
     with pytest.raises(ValueError, match="--style_group_size: 3 must divide --batch_size=8"):
         _cfg(data_dir, tmp_path, style_group_size=3)
