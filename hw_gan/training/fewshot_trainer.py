@@ -57,7 +57,7 @@ SHAPE_MARGIN = 0.6
 SHAPE_SALT = 1409  # the stateless seed's salt of the step's drawn pool characters
 # The pool: letters, punctuation and symbols of these blocks that are not composed (accented
 # letters are drawn as base + mark) and not a training or held-out character; Latin-1 and
-# Latin Extended A/B, Greek, basic Cyrillic, currency signs, the four arrows and two more.
+# Latin Extended A/B, Greek, basic Cyrillic, currency signs and the arrows ← ↑ → ↓ ↔ ↕.
 SHAPE_BLOCKS = ((0x00A1, 0x024F), (0x0370, 0x03FF), (0x0400, 0x045F), (0x20A0, 0x20BF),
                 (0x2190, 0x2195))
 # A pool character whose shape signature is this close (cosine) to a held-out character's is
@@ -151,6 +151,9 @@ class FewShotTrainer(GANTrainer):
         if cfg.train.content_shape_weight > 0:
             self.shape_chars, contents, signatures = shape_pool(
                 manifest["charset"], cfg.data.holdout_chars, r)
+            if not self.shape_chars:
+                raise ValueError("--content_shape_weight: every character of the pool "
+                                 "(SHAPE_BLOCKS) is in the training charset or held out")
             self.shape_contents, self.shape_signatures = tf.constant(contents), tf.constant(
                 signatures)
 
@@ -229,9 +232,8 @@ class FewShotTrainer(GANTrainer):
         """--content_shape_glyphs characters of the pool (shape_pool; a seeded draw per step and
         replica) drawn by the decoder in `styles` [B, D] (the step's redrawn glyphs' codes),
         spread over the batch's writer groups and held fixed (only the decoder learns from
-        this): the mean shortfall of their
-        shape signatures' cosine to their fitted font images' under SHAPE_MARGIN, averaged over
-        the global count of such glyphs."""
+        this): the mean shortfall of their shape signatures' cosine to their fitted font
+        images' under SHAPE_MARGIN, averaged over the global count of such glyphs."""
         e = int(self.cfg.train.content_shape_glyphs)
         idx = tf.random.stateless_uniform([e], self._seed(step, SHAPE_SALT), 0,
                                           len(self.shape_chars), tf.int32)

@@ -311,7 +311,8 @@ def test_references_are_disturbed_as_another_capture_would_and_reproducibly():
             config_lib.ExperimentConfig(), train=config_lib.TrainConfig(style_ref_augment=1.5)))
 
 
-def test_content_shape_loss_asks_unseen_characters_to_keep_their_font_shape(data_dir, tmp_path):
+def test_content_shape_loss_asks_unseen_characters_to_keep_their_font_shape(data_dir, tmp_path,
+                                                                          monkeypatch):
     """--content_shape_weight: characters the training data lacks (shape_pool) are drawn by the
     decoder in the batch's styles and penalised where their blurred ink strays from their
     fitted font image's further than a typical real glyph does (SHAPE_MARGIN); only the decoder
@@ -364,6 +365,9 @@ def test_content_shape_loss_asks_unseen_characters_to_keep_their_font_shape(data
         with pytest.raises(ValueError, match=f"^--{next(iter(bad))}: {message}"):
             _cfg(data_dir, tmp_path, **bad)
     cfg = _cfg(data_dir, tmp_path, content_shape_weight=1.0)
+    monkeypatch.setattr(ft, "SHAPE_BLOCKS", ())
+    with pytest.raises(ValueError, match=r"^--content_shape_weight: every character of the pool"):
+        _trainer(cfg)
     with pytest.raises(ValueError, match=r"^--content_shape_weight: only the fewshot family"):
         config_lib.validate(dataclasses.replace(cfg, model=dataclasses.replace(
             cfg.model, family="stylegan")))
