@@ -54,18 +54,18 @@ import numpy as np
 from data_pipeline import atomic, tfrecords
 from data_pipeline.dataset import load_glyphs
 from data_pipeline.progress import Progress
+from hw_gan.models.classifier import FEATURE_DIM
+from hw_gan.models.classifier import build_classifier as build_judge_model
 
 log = logging.getLogger(__name__)
 
 KINDS = ("char", "writer")
 AUGMENTS = ("none", "texture")
-FEATURE_DIM = 128
 HELDOUT_FRACTION = 0.1
 MAX_REAL = 50_000  # real glyphs read per split (float32 in memory: 50k x 64 x 64 is 0.8 GB)
 ARCH = "judge-v2"  # bump when the architecture or training recipe changes: old caches rebuild
 LEARNING_RATE = 8e-3  # Adam's peak at batch 256 (learning_rate_for scales it to other batches)
 WARMUP_FRACTION = 0.05  # of the steps, from a tenth of the peak learning rate
-DROPOUT = 0.3  # on the 128-d features while training
 WEIGHTS_FILE = "judge.weights.h5"
 META_FILE = "judge.json"
 CACHE_DIRNAME = "judges"  # default_cache_dir: <data_dir>/judges/
@@ -94,47 +94,7 @@ def manifest_sha256(data_dir) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The model
-
-
-def _channels(image_size: int) -> tuple[int, ...]:
-    if image_size not in (32, 64):
-        raise ValueError(f"the judge takes 32x32 or 64x64 images, not {image_size}")
-    return (32, 64, 128) if image_size == 32 else (32, 64, 128, 128)
-
-
-def build_judge_model(image_size: int, num_classes: int, seed: int = 0):
-    """Conv blocks (3x3 conv, then a stride-2 3x3 conv; BN + ReLU) down to 4x4, global average
-    pooling, a 128-d ReLU feature layer named "features", dropout, softmax head ("probs")."""
-    import keras
-    from keras import layers
-
-    num_classes = int(num_classes)
-    if num_classes < 1:
-        raise ValueError(f"a judge needs at least one class, got {num_classes}")
-    k = [0]
-
-    def init():
-        k[0] += 1
-        return keras.initializers.HeNormal(seed=seed * 1000 + k[0])
-
-    f32 = "float32"
-    inp = keras.Input((image_size, image_size, 1), name="image", dtype=f32)
-    x = inp
-    for i, ch in enumerate(_channels(image_size)):
-        for j, stride in enumerate((1, 2)):
-            x = layers.Conv2D(ch, 3, strides=stride, padding="same", use_bias=False,
-                              kernel_initializer=init(), dtype=f32, name=f"conv{i}_{j}")(x)
-            x = layers.BatchNormalization(momentum=0.9, dtype=f32, name=f"bn{i}_{j}")(x)
-            x = layers.ReLU(dtype=f32, name=f"relu{i}_{j}")(x)
-    x = layers.GlobalAveragePooling2D(dtype=f32, name="pool")(x)
-    feats = layers.Dense(FEATURE_DIM, activation="relu", kernel_initializer=init(), dtype=f32,
-                         name="features")(x)
-    x = layers.Dropout(DROPOUT, seed=seed + 17, dtype=f32, name="dropout")(feats)
-    probs = layers.Dense(num_classes, activation="softmax", dtype=f32,
-                         kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 23),
-                         name="probs")(x)
-    return keras.Model(inp, probs, name="judge")
+# A trained judge (its network: hw_gan.models.classifier)
 
 
 class Judge:
