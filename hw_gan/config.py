@@ -113,6 +113,14 @@ class TrainConfig:
     # follow a font image it was never taught, as it must for characters nobody wrote.
     content_shape_weight: float = 0.0
     content_shape_glyphs: int = 16
+    # fewshot: the same drawn pool characters must also be told apart as their own characters
+    # (p >= CLASS_MARGIN) by a content classifier (the judges' network) over the training
+    # characters and the pool's, trained for content_class_steps before the GAN on the training
+    # split's real glyphs and on the font images of both, disturbed as handwriting is (0 = off):
+    # a blurred shape cannot see the tail that makes Q of O or the bar that makes Ø; this can.
+    # The classifier is kept in <model_dir>/content_classifier/ and reused by a resumed run.
+    content_class_weight: float = 0.0
+    content_class_steps: int = 600
     # fewshot: a fresh run (no checkpoint yet) starts its generator and EMA generator from this
     # fewshot export's weights (a SavedModel directory, its parent or a shipped model's name);
     # the discriminator starts fresh. Ignored once the run has a checkpoint.
@@ -252,6 +260,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(t.content_shape_weight == 0 or m.family == "fewshot", "content_shape_weight",
            "only the fewshot family draws characters from their font image")
     _check(t.content_shape_glyphs >= 1, "content_shape_glyphs", "must be >= 1")
+    _check(t.content_class_weight >= 0, "content_class_weight", "must be >= 0")
+    _check(t.content_class_weight == 0 or m.family == "fewshot", "content_class_weight",
+           "only the fewshot family draws characters from their font image")
+    _check(t.content_class_steps >= 1, "content_class_steps", "must be >= 1")
     _check(not t.init_from or m.family == "fewshot", "init_from",
            "only a fewshot run starts from an export's weights")
     _check(t.g_freeze_steps >= 0, "g_freeze_steps", "must be >= 0")
@@ -282,7 +294,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
 RESUMABLE_CHANGES = {
     "train": {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "image_every",
               "fused_step", "style_ref_augment", "writer_contrast_weight", "init_from",
-              "content_shape_weight", "content_shape_glyphs"},
+              "content_shape_weight", "content_shape_glyphs", "content_class_weight",
+              "content_class_steps"},
     "eval": None,  # any
     "runtime": None,
     "data": {"shuffle_buffer", "cache", "build_source", "build_params", "eval_split"},

@@ -161,6 +161,11 @@ def _define_training_flags() -> None:
                        "data lacks, drawn in the batch's styles (0 = off).")
     flags.DEFINE_integer("content_shape_glyphs", _t.content_shape_glyphs,
                          "Fewshot: such characters drawn per replica and step.")
+    flags.DEFINE_float("content_class_weight", _t.content_class_weight,
+                       "Fewshot: weight of those characters being told apart as themselves by a "
+                       "content classifier trained before the GAN (0 = off).")
+    flags.DEFINE_integer("content_class_steps", _t.content_class_steps,
+                         "Fewshot: training steps of that content classifier.")
     flags.DEFINE_string("init_from", _t.init_from,
                         "Fewshot: a fresh run starts its generator from this fewshot export (a "
                         "SavedModel dir, its parent or a shipped model's name); D starts fresh.")
@@ -281,6 +286,8 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             writer_contrast_weight=FLAGS.writer_contrast_weight, init_from=FLAGS.init_from,
             content_shape_weight=FLAGS.content_shape_weight,
             content_shape_glyphs=FLAGS.content_shape_glyphs,
+            content_class_weight=FLAGS.content_class_weight,
+            content_class_steps=FLAGS.content_class_steps,
             g_freeze_steps=FLAGS.g_freeze_steps,
             style_cycle_weight=FLAGS.style_cycle_weight, pl_weight=FLAGS.pl_weight,
             style_reg_interval=FLAGS.style_reg_interval,

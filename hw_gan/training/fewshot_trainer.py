@@ -22,18 +22,23 @@ resumed run matches an uninterrupted one through the data pipeline's skip alone.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
+import time
 import unicodedata
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from data_pipeline import font
+from data_pipeline import atomic, font
 from data_pipeline.dataset import load_glyphs, make_dataset, pick_samples, stack_sets
+from data_pipeline.progress import Progress
 from data_pipeline.schema import to_float, to_uint8
 from hw_gan import losses as losses_lib
-from hw_gan.models import fewshot
-from hw_gan.training.trainer import FEATURES_LAYER, GANTrainer, summary_grid
+from hw_gan.models import classifier, fewshot
+from hw_gan.training.trainer import FEATURES_LAYER, GANTrainer, StopRequest, summary_grid
 
 
 REFERENCES = 10  # a training writer's glyphs `generate` takes their style from
@@ -102,6 +107,49 @@ def shape_pool(charset, holdout: str, resolution: int):
     return chars, contents.astype(np.float32), signatures.astype(np.float32)
 
 
+# --content_class_weight: a drawn pool character costs nothing once the content classifier gives
+# its own character this probability (only a shortfall is paid, so G is not pushed past being
+# recognised, where a fixed classifier can be fooled).
+CLASS_MARGIN = 0.5
+CLASS_BATCH = 256  # half real training glyphs, half font images disturbed as handwriting
+CLASS_LR = 4e-3  # Adam's peak: warmed up over the first 5 % of the steps, then cosine to 0
+CLASS_SALT = 1511  # the stateless seeds of the classifier's batches and disturbances
+CLASS_DIR = "content_classifier"  # in the run's model_dir: weights + what they were trained on
+CLASS_WEIGHTS = "classifier.weights.h5"
+CLASS_META = "classifier.json"
+# The disturbance of a font image (`handwrite`): rotation up to this many radians, shear, each
+# axis scaled within SCALE, shifted up to SHIFT x R / 32 pixels; then disturb_references at 1.
+ROTATION, SHEAR, SCALE, SHIFT = 0.15, 0.3, (0.8, 1.1), 2.0
+
+
+def handwrite(images, seed):
+    """Font images [N, R, R, 1] in [-1, 1] disturbed as a hand would: each by its own seeded
+    affine map (ROTATION, SHEAR, SCALE, SHIFT; paper fills what comes in) and then pen width,
+    blur and faded ink (disturb_references at full strength)."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    seed = tf.cast(seed, tf.int64)
+    n, r = tf.shape(images)[0], int(images.shape[1])
+    u = tf.random.stateless_uniform([n, 6], seed, -1.0, 1.0)
+    theta, shear = ROTATION * u[:, 0], SHEAR * u[:, 1]
+    lo, hi = SCALE
+    sx = 1.0 / (lo + (hi - lo) * (u[:, 2] + 1.0) / 2.0)  # output -> input: the inverse scale
+    sy = 1.0 / (lo + (hi - lo) * (u[:, 3] + 1.0) / 2.0)
+    cos, sin = tf.cos(theta), tf.sin(theta)
+    # input = rotation x shear x scale applied to (output - centre), + centre + shift
+    a0, a1 = cos * sx, (cos * shear - sin) * sy
+    b0, b1 = sin * sx, (sin * shear + cos) * sy
+    c = (r - 1) / 2.0
+    shift = SHIFT * r / 32.0
+    a2 = c - a0 * c - a1 * c + shift * u[:, 4]
+    b2 = c - b0 * c - b1 * c + shift * u[:, 5]
+    zeros = tf.zeros_like(a0)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], 1)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.constant([r, r]),
+        fill_value=-1.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    return disturb_references(warped, 1.0, seed + tf.constant([0, 7], tf.int64))
+
+
 WRITER_CONTRAST_TEMPERATURE = 0.1  # of --writer_contrast_weight's cosine similarities
 REF_AUGMENT_SALT = 911  # the stateless seed's salt of the references' disturbance
 FADE = 0.3  # at full strength, a reference's ink is faded by up to this much
@@ -148,14 +196,30 @@ class FewShotTrainer(GANTrainer):
         holdout = set(cfg.data.holdout_chars)
         self.trained_labels = frozenset(c for c in manifest["charset"] if c not in holdout)
         self._style = None
-        if cfg.train.content_shape_weight > 0:
+        t = cfg.train
+        if t.content_shape_weight > 0 or t.content_class_weight > 0:
             self.shape_chars, contents, signatures = shape_pool(
                 manifest["charset"], cfg.data.holdout_chars, r)
             if not self.shape_chars:
-                raise ValueError("--content_shape_weight: every character of the pool "
-                                 "(SHAPE_BLOCKS) is in the training charset or held out")
+                flag = "content_shape_weight" if t.content_shape_weight > 0 else \
+                    "content_class_weight"
+                raise ValueError(f"--{flag}: every character of the pool (SHAPE_BLOCKS) is in "
+                                 "the training charset or held out")
             self.shape_contents, self.shape_signatures = tf.constant(contents), tf.constant(
                 signatures)
+        self.content_classifier = None  # --content_class_weight: `train` loads it
+        self.content_class_report = None  # what load_content_classifier did
+
+    def train(self, stop=None) -> dict:
+        """GANTrainer.train, after loading (or first training) the content classifier when
+        --content_class_weight > 0; its report joins the summary as "content_classifier"."""
+        stop = stop or StopRequest()
+        if self.cfg.train.content_class_weight > 0 and self.content_classifier is None:
+            self.content_classifier = self.load_content_classifier(stop)
+        out = super().train(stop)
+        if self.content_class_report:
+            out["content_classifier"] = self.content_class_report
+        return out
 
     def content(self, chars):
         """Font images [B, R, R, 1] in [-1, 1] of training char ids [B]."""
@@ -223,17 +287,21 @@ class FewShotTrainer(GANTrainer):
                 out["writer_contrast"] = t.writer_contrast_weight * self._average(
                     losses_lib.group_contrast(feats[:n], feats[n:], self.group_size,
                                               WRITER_CONTRAST_TEMPERATURE))
-        if t.content_shape_weight > 0:
-            out["content_shape"] = t.content_shape_weight * self.content_shape_loss(
-                step, self._style)
+        if t.content_shape_weight > 0 or t.content_class_weight > 0:
+            draw = self.pool_draw(step, self._style)
+            if t.content_shape_weight > 0:
+                out["content_shape"] = t.content_shape_weight * self.content_shape_loss(
+                    step, self._style, draw)
+            if t.content_class_weight > 0:
+                out["content_class"] = t.content_class_weight * self.content_class_loss(
+                    step, self._style, draw)
         return out
 
-    def content_shape_loss(self, step, styles):
-        """--content_shape_glyphs characters of the pool (shape_pool; a seeded draw per step and
-        replica) drawn by the decoder in `styles` [B, D] (the step's redrawn glyphs' codes),
-        spread over the batch's writer groups and held fixed (only the decoder learns from
-        this): the mean shortfall of their shape signatures' cosine to their fitted font
-        images' under SHAPE_MARGIN, averaged over the global count of such glyphs."""
+    def pool_draw(self, step, styles):
+        """(pool indices [E], glyphs [E, R, R, 1]): --content_shape_glyphs characters of the
+        pool (shape_pool; a seeded draw per step and replica) drawn by the decoder in `styles`
+        [B, D] (the step's redrawn glyphs' codes), spread over the batch's writer groups and held
+        fixed (only the decoder learns from what is asked of these glyphs)."""
         e = int(self.cfg.train.content_shape_glyphs)
         idx = tf.random.stateless_uniform([e], self._seed(step, SHAPE_SALT), 0,
                                           len(self.shape_chars), tf.int32)
@@ -241,11 +309,165 @@ class FewShotTrainer(GANTrainer):
         styles = tf.gather(styles, tf.range(e) * tf.shape(styles)[0] // e)
         drawn = self.decoder({"content": tf.gather(self.shape_contents, idx), "style": styles},
                              training=True)
+        return idx, tf.cast(drawn, tf.float32)
+
+    def _pool_average(self, per_glyph):
+        return tf.nn.compute_average_loss(
+            per_glyph, global_batch_size=int(self.cfg.train.content_shape_glyphs)
+            * self.strategy.num_replicas_in_sync)
+
+    def content_shape_loss(self, step, styles, draw=None):
+        """The mean shortfall of the pool glyphs' (`pool_draw`, or `draw` made by it) shape
+        signatures' cosine to their fitted font images' under SHAPE_MARGIN, averaged over the
+        global count of such glyphs."""
+        idx, drawn = draw if draw is not None else self.pool_draw(step, styles)
         cos = tf.reduce_sum(shape_signature(drawn, self.cfg.model.resolution)
                             * tf.gather(self.shape_signatures, idx), 1)
-        return tf.nn.compute_average_loss(
-            tf.nn.relu(SHAPE_MARGIN - cos),
-            global_batch_size=e * self.strategy.num_replicas_in_sync)
+        return self._pool_average(tf.nn.relu(SHAPE_MARGIN - cos))
+
+    def content_class_loss(self, step, styles, draw=None):
+        """The mean shortfall of the pool glyphs' (`pool_draw`, or `draw` made by it) log
+        probability of their own character under the content classifier (frozen, inference
+        mode) below log CLASS_MARGIN, averaged over the global count of such glyphs."""
+        if self.content_classifier is None:
+            raise RuntimeError("--content_class_weight: the content classifier is not loaded; "
+                               "call load_content_classifier() (train() does) before a step")
+        idx, drawn = draw if draw is not None else self.pool_draw(step, styles)
+        probs = self.content_classifier(drawn, training=False)
+        own = tf.gather(probs, idx + int(self.cfg.model.num_chars), batch_dims=1)
+        return self._pool_average(
+            tf.nn.relu(np.log(CLASS_MARGIN) - tf.math.log(tf.maximum(own, 1e-12))))
+
+    # -- the content classifier ------------------------------------------------------------------
+    def content_class_labels(self) -> list:
+        """The content classifier's classes in order: the manifest's charset (its ids), then the
+        pool's characters (shape_pool)."""
+        return list(self.manifest["charset"]) + list(self.shape_chars)
+
+    def content_class_identity(self) -> dict:
+        """What a content classifier is trained on: a saved one is reused only if this matches."""
+        cfg = self.cfg
+        data = hashlib.sha256(json.dumps(self.manifest, sort_keys=True).encode()).hexdigest()
+        return {"classes": "".join(self.content_class_labels()),
+                "holdout": cfg.data.holdout_chars, "resolution": int(cfg.model.resolution),
+                "steps": int(cfg.train.content_class_steps), "batch": CLASS_BATCH,
+                "seed": int(cfg.train.seed), "manifest_sha256": data}
+
+    def load_content_classifier(self, stop=None) -> keras.Model:
+        """The content classifier (built in the strategy scope): read from <model_dir>/CLASS_DIR
+        when what is saved there was trained on the same data and setting, else trained
+        (`train_content_classifier`) and saved there by the chief (written whole, then
+        renamed)."""
+        folder = self.model_dir / CLASS_DIR
+        identity = self.content_class_identity()
+        saved = None
+        try:
+            saved = json.loads((folder / CLASS_META).read_text())
+        except (OSError, ValueError):
+            pass
+        start = time.perf_counter()
+        if saved is not None and saved.get("identity") == identity:
+            weights, status, accuracy = None, "reused", saved.get("accuracy")
+        else:
+            trained, accuracy = self.train_content_classifier(stop)
+            weights, status = trained.get_weights(), "trained"
+            if self.chief:
+                with atomic.atomic_dir(folder, overwrite=True) as tmp:
+                    trained.save_weights(str(tmp / CLASS_WEIGHTS))
+                    (tmp / CLASS_META).write_text(json.dumps(
+                        {"identity": identity, "accuracy": accuracy}, indent=1))
+        with self.strategy.scope():
+            model = classifier.build_classifier(self.cfg.model.resolution,
+                                                len(identity["classes"]),
+                                                name="content_classifier")
+        if weights is None:
+            model.load_weights(str(folder / CLASS_WEIGHTS))
+        else:
+            model.set_weights(weights)
+        model.trainable = False
+        self.content_class_report = {"status": status, "path": str(folder),
+                                     "accuracy": accuracy, "classes": len(identity["classes"]),
+                                     "seconds": time.perf_counter() - start}
+        return model
+
+    def content_class_data(self):
+        """What the content classifier learns from: (real glyphs float32 [N, R, R, 1], their
+        charset ids [N]) of the training split (REFERENCE_LIMIT of them, the held-out characters'
+        left out), and (labels, font images [L, R, R, 1] FITTED as a sample is, their class ids
+        [L]) of the trained characters and the pool's. Classes: `content_class_labels`."""
+        cfg = self.cfg
+        images, chars, _ = self.writer_references()
+        charset = list(self.manifest["charset"])
+        keep = np.array([charset[int(c)] in self.trained_labels for c in chars], bool)
+        labels = sorted(self.trained_labels) + list(self.shape_chars)
+        classes = self.content_class_labels()
+        fonts = to_float(font.fitted_images(labels, cfg.model.resolution))[..., None]
+        return (images[keep], chars[keep], labels, fonts.astype(np.float32),
+                np.array([classes.index(c) for c in labels], np.int32))
+
+    def train_content_classifier(self, stop=None) -> tuple[keras.Model, dict]:
+        """(classifier, {"real": accuracy, "font": accuracy}) trained for --content_class_steps
+        on batches of CLASS_BATCH from `content_class_data`: half real glyphs, half font images
+        disturbed by `handwrite`. Seeded by --seed and the step. The accuracies are on up to
+        2,000 real glyphs it did not train on and 2,048 fresh disturbances of the font images.
+        A `stop` (StopRequest) requested meanwhile is a KeyboardInterrupt (nothing is saved)."""
+        cfg = self.cfg
+        r, steps = cfg.model.resolution, int(cfg.train.content_class_steps)
+        images, chars, labels, fonts, font_ids = self.content_class_data()
+        n_test = min(2000, len(chars) // 10)
+        test_images, test_chars = images[:n_test], chars[:n_test]
+        images, chars = tf.constant(images[n_test:]), tf.constant(chars[n_test:])
+        fonts, font_ids = tf.constant(fonts), tf.constant(font_ids)
+        model = classifier.build_classifier(r, len(self.content_class_labels()),
+                                            seed=int(cfg.train.seed), name="content_classifier")
+        warmup = max(1, steps // 20)
+        opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+            CLASS_LR / 10, max(1, steps - warmup), warmup_target=CLASS_LR, warmup_steps=warmup))
+        opt.build(model.trainable_variables)
+        half = CLASS_BATCH // 2
+
+        def batch(i):
+            seed = tf.stack([tf.constant(CLASS_SALT + int(cfg.train.seed), tf.int64),
+                             tf.cast(i, tf.int64)])
+            ridx = tf.random.stateless_uniform([half], seed, 0, tf.shape(chars)[0], tf.int32)
+            fidx = tf.random.stateless_uniform([half], seed + tf.constant([1, 0], tf.int64), 0,
+                                               len(labels), tf.int32)
+            made = handwrite(tf.gather(fonts, fidx), seed + tf.constant([2, 0], tf.int64))
+            return (tf.concat([tf.gather(images, ridx), made], 0),
+                    tf.concat([tf.gather(chars, ridx), tf.gather(font_ids, fidx)], 0))
+
+        @tf.function(jit_compile=False)
+        def train_step(i):
+            x, y = batch(i)
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                    y, model(x, training=True)))
+            opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            return loss
+
+        bar = Progress("content classifier", steps, "steps", enabled=self.chief)
+        for i in range(steps):
+            if stop is not None and stop.reason:
+                bar.close()
+                raise KeyboardInterrupt(stop.reason)
+            loss = train_step(tf.constant(i, tf.int64))
+            bar.update(1, extra=f"loss {float(loss):.3f}" if i % 50 == 0 else "")
+        bar.close()
+
+        def predict(x):
+            return np.argmax(model(x, training=False).numpy(), 1)
+
+        right = 0
+        for j in range(2048 // half):
+            x, y = batch(tf.constant(steps + 1 + j, tf.int64))
+            right += int((predict(x[half:]) == y[half:].numpy()).sum())
+        accuracy = {"real": float((predict(test_images) == test_chars).mean()),
+                    "font": right / float(2048 // half * half)}
+        if self.chief:
+            print(f"content classifier: accuracy {accuracy['real']:.3f} on {n_test} real glyphs "
+                  f"it did not train on, {accuracy['font']:.3f} on disturbed font images",
+                  file=sys.stderr, flush=True)
+        return model, accuracy
 
     # -- sampling --------------------------------------------------------------------------------
     def _grid_batch(self):

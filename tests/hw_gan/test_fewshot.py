@@ -3,6 +3,7 @@ trainer's leave-one-out redraw, its losses, and an exact resume. Tiny models on 
 records: behaviour, not quality."""
 
 import dataclasses
+import json
 
 import keras
 import numpy as np
@@ -10,9 +11,10 @@ import pytest
 import tensorflow as tf
 
 from data_pipeline import font, tfrecords
+from data_pipeline.schema import to_float
 from hw_gan import config as config_lib
 from hw_gan.models import fewshot, get_family
-from hw_gan.training import FewShotTrainer, make_trainer
+from hw_gan.training import FewShotTrainer, StopRequest, make_trainer
 from tests.conftest import tiny_grouped_cfg, writer_split_dataset
 from tests.hw_gan.test_stylegan import _trainer, check_exact_resume
 
@@ -324,9 +326,9 @@ def test_content_shape_loss_asks_unseen_characters_to_keep_their_font_shape(data
     for img in fitted:  # placed as a handwritten sample: the ink's longer side fills the box
         ys, xs = np.nonzero(img >= 96)
         assert max(ys.max() - ys.min(), xs.max() - xs.min()) >= 24
-    sig = ft.shape_signature(fitted[..., None] / 127.5 - 1.0, 32).numpy()
+    sig = ft.shape_signature(to_float(fitted)[..., None], 32).numpy()
     np.testing.assert_allclose(np.linalg.norm(sig, axis=1), 1.0, atol=1e-5)
-    heavy = tf.nn.max_pool2d(fitted[..., None].astype("float32") / 127.5 - 1.0, 3, 1, "SAME")
+    heavy = tf.nn.max_pool2d(to_float(fitted)[..., None], 3, 1, "SAME")
     same_shape = float(sig[0] @ ft.shape_signature(heavy, 32).numpy()[0])
     assert same_shape > 0.9 > float(sig[0] @ sig[2])  # a heavier pen is the same O; l is not
     assert not ft.shape_signature(-np.ones((1, 32, 32, 1), "float32"), 32).numpy().any()
@@ -338,7 +340,7 @@ def test_content_shape_loss_asks_unseen_characters_to_keep_their_font_shape(data
     assert "é" not in pool and "Ζ" not in pool  # composed; a Greek Z looks like the held-out Z
     assert "Ζ" in ft.shape_pool(charset, "", 32)[0]
     # A pool character drawn exactly as its fitted font image costs nothing.
-    own = ft.shape_signature(font.fitted_images(pool[:3], 32)[..., None] / 127.5 - 1.0, 32)
+    own = ft.shape_signature(to_float(font.fitted_images(pool[:3], 32))[..., None], 32)
     np.testing.assert_allclose(tf.reduce_sum(own * signatures[:3], 1).numpy(), 1.0, atol=1e-5)
 
     trainer = _trainer(_cfg(data_dir, tmp_path, content_shape_weight=2.0, content_shape_glyphs=4))
@@ -369,6 +371,103 @@ def test_content_shape_loss_asks_unseen_characters_to_keep_their_font_shape(data
     with pytest.raises(ValueError, match=r"^--content_shape_weight: every character of the pool"):
         _trainer(cfg)
     with pytest.raises(ValueError, match=r"^--content_shape_weight: only the fewshot family"):
+        config_lib.validate(dataclasses.replace(cfg, model=dataclasses.replace(
+            cfg.model, family="stylegan")))
+
+
+def test_content_class_loss_asks_unseen_characters_to_be_told_apart(data_dir, tmp_path):
+    """--content_class_weight: a classifier of the training characters and the pool's, trained
+    on real glyphs (never a held-out character's) and on font images disturbed as handwriting,
+    must read each drawn pool character as itself; it is kept in the run and reused on resume;
+    only the decoder learns from it; bad values are refused by name."""
+    from hw_gan.training import fewshot_trainer as ft
+
+    fitted = to_float(font.fitted_images("Qß€", 32))[..., None]
+    made = ft.handwrite(np.repeat(fitted, 2, 0), tf.constant([4, 2])).numpy()
+    assert made.shape == (6, 32, 32, 1) and made.min() >= -1.0 and made.max() <= 1.0
+    np.testing.assert_array_equal(made, ft.handwrite(np.repeat(fitted, 2, 0),
+                                                     tf.constant([4, 2])).numpy())
+    assert not np.array_equal(made[0], made[1])  # each glyph its own draw
+    ink = (made + 1.0) / 2.0
+    assert (ink.reshape(6, -1).sum(1) > 20).all()  # the shape stays on the paper
+    sig = ft.shape_signature(made, 32).numpy()
+    own = ft.shape_signature(np.repeat(fitted, 2, 0), 32).numpy()
+    assert ((sig * own).sum(1) > 0.3).all()  # and recognisably its own
+
+    cfg = _cfg(data_dir, tmp_path, content_class_weight=1.0, content_class_steps=3,
+               content_shape_glyphs=4)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, holdout_chars="b"))
+    trainer = _trainer(cfg)
+    charset = list(tfrecords.load_manifest(data_dir)["charset"])
+    assert trainer.content_classifier is None  # loaded by train(), not by building a trainer
+    with pytest.raises(RuntimeError, match="content classifier is not loaded"):
+        trainer.content_class_loss(tf.constant(0, tf.int64), tf.zeros([8, 64]))
+    images, chars, labels, fonts, ids = trainer.content_class_data()
+    assert len(images) == len(chars) > 0 and charset.index("b") not in set(chars.tolist())
+    assert "b" not in labels and {"a", "ß", "€"} <= set(labels)
+    classes = trainer.content_class_labels()
+    assert classes[:len(charset)] == charset and classes[len(charset):] == trainer.shape_chars
+    assert [classes[i] for i in ids] == labels and fonts.shape == (len(labels), 32, 32, 1)
+
+    model = trainer.load_content_classifier()
+    report = trainer.content_class_report
+    assert report["status"] == "trained" and report["classes"] == len(classes)
+    assert 0.0 <= report["accuracy"]["real"] <= 1.0 and 0.0 <= report["accuracy"]["font"] <= 1.0
+    assert model.output.shape[-1] == len(classes) and not model.trainable_variables
+    saved = sorted(p.name for p in (tmp_path / ft.CLASS_DIR).iterdir())
+    assert saved == [ft.CLASS_META, ft.CLASS_WEIGHTS]
+    trainer.content_classifier = model
+    out = trainer._train_step_fn(False)(iter(trainer.dataset(0)))
+    assert "content_class" in out and np.isfinite(float(out["content_class"]))
+    assert float(out["content_class"]) >= 0.0
+
+    step = tf.constant(5, tf.int64)
+    batch = next(iter(trainer.dataset(0)))
+    with tf.GradientTape(persistent=True) as tape:
+        trainer.redraw(batch["image"], batch["char"])
+        styles = trainer._style
+        draw = trainer.pool_draw(step, styles)
+        loss = trainer.content_class_loss(step, styles, draw)
+    grads = tape.gradient(loss, trainer.decoder.trainable_variables
+                          + trainer.glyph_net.trainable_variables)
+    n = len(trainer.decoder.trainable_variables)
+    if float(loss) > 0:
+        assert any(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads[:n])
+    assert all(g is None for g in grads[n:])  # the styles are held fixed
+    assert float(trainer.content_class_loss(step, styles)) == float(loss)  # the same draw
+    # A classifier that knows nothing (uniform) costs log(C x CLASS_MARGIN) per glyph; one
+    # that reads every glyph as its own character costs nothing.
+    c = len(classes)
+    trainer.content_classifier = lambda x, training: tf.fill([tf.shape(x)[0], c], 1.0 / c)
+    np.testing.assert_allclose(float(trainer.content_class_loss(step, styles, draw)),
+                               np.log(c * ft.CLASS_MARGIN), rtol=1e-5)
+    trainer.content_classifier = lambda x, training: tf.one_hot(draw[0] + len(charset), c)
+    assert float(trainer.content_class_loss(step, styles, draw)) == 0.0
+
+    # A resumed run reads the saved classifier; another setting trains a new one.
+    again = _trainer(cfg)
+    np.testing.assert_array_equal(again.load_content_classifier().get_weights()[0],
+                                  model.get_weights()[0])
+    assert again.content_class_report["status"] == "reused"
+    other = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, content_class_steps=2))
+    assert _trainer(other).load_content_classifier() is not None
+    assert json.loads((tmp_path / ft.CLASS_DIR / ft.CLASS_META).read_text())[
+        "identity"]["steps"] == 2
+    # A stop asked for while it trains ends the run before any GAN step.
+    stop = StopRequest()
+    stop.request("signal 15")
+    (tmp_path / ft.CLASS_DIR / ft.CLASS_META).unlink()
+    with pytest.raises(KeyboardInterrupt, match="signal 15"):
+        _trainer(cfg).train(stop)
+    assert not list((tmp_path / "checkpoints").glob("ckpt-*"))
+
+    assert not config_lib.incompatible_changes(
+        _cfg(data_dir, tmp_path), _cfg(data_dir, tmp_path, content_class_weight=1.0))
+    for bad, message in (({"content_class_weight": -1.0}, "must be >= 0"),
+                         ({"content_class_steps": 0}, "must be >= 1")):
+        with pytest.raises(ValueError, match=f"^--{next(iter(bad))}: {message}"):
+            _cfg(data_dir, tmp_path, **bad)
+    with pytest.raises(ValueError, match=r"^--content_class_weight: only the fewshot family"):
         config_lib.validate(dataclasses.replace(cfg, model=dataclasses.replace(
             cfg.model, family="stylegan")))
 
