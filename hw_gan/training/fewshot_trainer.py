@@ -117,6 +117,7 @@ CLASS_SALT = 1511  # the stateless seeds of the classifier's batches and disturb
 CLASS_DIR = "content_classifier"  # in the run's model_dir: weights + what they were trained on
 CLASS_WEIGHTS = "classifier.weights.h5"
 CLASS_META = "classifier.json"
+CLASS_RECIPE = 2  # in the saved identity: bump when the classifier's training changes
 # The disturbance of a font image (`handwrite`): rotation up to this many radians, shear, each
 # axis scaled within SCALE, shifted up to SHIFT x R / 32 pixels; then disturb_references at 1.
 ROTATION, SHEAR, SCALE, SHIFT = 0.15, 0.3, (0.8, 1.1), 2.0
@@ -148,6 +149,23 @@ def handwrite(images, seed):
         images=images, transforms=transforms, output_shape=tf.constant([r, r]),
         fill_value=-1.0, interpolation="BILINEAR", fill_mode="CONSTANT")
     return disturb_references(warped, 1.0, seed + tf.constant([0, 7], tf.int64))
+
+
+def class_batch(images, chars, fonts, font_ids, seed):
+    """(glyphs [CLASS_BATCH, R, R, 1], class ids) of one content-classifier batch, drawn by the
+    stateless `seed`: CLASS_BATCH / 2 real `images` (ids `chars`) with their pen, blur and fade
+    disturbed (disturb_references at full strength) and as many `fonts` (ids `font_ids`)
+    disturbed by `handwrite` (the same pen, blur and fade after the affine map), so how a glyph
+    is inked never tells a pool character from a trained one."""
+    half = CLASS_BATCH // 2
+    seed = tf.cast(seed, tf.int64)
+    ridx = tf.random.stateless_uniform([half], seed, 0, tf.shape(chars)[0], tf.int32)
+    fidx = tf.random.stateless_uniform([half], seed + tf.constant([1, 0], tf.int64), 0,
+                                       tf.shape(font_ids)[0], tf.int32)
+    made = handwrite(tf.gather(fonts, fidx), seed + tf.constant([2, 0], tf.int64))
+    real = disturb_references(tf.gather(images, ridx), 1.0, seed + tf.constant([3, 0], tf.int64))
+    return (tf.concat([real, made], 0),
+            tf.concat([tf.gather(chars, ridx), tf.gather(font_ids, fidx)], 0))
 
 
 WRITER_CONTRAST_TEMPERATURE = 0.1  # of --writer_contrast_weight's cosine similarities
@@ -348,7 +366,7 @@ class FewShotTrainer(GANTrainer):
         """What a content classifier is trained on: a saved one is reused only if this matches."""
         cfg = self.cfg
         data = hashlib.sha256(json.dumps(self.manifest, sort_keys=True).encode()).hexdigest()
-        return {"classes": "".join(self.content_class_labels()),
+        return {"recipe": CLASS_RECIPE, "classes": "".join(self.content_class_labels()),
                 "holdout": cfg.data.holdout_chars, "resolution": int(cfg.model.resolution),
                 "steps": int(cfg.train.content_class_steps), "batch": CLASS_BATCH,
                 "seed": int(cfg.train.seed), "manifest_sha256": data}
@@ -407,9 +425,10 @@ class FewShotTrainer(GANTrainer):
 
     def train_content_classifier(self, stop=None) -> tuple[keras.Model, dict]:
         """(classifier, {"real": accuracy, "font": accuracy}) trained for --content_class_steps
-        on batches of CLASS_BATCH from `content_class_data`: half real glyphs, half font images
-        disturbed by `handwrite`. Seeded by --seed and the step. The accuracies are on up to
-        2,000 real glyphs it did not train on and 2,048 fresh disturbances of the font images.
+        on `class_batch`es of `content_class_data` (without the disturbed real glyphs, G
+        learned to fade its glyphs: docs/results.md), seeded by --seed and the step. The
+        accuracies are on up to 2,000 real glyphs it did not train on and 2,048 fresh
+        disturbances of the font images.
         A `stop` (StopRequest) requested meanwhile is a KeyboardInterrupt (nothing is saved)."""
         cfg = self.cfg
         r, steps = cfg.model.resolution, int(cfg.train.content_class_steps)
@@ -427,14 +446,8 @@ class FewShotTrainer(GANTrainer):
         half = CLASS_BATCH // 2
 
         def batch(i):
-            seed = tf.stack([tf.constant(CLASS_SALT + int(cfg.train.seed), tf.int64),
-                             tf.cast(i, tf.int64)])
-            ridx = tf.random.stateless_uniform([half], seed, 0, tf.shape(chars)[0], tf.int32)
-            fidx = tf.random.stateless_uniform([half], seed + tf.constant([1, 0], tf.int64), 0,
-                                               len(labels), tf.int32)
-            made = handwrite(tf.gather(fonts, fidx), seed + tf.constant([2, 0], tf.int64))
-            return (tf.concat([tf.gather(images, ridx), made], 0),
-                    tf.concat([tf.gather(chars, ridx), tf.gather(font_ids, fidx)], 0))
+            return class_batch(images, chars, fonts, font_ids, tf.stack(
+                [tf.constant(CLASS_SALT + int(cfg.train.seed), tf.int64), tf.cast(i, tf.int64)]))
 
         @tf.function(jit_compile=False)
         def train_step(i):

@@ -408,6 +408,17 @@ def test_content_class_loss_asks_unseen_characters_to_be_told_apart(data_dir, tm
     classes = trainer.content_class_labels()
     assert classes[:len(charset)] == charset and classes[len(charset):] == trainer.shape_chars
     assert [classes[i] for i in ids] == labels and fonts.shape == (len(labels), 32, 32, 1)
+    # A batch: half real glyphs, half font images, both inked alike (pen, blur, fade disturbed),
+    # so the ink never tells the classifier which half a glyph came from.
+    x, y = ft.class_batch(images, chars, fonts, ids, tf.constant([7, 1]))
+    half = ft.CLASS_BATCH // 2
+    assert x.shape == (2 * half, 32, 32, 1) and set(y[:half].numpy()) <= set(chars.tolist())
+    assert set(y[half:].numpy()) <= set(ids.tolist())
+    raw = tf.gather(images, tf.random.stateless_uniform([half], tf.constant([7, 1], tf.int64), 0,
+                                                        len(chars), tf.int32))
+    assert float(tf.reduce_max(tf.abs(x[:half] - raw))) > 0.1  # the real ones disturbed too
+    np.testing.assert_array_equal(x, ft.class_batch(images, chars, fonts, ids,
+                                                    tf.constant([7, 1]))[0])
 
     model = trainer.load_content_classifier()
     report = trainer.content_class_report
