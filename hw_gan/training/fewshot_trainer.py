@@ -416,7 +416,7 @@ class FewShotTrainer(GANTrainer):
         cfg = self.cfg
         images, chars, _ = self.writer_references()
         charset = list(self.manifest["charset"])
-        keep = np.array([charset[int(c)] in self.trained_labels for c in chars], bool)
+        keep = np.isin(chars, [charset.index(c) for c in self.trained_labels])
         labels = sorted(self.trained_labels) + list(self.shape_chars)
         classes = self.content_class_labels()
         fonts = to_float(font.fitted_images(labels, cfg.model.resolution))[..., None]
