@@ -432,7 +432,7 @@ class FewShotTrainer(GANTrainer):
         A `stop` (StopRequest) requested meanwhile is a KeyboardInterrupt (nothing is saved)."""
         cfg = self.cfg
         r, steps = cfg.model.resolution, int(cfg.train.content_class_steps)
-        images, chars, labels, fonts, font_ids = self.content_class_data()
+        images, chars, _, fonts, font_ids = self.content_class_data()
         n_test = min(2000, len(chars) // 10)
         test_images, test_chars = images[:n_test], chars[:n_test]
         images, chars = tf.constant(images[n_test:]), tf.constant(chars[n_test:])

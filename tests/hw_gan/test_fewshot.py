@@ -414,8 +414,10 @@ def test_content_class_loss_asks_unseen_characters_to_be_told_apart(data_dir, tm
     half = ft.CLASS_BATCH // 2
     assert x.shape == (2 * half, 32, 32, 1) and set(y[:half].numpy()) <= set(chars.tolist())
     assert set(y[half:].numpy()) <= set(ids.tolist())
-    raw = tf.gather(images, tf.random.stateless_uniform([half], tf.constant([7, 1], tf.int64), 0,
-                                                        len(chars), tf.int32))
+    ridx = tf.random.stateless_uniform([half], tf.constant([7, 1], tf.int64), 0, len(chars),
+                                       tf.int32)
+    raw = tf.gather(images, ridx)
+    np.testing.assert_array_equal(y[:half], chars[ridx.numpy()])  # the very glyphs drawn
     assert float(tf.reduce_max(tf.abs(x[:half] - raw))) > 0.1  # the real ones disturbed too
     np.testing.assert_array_equal(x, ft.class_batch(images, chars, fonts, ids,
                                                     tf.constant([7, 1]))[0])
