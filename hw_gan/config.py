@@ -63,6 +63,13 @@ class ModelConfig:
     # fewshot: channel multiplier of the decoder (content trunk and the style-modulated blocks)
     # and of the style code it reads (0: --width; the style glyph net and D keep --width)
     decoder_width: float = 0.0
+    # fewshot: a character training never saw is drawn in its style kept within the training
+    # writers' mean +- this many standard deviations per dimension (fewshot.limit_untrained),
+    # by `generate` and by the export, which records it. 0.35 was chosen on 54 TRAINING writers'
+    # Q q Z & @ for the shipped narrow model: the largest bound whose glyphs the character judge
+    # reads as well as the mean style's (docs/results.md, issue 18). A model that follows its
+    # font images less closely in far-off styles needs a tighter one; it may change on resume.
+    untrained_style_clip: float = 0.35
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +243,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
            f"{m.decoder_width} is outside [0.05, 4] (0: --width)")
     _check(m.decoder_width == 0 or m.family == "fewshot", "decoder_width",
            "only the fewshot family has a decoder of its own width")
+    _check(0.0 <= m.untrained_style_clip <= 10.0, "untrained_style_clip",
+           f"{m.untrained_style_clip} is outside [0, 10] (standard deviations)")
+    _check(m.untrained_style_clip == ModelConfig.untrained_style_clip or m.family == "fewshot",
+           "untrained_style_clip", "only the fewshot family draws characters it never trained on")
     _check(t.batch_size >= 1, "batch_size", "must be >= 1")
     _check(t.steps >= 0, "steps", "must be >= 0")
     _check(t.g_lr > 0 and t.d_lr > 0, "g_lr/d_lr", "learning rates must be > 0")
@@ -299,7 +310,7 @@ RESUMABLE_CHANGES = {
     "eval": None,  # any
     "runtime": None,
     "data": {"shuffle_buffer", "cache", "build_source", "build_params", "eval_split"},
-    "model": set(),
+    "model": {"untrained_style_clip"},  # read when drawing, not a weight
 }
 
 

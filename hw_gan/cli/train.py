@@ -121,6 +121,9 @@ def _define_model_flags() -> None:
                          "Few-shot local style tokens (0: the global style code only).")
     flags.DEFINE_float("decoder_width", _m.decoder_width,
                        "Few-shot: width of the decoder and the style code (0: --width).")
+    flags.DEFINE_float("untrained_style_clip", _m.untrained_style_clip,
+                       "Few-shot: characters never trained on are drawn in the style kept within "
+                       "the training writers' mean +- this many standard deviations.")
 
 
 def _define_training_flags() -> None:
@@ -273,7 +276,8 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             family=FLAGS.model, resolution=FLAGS.resolution, width=FLAGS.width,
             latent_dim=FLAGS.latent_dim, embed_dim=FLAGS.embed_dim, w_dim=FLAGS.w_dim,
             mapping_layers=FLAGS.mapping_layers, style_tokens=FLAGS.style_tokens,
-            decoder_width=FLAGS.decoder_width),
+            decoder_width=FLAGS.decoder_width,
+            untrained_style_clip=FLAGS.untrained_style_clip),
         train=config_lib.TrainConfig(
             batch_size=FLAGS.batch_size, steps=FLAGS.steps, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
             beta1=FLAGS.beta1, beta2=FLAGS.beta2, loss=FLAGS.loss, r1_gamma=FLAGS.r1_gamma,

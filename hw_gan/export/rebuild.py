@@ -2,20 +2,22 @@
 the run directory that made it is gone (a shipped model) and the export's drawing changed:
 
   python -m hw_gan.export.rebuild OLD_EXPORT EXPORT_ROOT NAME [--version 1] [--overwrite]
-      [--untrained_chars "QqZ&@"]
+      [--untrained_chars "QqZ&@"] [--untrained_style_clip 0.05]
 
 The decoder, the style glyph net and head are built from the export's model_config and take the
 export's weights by variable name; the training writers' styles are the export's own table; the
-font's content table, the accented letters' composition and the limit on styles of characters
-training never saw (fewshot.limit_untrained) are this checkout's. `--untrained_chars`: charset
-characters training held out (an export made before hwgan.json recorded them; default: what it
-records, else none). Outputs are written to a temporary name and renamed when complete
+font's content table and the accented letters' composition are this checkout's. `--untrained_chars`:
+charset characters training held out (an export made before hwgan.json recorded them; default:
+what it records, else none). `--untrained_style_clip`: the bound on the styles those characters
+are drawn in (fewshot.limit_untrained; default: what the export's model_config records, else
+this checkout's default). Outputs are written to a temporary name and renamed when complete
 (export_generator); bad input exits with one line naming the path or field.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -32,7 +34,7 @@ from hw_gan.export.names import (METADATA_FILE, STYLE_CHARSET_KEY, UNTRAINED_CHA
                                  UNTRAINED_WRITERS_KEY, WRITER_GEOMETRY_KEY)
 from hw_gan.export.saved_model import export_model
 from hw_gan.models import fewshot
-from hw_gan.training.fewshot_trainer import SERVING_VARIATION, UNTRAINED_STYLE_CLIP
+from hw_gan.training.fewshot_trainer import SERVING_VARIATION
 
 __all__ = ["RebuildError", "rebuild_fewshot", "init_fewshot_from", "main"]
 
@@ -105,7 +107,9 @@ def init_fewshot_from(spec, generators) -> Path:
 
 
 def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
-                    untrained_chars: Optional[str] = None, overwrite: bool = False) -> Path:
+                    untrained_chars: Optional[str] = None,
+                    untrained_style_clip: Optional[float] = None,
+                    overwrite: bool = False) -> Path:
     """The export at `old` (a fewshot SavedModel version dir, `.../name`, or a shipped model's
     name) written again as `export_root/name/version` with this checkout's graph (module doc).
     Returns the new version directory."""
@@ -124,6 +128,11 @@ def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
     strays = [c for c in untrained_chars if c not in charset]
     if strays:
         raise RebuildError(f"--untrained_chars: {''.join(strays)!r} not in the export's charset")
+    if untrained_style_clip is not None:
+        if not 0.0 <= untrained_style_clip <= 10.0:
+            raise RebuildError(f"--untrained_style_clip: {untrained_style_clip} is outside [0, 10] "
+                               "(standard deviations)")
+        cfg = dataclasses.replace(cfg, untrained_style_clip=float(untrained_style_clip))
     module = tf.saved_model.load(str(path))
     weights = export_weights(module)
     glyph_net, head, decoder = fewshot.parts(fewshot.build_generator(cfg))
@@ -134,7 +143,7 @@ def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
     try:
         generator, codes = fewshot.font_serving_generator(
             cfg, decoder, charset, styles, SERVING_VARIATION, untrained_chars,
-            UNTRAINED_STYLE_CLIP)
+            cfg.untrained_style_clip)
     except ValueError as e:
         raise RebuildError(f"{info_path}: {e}") from None
     old_contents = weights.get(f"{fewshot.TABLES}/contents:0")
@@ -159,11 +168,14 @@ def main(argv=None) -> int:
     p.add_argument("name")
     p.add_argument("--version", type=int, default=1)
     p.add_argument("--untrained_chars", default=None)
+    p.add_argument("--untrained_style_clip", type=float, default=None)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
     try:
         out = rebuild_fewshot(args.old, args.export_root, args.name, args.version,
-                              untrained_chars=args.untrained_chars, overwrite=args.overwrite)
+                              untrained_chars=args.untrained_chars,
+                              untrained_style_clip=args.untrained_style_clip,
+                              overwrite=args.overwrite)
     except (RebuildError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -45,11 +45,6 @@ REFERENCES = 10  # a training writer's glyphs `generate` takes their style from
 REFERENCE_LIMIT = 40000  # training glyphs loaded for that
 EXPORT_REFERENCES = 20  # a training writer's glyphs their exported style is read from
 SERVING_VARIATION = 0.1  # the export's default jitter of a writer's style per glyph
-# A character training never saw is drawn in its style kept within the training writers' mean
-# +- this many standard deviations per dimension (fewshot.limit_untrained): chosen on 54
-# TRAINING writers' Q q Z & @ (the shipped model's held-out characters), the largest bound whose
-# glyphs the character judge reads as well as the mean style's (docs/results.md, issue 18).
-UNTRAINED_STYLE_CLIP = 0.35
 
 
 # --content_shape_weight: characters of the font that training never saw, drawn in the batch's
@@ -542,7 +537,7 @@ class FewShotTrainer(GANTrainer):
         """Float [-1, 1] glyphs [N, R, R, 1] (EMA decoder): styles [N, D] x font images
         `contents` [N, R, R, 1] in [-1, 1]. With the glyphs' `labels`, those of characters
         training never saw are drawn in styles limited as the export limits them
-        (fewshot.limit_untrained, UNTRAINED_STYLE_CLIP)."""
+        (fewshot.limit_untrained, --untrained_style_clip)."""
         _, _, decoder = fewshot.parts(self.ema_generator)
         styles = np.asarray(styles, np.float32)
         trained = None if labels is None else np.array([c in self.trained_labels
@@ -550,7 +545,7 @@ class FewShotTrainer(GANTrainer):
         if trained is not None and not trained.all():
             mean, spread = self.style_statistics()
             styles = fewshot.limit_untrained(styles, trained, mean, spread,
-                                             UNTRAINED_STYLE_CLIP).numpy()
+                                             self.cfg.model.untrained_style_clip).numpy()
         contents = np.asarray(contents, np.float32)
         out = [decoder({"content": contents[i:i + batch], "style": styles[i:i + batch]},
                        training=False).numpy() for i in range(0, len(contents), batch)]
@@ -597,7 +592,7 @@ class FewShotTrainer(GANTrainer):
         glyph_net, head, decoder = fewshot.parts(self.ema_generator)
         model, codes = fewshot.font_serving_generator(
             self.cfg.model, decoder, self.manifest["charset"], self.writer_styles(untrained),
-            variation, self.cfg.data.holdout_chars, UNTRAINED_STYLE_CLIP)
+            variation, self.cfg.data.holdout_chars, self.cfg.model.untrained_style_clip)
         return model, (glyph_net, head, codes)
 
     def writer_references(self):

@@ -124,6 +124,22 @@ def test_decoder_width_widens_the_decoder_and_the_style_code_and_nothing_else(da
             cfg.model, family="stylegan")))
 
 
+def test_untrained_style_clip_is_checked_by_name_and_may_change_on_resume(data_dir, tmp_path):
+    """--untrained_style_clip: a bound in [0, 10] standard deviations, for the fewshot family
+    only; read when drawing, so a run resumes or exports with another one."""
+    cfg = _cfg(data_dir, tmp_path)
+    model = dataclasses.replace
+    config_lib.validate(cfg.replace(model=model(cfg.model, untrained_style_clip=0.0)))
+    for bad in (-0.1, 11.0):
+        with pytest.raises(ValueError, match=rf"^--untrained_style_clip: {bad} is outside \[0, 10\]"):
+            config_lib.validate(cfg.replace(model=model(cfg.model, untrained_style_clip=bad)))
+    other = cfg.replace(model=model(cfg.model, family="stylegan", untrained_style_clip=0.1))
+    with pytest.raises(ValueError, match=r"^--untrained_style_clip: only the fewshot family"):
+        config_lib.validate(other)
+    assert not config_lib.incompatible_changes(
+        cfg, cfg.replace(model=model(cfg.model, untrained_style_clip=0.05)))
+
+
 def test_local_style_tokens_are_one_softmax_over_every_references_positions():
     """TokenSums per reference, the masked mean over references, then TokenSlots = for each
     learned query, softmax over the positions of ALL the set's references of its values."""
@@ -683,7 +699,7 @@ def test_fewshot_export_draws_writers_by_name_and_any_character_in_a_style(train
     mean = sig["mean_style"]()["style"].numpy()
     np.testing.assert_allclose(mean[0], styles[np.abs(styles).sum(1) > 0].mean(0), atol=1e-5)
     # Characters training never saw ('e' held out, '€' outside the charset) are drawn in the
-    # style limited to the mean +- UNTRAINED_STYLE_CLIP spreads: two far-off styles on the same
+    # style limited to the mean +- --untrained_style_clip spreads: two far-off styles on the same
     # side draw them alike (both at the bound), and a trained 'a' apart.
     mean_s, spread = model.trainer.style_statistics()
     np.testing.assert_allclose(mean[0], mean_s, atol=1e-5)
@@ -821,7 +837,26 @@ def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(exporte
     np.testing.assert_array_equal(drawn[0], drawn[1])
     np.testing.assert_array_equal(old.signatures["mean_style"]()["style"].numpy(),
                                   new.signatures["mean_style"]()["style"].numpy())
+    assert again_info["model_config"]["untrained_style_clip"] == 0.35  # the run's, recorded
+    # --untrained_style_clip 0: what training never saw ('e' held out, '€' outside the charset)
+    # is drawn in the mean style whatever style is asked for; trained characters as before.
+    mean = rebuild.rebuild_fewshot(exported, tmp_path, "mean", untrained_style_clip=0.0)
+    with open(mean / "assets" / "hwgan.json", encoding="utf-8") as f:
+        assert json.load(f)["model_config"]["untrained_style_clip"] == 0.0
+    at_mean = tf.saved_model.load(str(mean))
+    mean_style = at_mean.signatures["mean_style"]()["style"]
+    far = tf.constant(styles[0] + 5.0)
+    by = {name: m.signatures["glyphs_with_style"](
+        chars=tf.constant(list("e€a")), style=style, seed=tf.constant(2, tf.int64),
+        variation=tf.constant(0.0))["images"].numpy()
+        for name, m, style in (("far", at_mean, far), ("mean", at_mean, mean_style),
+                               ("old", old, far))}
+    np.testing.assert_array_equal(by["far"][:2], by["mean"][:2])
+    assert not np.array_equal(by["old"][:2], by["mean"][:2])  # 0.35 spreads off the mean
+    np.testing.assert_array_equal(by["far"][2], by["old"][2])
     assert rebuild.main([str(exported), str(tmp_path), "more", "--untrained_chars", "e中"]) == 2
+    with pytest.raises(rebuild.RebuildError, match=r"^--untrained_style_clip: -1\.0 is outside"):
+        rebuild.rebuild_fewshot(exported, tmp_path, "never", untrained_style_clip=-1.0)
     broken = tmp_path / "broken"
     shutil.copytree(exported, broken)
     del info["limits"]
