@@ -191,6 +191,27 @@ def parse_charset(spec: str | None) -> tuple[str, ...]:
     return validate_charset(out)
 
 
+SHOWN_LABELS = 120  # an error message lists a charset in full up to this many labels
+
+
+def describe_labels(labels: Sequence[str], limit: int = SHOWN_LABELS) -> str:
+    """A charset as an error message shows it: all of it up to `limit` labels ('abc...' when
+    every label is one character, else a list), else the count and the first `limit`. A few-shot
+    model's charset is every character its font covers (thousands): a message naming them all
+    would bury the part that matters."""
+    labels = tuple(labels)
+
+    single = all(len(x) == 1 for x in labels)
+
+    def shown(part):
+        return repr("".join(part)) if single else repr(list(part))
+
+    if len(labels) <= limit:
+        return shown(labels)
+    return (f"{len(labels)} {'characters' if single else 'labels'}, beginning "
+            f"{shown(labels[:limit])}")
+
+
 class Charset:
     """An ordered set of labels with lookups from labels and from single characters to ids."""
 
@@ -220,7 +241,8 @@ class Charset:
         try:
             return self._label_to_id[label]
         except KeyError:
-            raise KeyError(f"label {label!r} is not in the charset {self!r}") from None
+            raise KeyError(f"label {label!r} is not in the charset "
+                           f"{describe_labels(self.labels)}") from None
 
     def char_id(self, char: str) -> int:
         """Id of the label that serves one character (so "c" finds a merged "Cc")."""
@@ -228,7 +250,7 @@ class Charset:
             return self._char_to_id[char]
         if char in self._label_to_id:
             return self._label_to_id[char]
-        raise KeyError(f"character {char!r} is not in the charset {self!r}")
+        raise KeyError(f"character {char!r} is not in the charset {describe_labels(self.labels)}")
 
     def missing(self, text: str, ignore: str = " \n\t") -> list[str]:
         """Characters of `text` that no label serves, in order of first appearance."""

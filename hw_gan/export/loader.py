@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipeline.atomic import PathLike
-from data_pipeline.charset import Charset
+from data_pipeline.charset import Charset, describe_labels
 from hw_gan import shipped
 from hw_gan.export.names import (FORMAT_VERSION, GLYPHS, GLYPHS_BY_ID, METADATA, METADATA_FILE,
                                  STYLE_CHARSET_KEY, STYLE_METHOD_KEY, STYLE_METHODS,
@@ -141,7 +141,7 @@ class LoadedExport:
         bad = self.unknown_chars(chars)
         if bad:
             raise ValueError(f"{UNKNOWN_CHAR_MESSAGE} ({self.path}): {bad}; the charset is "
-                             f"{list(self.charset)}")
+                             f"{describe_labels(self.charset)}")
         bad = self.unknown_writers(writers)
         if bad:
             shown = list(self.writers[:20]) + (["..."] if len(self.writers) > 20 else [])

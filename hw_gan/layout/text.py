@@ -10,7 +10,7 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from data_pipeline.charset import Charset
+from data_pipeline.charset import Charset, describe_labels
 
 GLYPH = "glyph"
 BOX = "box"
@@ -140,11 +140,10 @@ def plan_text(text: str, charset: Union[Charset, Sequence[str]],
 
 
 def _unknown_chars_error(cs: Charset, missing_chars) -> ValueError:
-    chars = "".join(cs.labels) if all(len(x) == 1 for x in cs.labels) else list(cs.labels)
     return ValueError(
         f"characters {UNKNOWN_CHARS_MESSAGE}: {missing_chars}; to write the rest, choose "
         f"missing 'skip', 'box' or 'nearest' (--missing of hwgan write); the charset is "
-        f"{chars!r}")
+        f"{describe_labels(cs.labels)}")
 
 
 def _substitutions(cs: Charset, missing_chars) -> dict[str, str]:

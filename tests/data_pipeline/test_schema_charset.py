@@ -26,8 +26,14 @@ def test_charset_lookup_with_merged_labels():
     assert cs.char_id("C") == cs.char_id("c") == cs.label_id("Cc") == 1
     assert "c" in cs and "z" not in cs
     assert cs.missing("Cab zz!") == ["b", "z", "!"]
-    with pytest.raises(KeyError, match="'z' is not in the charset"):
+    with pytest.raises(KeyError, match=r"'z' is not in the charset \['0', 'Cc', 'a'\]"):
         cs.char_id("z")
+    # Messages list a charset whole up to SHOWN_LABELS labels, else its size and beginning.
+    assert charset.describe_labels("abc") == "'abc'"
+    long = [chr(0x100 + i) for i in range(charset.SHOWN_LABELS + 1)]
+    assert charset.describe_labels(long) == (
+        f"{charset.SHOWN_LABELS + 1} characters, beginning {''.join(long[:-1])!r}")
+    assert charset.describe_labels(["Cc"] * 3, limit=2) == "3 labels, beginning ['Cc', 'Cc']"
 
 
 def test_charset_validation_and_specs():

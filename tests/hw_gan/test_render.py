@@ -90,6 +90,15 @@ def test_plan_text_structure():
 def test_plan_text_missing_modes():
     with pytest.raises(ValueError, match=r"not in the model's charset: \['é', '★', 'Q'\].*skip"):
         plan_text("aé ★Q é", CHARSET)
+    # A font-sized charset (a few-shot model draws thousands of characters) is named by its
+    # size and its first 120, not listed whole: the error stays a line a person can read.
+    big = [chr(c) for c in range(0x21, 0x21 + 3000)]
+    with pytest.raises(ValueError) as err:
+        plan_text("a中", big)
+    message = str(err.value)
+    assert message.endswith("the charset is 3000 characters, beginning "
+                            + repr("".join(big[:120])))
+    assert "['中']" in message and big[120] not in message and len(message) < 400
     skip = plan_text("aé b", CHARSET, "skip")
     assert skip.requests == ("a", "b")
     assert [t.kind for t in skip.paragraphs[0].lines[0][0].tokens] == [GLYPH, GAP]
