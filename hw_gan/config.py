@@ -70,6 +70,10 @@ class ModelConfig:
     # reads as well as the mean style's (docs/results.md, issue 18). A model that follows its
     # font images less closely in far-off styles needs a tighter one; it may change on resume.
     untrained_style_clip: float = 0.35
+    # fewshot: a style is read from the references and this many disturbed copies of them
+    # (fewshot.reading_copies; 0: the references alone), in Python and in the export's
+    # extract_style. Read when drawing, not trained: it may change on resume and at export.
+    style_read_copies: int = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,6 +249,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
            "only the fewshot family has a decoder of its own width")
     _check(0.0 <= m.untrained_style_clip <= 10.0, "untrained_style_clip",
            f"{m.untrained_style_clip} is outside [0, 10] (standard deviations)")
+    _check(0 <= m.style_read_copies <= 32, "style_read_copies",
+           f"{m.style_read_copies} is outside [0, 32]")
     _check(m.untrained_style_clip == ModelConfig.untrained_style_clip or m.family == "fewshot",
            "untrained_style_clip", "only the fewshot family draws characters it never trained on")
     _check(t.batch_size >= 1, "batch_size", "must be >= 1")
@@ -310,7 +316,7 @@ RESUMABLE_CHANGES = {
     "eval": None,  # any
     "runtime": None,
     "data": {"shuffle_buffer", "cache", "build_source", "build_params", "eval_split"},
-    "model": {"untrained_style_clip"},  # read when drawing, not a weight
+    "model": {"untrained_style_clip", "style_read_copies"},  # read when drawing, not weights
 }
 
 

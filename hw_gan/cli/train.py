@@ -124,6 +124,9 @@ def _define_model_flags() -> None:
     flags.DEFINE_float("untrained_style_clip", _m.untrained_style_clip,
                        "Few-shot: characters never trained on are drawn in the style kept within "
                        "the training writers' mean +- this many standard deviations.")
+    flags.DEFINE_integer("style_read_copies", _m.style_read_copies,
+                         "Few-shot: a style is read from the references and this many disturbed "
+                         "copies of them (0: the references alone).")
 
 
 def _define_training_flags() -> None:
@@ -277,7 +280,8 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             latent_dim=FLAGS.latent_dim, embed_dim=FLAGS.embed_dim, w_dim=FLAGS.w_dim,
             mapping_layers=FLAGS.mapping_layers, style_tokens=FLAGS.style_tokens,
             decoder_width=FLAGS.decoder_width,
-            untrained_style_clip=FLAGS.untrained_style_clip),
+            untrained_style_clip=FLAGS.untrained_style_clip,
+            style_read_copies=FLAGS.style_read_copies),
         train=config_lib.TrainConfig(
             batch_size=FLAGS.batch_size, steps=FLAGS.steps, g_lr=FLAGS.g_lr, d_lr=FLAGS.d_lr,
             beta1=FLAGS.beta1, beta2=FLAGS.beta2, loss=FLAGS.loss, r1_gamma=FLAGS.r1_gamma,

@@ -260,7 +260,8 @@ def default_signatures(model_cfg: ModelConfig, generator=None, *, encoder=None,
         if style_parts is None:
             raise ValueError("a fewshot export needs its serving generator's style parts "
                              "(glyph net, head, content code points) for the style signatures")
-        extra.update(fewshot_signatures(generator, *style_parts))
+        extra.update(fewshot_signatures(generator, *style_parts,
+                                        read_copies=model_cfg.style_read_copies))
     return extra
 
 

@@ -278,6 +278,58 @@ class SetStyle(layers.Layer):
         return (images_shape[0], int(self.glyph_net.output.shape[-1]))
 
 
+FADE = 0.3  # at full strength, a reference's ink is faded by up to this much
+
+
+def disturb_references(images, strength: float, seed, draws=None):
+    """Glyphs [N, R, R, 1] in [-1, 1] as another capture might give them, each by its own seeded
+    draw (`seed`: a stateless-RNG seed, so a resumed run draws the same): its pen made thicker
+    (60 %) or thinner by a 3 x 3 dilation or erosion mixed in by up to `strength`, blurred (a
+    3 x 3 binomial kernel) by up to `strength`, its ink faded by up to FADE x `strength`.
+    `draws`: the uniform draws [N, 4] to use instead of `seed`'s."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    u = (tf.random.stateless_uniform([tf.shape(images)[0], 4], seed) if draws is None
+         else tf.convert_to_tensor(draws, tf.float32))
+    ink = (images + 1.0) / 2.0
+    thick = tf.nn.max_pool2d(ink, 3, 1, "SAME")
+    thin = -tf.nn.max_pool2d(-ink, 3, 1, "SAME")
+    pen = tf.where((u[:, 3] < 0.6)[:, None, None, None], thick, thin)
+    ink += (strength * u[:, 0])[:, None, None, None] * (pen - ink)
+    k = tf.constant([1.0, 2.0, 1.0]) / 4.0
+    kernel = tf.reshape(k[:, None] * k[None, :], [3, 3, 1, 1])
+    blurred = tf.nn.conv2d(ink, kernel, 1, "SAME")
+    ink += (strength * u[:, 1])[:, None, None, None] * (blurred - ink)
+    ink *= (1.0 - FADE * strength * u[:, 2])[:, None, None, None]
+    return tf.clip_by_value(ink, 0.0, 1.0) * 2.0 - 1.0
+
+
+# A style is read from a person's references and from READ_STRENGTH-disturbed copies of them
+# (disturb_references, --style_read_copies copies, fixed draws): the encoder, tuned on disturbed
+# references (--style_ref_augment), then sees the glyphs as it was trained to, whoever captured
+# them. Chosen on the 31 held-out UNIPEN writers of the wide run and checked on the shipped
+# model (docs/results.md, "Reading a style from disturbed copies").
+READ_STRENGTH = 0.5
+READ_SEED = 1009
+
+
+def reading_copies(images, copies: int):
+    """References [S, K, R, R, 1] in [-1, 1] -> [S, K x (copies + 1), R, R, 1]: the references,
+    then `copies` disturbed copies of them. Copy i of the reference at position k of a set takes
+    the draw of row k of stateless_uniform([K, 4], [READ_SEED, i]) whatever the set, so that a
+    set read alone (an export's extract_style) and among others (Python) read alike."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    if copies <= 0:
+        return images
+    shape = tf.shape(images)
+    s, k = shape[0], shape[1]
+    flat = tf.reshape(images, tf.concat([[s * k], shape[2:]], 0))
+    out = [images]
+    for i in range(int(copies)):
+        draws = tf.tile(tf.random.stateless_uniform([k, 4], [READ_SEED, i]), [s, 1])
+        out.append(tf.reshape(disturb_references(flat, READ_STRENGTH, None, draws), shape))
+    return tf.concat(out, 1)
+
+
 def build_generator(cfg: ModelConfig) -> keras.Model:
     _check(cfg)
     r = cfg.resolution

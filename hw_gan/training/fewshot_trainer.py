@@ -38,6 +38,7 @@ from data_pipeline.progress import Progress
 from data_pipeline.schema import to_float, to_uint8
 from hw_gan import losses as losses_lib
 from hw_gan.models import classifier, fewshot
+from hw_gan.models.fewshot import disturb_references
 from hw_gan.training.trainer import FEATURES_LAYER, GANTrainer, StopRequest, summary_grid
 
 
@@ -165,29 +166,6 @@ def class_batch(images, chars, fonts, font_ids, seed):
 
 WRITER_CONTRAST_TEMPERATURE = 0.1  # of --writer_contrast_weight's cosine similarities
 REF_AUGMENT_SALT = 911  # the stateless seed's salt of the references' disturbance
-FADE = 0.3  # at full strength, a reference's ink is faded by up to this much
-
-
-def disturb_references(images, strength: float, seed):
-    """Glyphs [N, R, R, 1] in [-1, 1] as another capture might give them, each by its own seeded
-    draw (`seed`: a stateless-RNG seed, so a resumed run draws the same): its pen made thicker
-    (60 %) or thinner by a 3 x 3 dilation or erosion mixed in by up to `strength`, blurred (a
-    3 x 3 binomial kernel) by up to `strength`, its ink faded by up to FADE x `strength`."""
-    images = tf.convert_to_tensor(images, tf.float32)
-    u = tf.random.stateless_uniform([tf.shape(images)[0], 4], seed)
-    ink = (images + 1.0) / 2.0
-    thick = tf.nn.max_pool2d(ink, 3, 1, "SAME")
-    thin = -tf.nn.max_pool2d(-ink, 3, 1, "SAME")
-    pen = tf.where((u[:, 3] < 0.6)[:, None, None, None], thick, thin)
-    ink += (strength * u[:, 0])[:, None, None, None] * (pen - ink)
-    k = tf.constant([1.0, 2.0, 1.0]) / 4.0
-    kernel = tf.reshape(k[:, None] * k[None, :], [3, 3, 1, 1])
-    blurred = tf.nn.conv2d(ink, kernel, 1, "SAME")
-    ink += (strength * u[:, 1])[:, None, None, None] * (blurred - ink)
-    ink *= (1.0 - FADE * strength * u[:, 2])[:, None, None, None]
-    return tf.clip_by_value(ink, 0.0, 1.0) * 2.0 - 1.0
-
-
 class FewShotTrainer(GANTrainer):
     def __init__(self, cfg, strategy, manifest):
         self.group_size = int(cfg.train.style_group_size)
@@ -508,7 +486,8 @@ class FewShotTrainer(GANTrainer):
         """Style codes float32 [S, D] of S sets of references (EMA generator): images
         [S, K, R, R, 1] in [-1, 1], with their training char ids [S, K] or their font images
         `contents` [S, K, R, R, 1] (any character the font covers); mask [S, K] (1 = a reference;
-        default all). A set with no reference is a ValueError."""
+        default all). Each set is read with --style_read_copies disturbed copies of its
+        references (fewshot.reading_copies). A set with no reference is a ValueError."""
         images = tf.convert_to_tensor(images, tf.float32)
         if contents is None:
             contents = self.content(tf.reshape(tf.cast(chars, tf.int32), [-1]))
@@ -518,6 +497,9 @@ class FewShotTrainer(GANTrainer):
         mask = tf.convert_to_tensor(mask, tf.float32)
         if int(images.shape[0] or 0) and not bool(tf.reduce_all(tf.reduce_sum(mask, 1) > 0)):
             raise ValueError("a style needs at least one reference glyph; a set has none")
+        copies = self.cfg.model.style_read_copies
+        images = fewshot.reading_copies(images, copies)
+        contents, mask = tf.tile(contents, [1, copies + 1, 1, 1, 1]), tf.tile(mask, [1, copies + 1])
         set_style, head = fewshot.set_style_parts(self.ema_generator)
         return tf.cast(head(set_style(images, contents, mask), training=False), tf.float32)
 

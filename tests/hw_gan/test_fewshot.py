@@ -124,9 +124,10 @@ def test_decoder_width_widens_the_decoder_and_the_style_code_and_nothing_else(da
             cfg.model, family="stylegan")))
 
 
-def test_untrained_style_clip_is_checked_by_name_and_may_change_on_resume(data_dir, tmp_path):
+def test_drawing_settings_are_checked_by_name_and_may_change_on_resume(data_dir, tmp_path):
     """--untrained_style_clip: a bound in [0, 10] standard deviations, for the fewshot family
-    only; read when drawing, so a run resumes or exports with another one."""
+    only; read when drawing, so a run resumes or exports with another one. The same for
+    --style_read_copies."""
     cfg = _cfg(data_dir, tmp_path)
     model = dataclasses.replace
     config_lib.validate(cfg.replace(model=model(cfg.model, untrained_style_clip=0.0)))
@@ -138,6 +139,12 @@ def test_untrained_style_clip_is_checked_by_name_and_may_change_on_resume(data_d
         config_lib.validate(other)
     assert not config_lib.incompatible_changes(
         cfg, cfg.replace(model=model(cfg.model, untrained_style_clip=0.05)))
+    # --style_read_copies likewise: how a style is read, in [0, 32], may change on resume.
+    for bad in (-1, 33):
+        with pytest.raises(ValueError, match=rf"^--style_read_copies: {bad} is outside \[0, 32\]"):
+            config_lib.validate(cfg.replace(model=model(cfg.model, style_read_copies=bad)))
+    assert not config_lib.incompatible_changes(
+        cfg, cfg.replace(model=model(cfg.model, style_read_copies=0)))
 
 
 def test_local_style_tokens_are_one_softmax_over_every_references_positions():
@@ -305,10 +312,51 @@ def test_the_d_and_g_steps_run_alone_after_the_training_step(data_dir, tmp_path)
     np.testing.assert_array_equal(fakes(batch).numpy(), batch["image"].numpy())
 
 
+def test_a_style_is_read_from_the_references_and_fixed_disturbed_copies_of_them(trained):
+    """fewshot.reading_copies: the references first, then `copies` disturbed copies, each draw
+    fixed by the copy and the reference's position, so a set reads alike alone or among others;
+    the style (Python and export alike, the export test) is read from all of them, and
+    --style_read_copies=0 reads the references alone."""
+    from hw_gan.inversion import load_model
+
+    rng = np.random.default_rng(5)
+    x = np.stack([np.stack([_bar(8, 10 + i, 24, 13 + i) for i in range(3)])] * 2)  # [2, 3, ...]
+    x[1] = x[1, ::-1]
+    read = fewshot.reading_copies(x, 4).numpy()
+    assert read.shape == (2, 15, 32, 32, 1)
+    np.testing.assert_array_equal(read[:, :3], x)
+    np.testing.assert_array_equal(read, fewshot.reading_copies(x, 4).numpy())
+    np.testing.assert_array_equal(read[1], fewshot.reading_copies(x[1:], 4).numpy()[0])
+    copies = read[:, 3:].reshape(2, 4, 3, 32, 32, 1)
+    assert all(not np.array_equal(copies[0, i], x[0]) for i in range(4))  # each copy disturbed
+    assert not np.array_equal(copies[0, 0], copies[0, 1])  # and each its own way
+    np.testing.assert_array_equal(fewshot.reading_copies(x, 0).numpy(), x)
+    model = load_model(trained)
+    assert model.cfg.model.style_read_copies == 8
+    images = rng.uniform(-1, 1, (2, 3, 32, 32, 1)).astype("float32")
+    chars = np.array([[0, 1, 2], [2, 3, 0]], np.int32)
+    style = model.extract(images, chars)
+    trainer = model.trainer
+    trainer.cfg = trainer.cfg.replace(model=dataclasses.replace(trainer.cfg.model,
+                                                                style_read_copies=0))
+    try:
+        plain = model.extract(images, chars)
+        set_style, head = fewshot.set_style_parts(trainer.ema_generator)
+        contents = tf.reshape(trainer.content(chars.reshape(-1)), images.shape)
+        alone = head(set_style(images, contents, tf.ones([2, 3])), training=False).numpy()
+        np.testing.assert_allclose(plain, alone, atol=1e-6)
+        by_hand = head(set_style(fewshot.reading_copies(images, 8), tf.tile(contents, [1, 9, 1, 1, 1]),
+                                 tf.ones([2, 27])), training=False).numpy()
+        np.testing.assert_allclose(style, by_hand, atol=1e-6)
+        assert np.abs(style - plain).max() > 1e-4
+    finally:
+        trainer.cfg = model.cfg
+
+
 def test_references_are_disturbed_as_another_capture_would_and_reproducibly():
     """The draw comes from a stateless seed (in training: the step's), so a resumed run
     disturbs each step's references as an uninterrupted one does."""
-    from hw_gan.training.fewshot_trainer import disturb_references
+    from hw_gan.models.fewshot import disturb_references
 
     glyphs = np.stack([_bar(8, 14, 24, 17)] * 64)  # a 3-pixel stroke, 64 times
     seed = tf.constant([3, 7], tf.int64)

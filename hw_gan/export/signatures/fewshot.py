@@ -5,7 +5,8 @@ training writers by name through the serving generator, hw_gan.models.fewshot
   extract_style
       images uint8 [K, R, R, 1] ink-high, chars string [K] (one character each, any the content
       font covers), steps int32 [] (ignored: the style is read in one pass; kept so that a
-      client of the stylegan signature works unchanged)
+      client of the stylegan signature works unchanged). The style is read from the images and
+      the model's style_read_copies disturbed copies of them (fewshot.reading_copies).
     -> style float32 [1, D], char_ids int32 [K] (ids in the training charset, -1 for characters
       outside it)
   glyphs_with_style
@@ -38,7 +39,8 @@ __all__ = ["fewshot_signatures"]
 
 
 class _FewShotSignatures:
-    def __init__(self, serving_generator, glyph_net, head, code_points):
+    def __init__(self, serving_generator, glyph_net, head, code_points, read_copies: int = 0):
+        self.read_copies = int(read_copies)
         self.tables = serving_generator.get_layer(fewshot.TABLES)
         self.decoder = serving_generator.get_layer(fewshot.DECODER)
         self.glyph_net, self.head = glyph_net, head
@@ -90,7 +92,11 @@ class _FewShotSignatures:
                                            k], summarize=4)]
             with tf.control_dependencies(checks):
                 rows = self.rows_for(module, chars)
-            pairs = tf.concat([to_float(images), self.tables.content_rows(rows)], -1)
+            copies = self.read_copies + 1  # the references and their disturbed copies
+            read = tf.reshape(fewshot.reading_copies(to_float(images)[None], self.read_copies),
+                              [copies * num_images, r, r, 1])
+            contents = tf.tile(self.tables.content_rows(rows), [copies, 1, 1, 1])
+            pairs = tf.concat([read, contents], -1)
             feats = tf.cast(self.glyph_net(pairs, training=False), tf.float32)
             style = self.head(tf.reduce_mean(feats, 0, keepdims=True), training=False)
             return {"style": tf.cast(style, tf.float32),
@@ -126,11 +132,13 @@ class _FewShotSignatures:
         return fn
 
 
-def fewshot_signatures(serving_generator, glyph_net, head, code_points) -> dict:
+def fewshot_signatures(serving_generator, glyph_net, head, code_points,
+                       read_copies: int = 0) -> dict:
     """{name: builder(module)} for `export_generator(..., extra_signatures=...)`:
     `serving_generator` from fewshot.build_serving_generator, the EMA style glyph net and head,
-    `code_points` the content table's (font.content_table)."""
-    sigs = _FewShotSignatures(serving_generator, glyph_net, head, code_points)
+    `code_points` the content table's (font.content_table); extract_style reads a style from the
+    references and `read_copies` disturbed copies of them (fewshot.reading_copies)."""
+    sigs = _FewShotSignatures(serving_generator, glyph_net, head, code_points, read_copies)
     return {EXTRACT_STYLE: sigs.extract_style, GLYPHS_WITH_STYLE: sigs.glyphs_with_style,
             MEAN_STYLE: sigs.mean_style, WRITE_WITH_STYLE: sigs.write_with_style}
 
