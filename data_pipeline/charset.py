@@ -200,7 +200,6 @@ def describe_labels(labels: Sequence[str], limit: int = SHOWN_LABELS) -> str:
     model's charset is every character its font covers (thousands): a message naming them all
     would bury the part that matters."""
     labels = tuple(labels)
-
     single = all(len(x) == 1 for x in labels)
 
     def shown(part):
