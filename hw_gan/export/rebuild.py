@@ -2,7 +2,7 @@
 the run directory that made it is gone (a shipped model) and the export's drawing changed:
 
   python -m hw_gan.export.rebuild OLD_EXPORT EXPORT_ROOT NAME [--version 1] [--overwrite]
-      [--untrained_chars "QqZ&@"] [--untrained_style_clip 0.05]
+      [--untrained_chars "QqZ&@"] [--untrained_style_clip 0.05] [--style_read_copies 8]
 
 The decoder, the style glyph net and head are built from the export's model_config and take the
 export's weights by variable name; the training writers' styles are the export's own table; the
@@ -10,7 +10,8 @@ font's content table and the accented letters' composition are this checkout's. 
 charset characters training held out (an export made before hwgan.json recorded them; default:
 what it records, else none). `--untrained_style_clip`: the bound on the styles those characters
 are drawn in (fewshot.limit_untrained; default: what the export's model_config records, else
-this checkout's default). Outputs are written to a temporary name and renamed when complete
+this checkout's default). `--style_read_copies`: how many disturbed copies of the glyphs
+extract_style reads a style from besides the glyphs (fewshot.reading_copies; default likewise). Outputs are written to a temporary name and renamed when complete
 (export_generator); bad input exits with one line naming the path or field.
 """
 
@@ -109,6 +110,7 @@ def init_fewshot_from(spec, generators) -> Path:
 def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
                     untrained_chars: Optional[str] = None,
                     untrained_style_clip: Optional[float] = None,
+                    style_read_copies: Optional[int] = None,
                     overwrite: bool = False) -> Path:
     """The export at `old` (a fewshot SavedModel version dir, `.../name`, or a shipped model's
     name) written again as `export_root/name/version` with this checkout's graph (module doc).
@@ -133,6 +135,10 @@ def rebuild_fewshot(old, export_root, name: str, version: int = 1, *,
             raise RebuildError(f"--untrained_style_clip: {untrained_style_clip} is outside [0, 10] "
                                "(standard deviations)")
         cfg = dataclasses.replace(cfg, untrained_style_clip=float(untrained_style_clip))
+    if style_read_copies is not None:
+        if not 0 <= style_read_copies <= 32:
+            raise RebuildError(f"--style_read_copies: {style_read_copies} is outside [0, 32]")
+        cfg = dataclasses.replace(cfg, style_read_copies=int(style_read_copies))
     module = tf.saved_model.load(str(path))
     weights = export_weights(module)
     glyph_net, head, decoder = fewshot.parts(fewshot.build_generator(cfg))
@@ -169,12 +175,14 @@ def main(argv=None) -> int:
     p.add_argument("--version", type=int, default=1)
     p.add_argument("--untrained_chars", default=None)
     p.add_argument("--untrained_style_clip", type=float, default=None)
+    p.add_argument("--style_read_copies", type=int, default=None)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
     try:
         out = rebuild_fewshot(args.old, args.export_root, args.name, args.version,
                               untrained_chars=args.untrained_chars,
                               untrained_style_clip=args.untrained_style_clip,
+                              style_read_copies=args.style_read_copies,
                               overwrite=args.overwrite)
     except (RebuildError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -854,13 +854,15 @@ def test_write_with_style_in_the_graph_matches_the_python_renderer(trained, expo
            line_width=tf.constant(width))
 
 
-def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(exported, tmp_path):
+def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(trained, exported,
+                                                                         tmp_path):
     """hw_gan.export.rebuild: the same weights, styles and drawing of trained characters; the
     held-out characters recorded; bad input refused by name."""
     import json
     import shutil
 
     from hw_gan.export import rebuild
+    from hw_gan.inversion import load_model
 
     from pathlib import Path
 
@@ -888,9 +890,11 @@ def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(exporte
     assert again_info["model_config"]["untrained_style_clip"] == 0.35  # the run's, recorded
     # --untrained_style_clip 0: what training never saw ('e' held out, '€' outside the charset)
     # is drawn in the mean style whatever style is asked for; trained characters as before.
-    mean = rebuild.rebuild_fewshot(exported, tmp_path, "mean", untrained_style_clip=0.0)
+    mean = rebuild.rebuild_fewshot(exported, tmp_path, "mean", untrained_style_clip=0.0,
+                                   style_read_copies=0)
     with open(mean / "assets" / "hwgan.json", encoding="utf-8") as f:
-        assert json.load(f)["model_config"]["untrained_style_clip"] == 0.0
+        config = json.load(f)["model_config"]
+    assert config["untrained_style_clip"] == 0.0 and config["style_read_copies"] == 0
     at_mean = tf.saved_model.load(str(mean))
     mean_style = at_mean.signatures["mean_style"]()["style"]
     far = tf.constant(styles[0] + 5.0)
@@ -902,6 +906,20 @@ def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(exporte
     np.testing.assert_array_equal(by["far"][:2], by["mean"][:2])
     assert not np.array_equal(by["old"][:2], by["mean"][:2])  # 0.35 spreads off the mean
     np.testing.assert_array_equal(by["far"][2], by["old"][2])
+    # --style_read_copies 0: extract_style reads the glyphs alone, as the trainer does at 0.
+    at_mean_style = at_mean.signatures["extract_style"](images=images, chars=chars,
+                                                        steps=tf.constant(0))["style"].numpy()
+    assert np.abs(at_mean_style - styles[0]).max() > 1e-4
+    glyph_net, head, _ = fewshot.parts(load_model(trained).trainer.ema_generator)
+    from data_pipeline.schema import to_float
+
+    contents = to_float(font.content_images(["a", "b", "c"], 32))[..., None]
+    pairs = tf.concat([to_float(images), tf.constant(contents, tf.float32)], -1)
+    alone = head(tf.reduce_mean(glyph_net(pairs, training=False), 0, keepdims=True),
+                 training=False).numpy()
+    np.testing.assert_allclose(at_mean_style, alone, atol=1e-5)
+    with pytest.raises(rebuild.RebuildError, match=r"^--style_read_copies: 40 is outside"):
+        rebuild.rebuild_fewshot(exported, tmp_path, "never", style_read_copies=40)
     assert rebuild.main([str(exported), str(tmp_path), "more", "--untrained_chars", "e中"]) == 2
     with pytest.raises(rebuild.RebuildError, match=r"^--untrained_style_clip: -1\.0 is outside"):
         rebuild.rebuild_fewshot(exported, tmp_path, "never", untrained_style_clip=-1.0)
