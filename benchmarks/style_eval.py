@@ -132,6 +132,9 @@ def main() -> int:
     result.pop("_picture")
     result["model_dir"], result["data_dir"], result["projection_steps"] = (
         args.model_dir or str(model.path), data_dir, args.steps)
+    if model.family == "fewshot":  # how the styles were read (fewshot.reading_copies)
+        result["style_read_copies"] = (model.style_read_copies if args.export
+                                       else model.cfg.model.style_read_copies)
     text = json.dumps(result, indent=1)
     if args.out_json:
         atomic.write_text(args.out_json, text + "\n")

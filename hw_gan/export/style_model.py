@@ -40,6 +40,9 @@ class ExportFewShotModel:
                              "fewshot one")
         self.charset = list(info["charset"])
         self.resolution = int(info["resolution"])
+        # How its extract_style reads a style (fewshot.reading_copies); an export made before
+        # model_config recorded it reads the glyphs alone.
+        self.style_read_copies = int(info.get("model_config", {}).get("style_read_copies", 0))
         self.holdout_chars = (info.get(UNTRAINED_CHARS_KEY, "") if holdout_chars is None
                               else holdout_chars)
         self.step = info.get("step")

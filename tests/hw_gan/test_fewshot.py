@@ -895,6 +895,9 @@ def test_an_export_is_rebuilt_from_its_weights_with_this_checkouts_graph(trained
     with open(mean / "assets" / "hwgan.json", encoding="utf-8") as f:
         config = json.load(f)["model_config"]
     assert config["untrained_style_clip"] == 0.0 and config["style_read_copies"] == 0
+    from hw_gan.export.style_model import ExportFewShotModel
+
+    assert [ExportFewShotModel(p).style_read_copies for p in (exported, mean)] == [8, 0]
     at_mean = tf.saved_model.load(str(mean))
     mean_style = at_mean.signatures["mean_style"]()["style"]
     far = tf.constant(styles[0] + 5.0)

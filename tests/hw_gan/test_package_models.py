@@ -94,8 +94,12 @@ def test_accented_letters_of_the_shipped_style_model_keep_their_letter_and_mark(
     from hw_gan.evaluation import accents
     from hw_gan.evaluation.judge import load_judge_dir
 
+    from hw_gan.export.style_model import ExportFewShotModel
+
     model = shipped.get("unipen_styles")
     assert model.family == "fewshot" and model.info["judge"] == "judge"
+    # It reads a style from the glyphs and 8 disturbed copies (rebuilt, sixteenth session).
+    assert ExportFewShotModel(model.export_path).style_read_copies == 8
     judge = load_judge_dir(model.path / "judge")
     styles = ExportStyles(load_export(model.export_path))
     hands = load_export(shipped.get("unipen_hands").export_path)
