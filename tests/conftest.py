@@ -109,17 +109,6 @@ def kill_9_at(script: str, *args: str, ready: str) -> int:
     return proc.pid
 
 
-def writer_split_dataset(out, writers, chars, per: int = 4, size: int = 32):
-    """A small dataset of make_records split BY WRITER (about a third held out), 2 shards."""
-    from data_pipeline import tfrecords
-
-    tfrecords.write_dataset(ListSource(make_records(writers=writers, chars=chars, per=per,
-                                                    size=size)),
-                            out, split="writer", test_fraction=0.34, num_shards=2,
-                            progress=False)
-    return out
-
-
 def tiny_grouped_cfg(data_dir, model_dir, model_cfg, steps: int = 4, eval_at_end: bool = True,
                      **train):
     """A validated ExperimentConfig of a tiny run on writer groups of 4 (batch 8) of
