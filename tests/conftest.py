@@ -128,4 +128,4 @@ def tiny_grouped_cfg(data_dir, model_dir, model_cfg, steps: int = 4, eval_at_end
                                   num_writers=len(manifest["writers"])),
         train=config_lib.TrainConfig(**base),
         eval=config_lib.EvalConfig(judge_steps=5, num_generated=16, eval_at_end=eval_at_end),
-        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir))))
+        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir), strategy="default")))

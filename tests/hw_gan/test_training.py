@@ -43,7 +43,7 @@ def _cfg(data_dir, model_dir, family="style_cgan", steps=4, **train):
                                      num_chars=len(manifest["charset"]),
                                      num_writers=len(manifest["writers"])),
         train=config_lib.TrainConfig(**base),
-        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir))))
+        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir), strategy="default")))
 
 
 def _trainer(cfg, strategy=None):
