@@ -5,29 +5,28 @@
 This is the only module that defines the training flags; `define_flags()` registers them with
 absl (once, when an entry point asks: importing this module registers nothing). They become a
 frozen, validated ExperimentConfig (or, with --mode=adapt, an AdaptConfig) whose defaults are the
-config dataclasses' own; --dry_run prints it. The entry point owns the process: it installs the
-SIGTERM/SIGINT handlers that ask training to save and stop, and turns a user's mistake into one
-line on stderr and exit code 2.
+config dataclasses' own; --dry_run prints it. A flag the config refuses is one line on stderr and
+exit code 2. A job is run by hw_gan.cli.train_job (named by string, so that neither of those waits
+for TensorFlow), which owns the SIGTERM/SIGINT handlers that ask training to save and stop.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import importlib
 import json
 import os
-import signal
 import sys
 from typing import Optional, Sequence
 
 from absl import app, flags, logging
 
 from hw_gan import config as config_lib
-from hw_gan import experiment
 from hw_gan.cli import errors
-from hw_gan.training import StopRequest
 
 FLAGS = flags.FLAGS
+# What runs a validated config (imports TensorFlow and the experiment).
+JOB_MODULE = "hw_gan.cli.train_job"
 
 # --mode=adapt: flag -> AdaptConfig field, help. Defaults are AdaptConfig's.
 ADAPT_FLAGS = (
@@ -337,47 +336,13 @@ def adapt_main() -> int:
     if FLAGS.dry_run:
         print(json.dumps(dataclasses.asdict(acfg), indent=2, sort_keys=True))
         return 0
-    return _report(lambda: experiment.run_adapt(acfg))
+    return _job().adapt(acfg)
 
 
-@contextlib.contextmanager
-def stop_on_signals(stop: StopRequest):
-    """SIGTERM and SIGINT ask `stop` to save and stop after the current step (main thread
-    only; elsewhere the caller's handlers stay); the previous handlers come back after."""
-    previous = {}
-
-    def handler(signum, frame):
-        stop.request(f"signal {signum}")
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread
-            pass
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _report(job) -> int:
-    """Runs a job, prints its JSON summary; user errors become one line and exit code 2 (files
-    included: an OSError names its file), anything else one line and exit code 1 (a traceback
-    with --debug), an interruption (checkpoint already saved) exit code 130."""
-    try:
-        summary = job()
-    except KeyboardInterrupt as e:
-        print(f"\ninterrupted: {e}", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, RuntimeError, KeyError) as e:
-        return errors.report(e)
-    except Exception as e:
-        if errors.debug():
-            raise
-        return errors.unexpected(e)
-    print(json.dumps(summary, indent=1, default=str))
-    return 0
+def _job():
+    """hw_gan.cli.train_job, named as a string (as the `hwgan` dispatcher names its commands):
+    it imports TensorFlow, which a dry run or a flag error has no need to wait for (~7 s)."""
+    return importlib.import_module(JOB_MODULE)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -401,9 +366,8 @@ def main(argv: Sequence[str]) -> int:
     if FLAGS.dry_run:
         print(cfg.to_json())
         return 0
-    with stop_on_signals(StopRequest()) as stop:
-        return _report(lambda: experiment.run(cfg, deterministic=FLAGS.deterministic,
-                                              overwrite_export=FLAGS.overwrite_export, stop=stop))
+    return _job().train(cfg, deterministic=FLAGS.deterministic,
+                        overwrite_export=FLAGS.overwrite_export)
 
 
 def entry(argv: Optional[Sequence[str]] = None) -> None:
