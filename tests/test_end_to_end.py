@@ -202,7 +202,7 @@ def adapted(root, extracted, cgan_base):
            f"--writer_data={extracted['dir']}", f"--init={cgan_base}", "--writer_name=alice",
            f"--model_dir={root / 'adapt-alice'}", f"--export_dir={root / 'export'}",
            "--export_name=adapt-alice", "--adapt_steps=3", "--adapt_batch_size=4",
-           "--log_every=1"]
+           "--adapt_finetune_steps=20", "--log_every=1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"report": json.loads(proc.stdout), "export": root / "export" / "adapt-alice"}
@@ -215,11 +215,12 @@ def test_adaptation_adds_alice_and_exports_her(adapted, cgan_base, template):
     assert report["base_model_dir"] == str(cgan_base) and report["base_step"] == 2
     assert report["seen_chars"] == len(CHARSET) and report["unseen_chars"] == []
     assert report["num_glyphs"] == template["layout"]["cell_count"]
-    # The default config tunes the generator when the sheet gives >= 1.5 glyphs per character.
+    # The config tunes the generator (pivotal) when the sheet gives >= 1.5 glyphs per character
+    # (20 steps here instead of the config's 400: the flag reaches the phase).
     per_char = template["layout"]["cell_count"] / len(CHARSET)
     assert per_char >= 1.5 and report["variants_per_char"] == round(per_char, 3)
     assert report["finetuned"] and report["phases"]["finetune"]["objective"] == "pivotal"
-    assert report["phases"]["finetune"]["steps"] == 400 and report["base_writer_drift"] > 0
+    assert report["phases"]["finetune"]["steps"] == 20 and report["base_writer_drift"] > 0
     assert report["base_rows_unchanged"] and report["writer_geometry_chars"] == len(CHARSET)
     assert Path(report["export"]).is_dir()
     exported = load_export(adapted["export"])

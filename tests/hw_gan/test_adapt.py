@@ -412,7 +412,7 @@ def test_train_main_dispatches_adaptation(base, tmp_path):
            f"--writer_data={base['alice']}", f"--init={base['dir'] / 'checkpoints' / 'ckpt-2'}",
            "--writer_name=carol",
            f"--model_dir={out}", f"--export_dir={tmp_path / 'export'}", "--adapt_steps=2",
-           "--adapt_batch_size=4"]
+           "--adapt_batch_size=4", "--adapt_finetune_steps=2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)

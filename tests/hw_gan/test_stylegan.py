@@ -174,10 +174,6 @@ def test_group_size_flag_is_validated(data_dir, tmp_path):
 
 
 def test_stylegan_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path):
-    straight = _trainer(_cfg(data_dir, tmp_path / "a", steps=4))
-    out = straight._train_step_fn(False)(iter(straight.dataset(0)))
-    assert {"cycle", "recon_l1", "recon_adv", "recon_feat"} <= set(out)
-    assert all(np.isfinite(float(v)) for v in out.values())
     straight = _trainer(_cfg(data_dir, tmp_path / "b", steps=4))
     enc_before = [w.numpy().copy() for w in straight.encoder.weights]
     straight.train()
@@ -187,6 +183,10 @@ def test_stylegan_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path)
                        lambda t: (t.generator, t.encoder.glyph_net, t.ema_encoder.set_head))
     grid = straight.sample_grid(np.array([0, 1, 2]), np.array([0]))
     assert grid.shape == (1, 8 * 32, 3 * 32, 1)
+    # One more step (the step without R1 that train() traced) reports the style losses.
+    out = straight._train_step_fn(False)(iter(straight.dataset(4)))
+    assert {"cycle", "recon_l1", "recon_adv", "recon_feat"} <= set(out)
+    assert all(np.isfinite(float(v)) for v in out.values())
 
 
 def test_lazy_style_regularisation_skips_the_encoder_and_weighs_its_losses_by_n(data_dir,
@@ -236,8 +236,11 @@ def test_lazy_style_regularisation_skips_the_encoder_and_weighs_its_losses_by_n(
 def test_stylegan_two_replicas_and_path_length(data_dir, tmp_path):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
     strategy = strategy_lib.mirrored(devices)
-    trainer = _trainer(_cfg(data_dir, tmp_path, steps=2, pl_weight=1.0), strategy)
-    assert trainer.replicas == 2 and trainer.train()["step"] == 2
+    # One step: step 0 is an R1 step and computes the path length (a second step would only
+    # trace the step without R1 twice more, once per replica).
+    trainer = _trainer(_cfg(data_dir, tmp_path, steps=1, pl_weight=1.0), strategy)
+    assert trainer.replicas == 2 and trainer.train()["step"] == 1
+    assert "path_length" in trainer._train_step_fn(True)(iter(trainer.dataset(1)))
     assert all(np.isfinite(w.numpy()).all() for w in trainer.generator.weights)
     with pytest.raises(ValueError, match="must divide the per-replica batch 4"):
         _trainer(_cfg(data_dir, tmp_path / "x", batch_size=8, style_group_size=8), strategy)
