@@ -50,6 +50,24 @@ def test_jit_compile_takes_a_bool_or_auto():
     assert "--jit_compile=on: 'on' is not true, false or auto" in out.stderr
 
 
+def test_a_dry_run_and_a_refused_flag_do_not_wait_for_tensorflow():
+    """train_main's flags and config are TensorFlow-free: a dry run (and a refused flag) answer
+    without importing it; the job module (hw_gan.cli.train_job) is what imports it."""
+    probe = ("import sys\nfrom hw_gan.cli.train import entry\n"
+             "try:\n    entry(['train_main.py', *sys.argv[1:]])\nexcept SystemExit as e:\n"
+             "    print('exit', e.code, 'tensorflow' in sys.modules, file=sys.stderr)\n")
+    for flags, code in ((["--flagfile=configs/quickstart.cfg", "--dry_run"], 0),
+                        (["--flagfile=configs/quickstart.cfg", "--resolution=48"], 2),
+                        (["--flagfile=configs/adapt_writer.cfg", "--dry_run"], 2)):
+        out = subprocess.run([sys.executable, "-c", probe, *flags], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+        assert out.stderr.strip().splitlines()[-1] == f"exit {code} False", out.stderr[-2000:]
+    job = subprocess.run([sys.executable, "-c", "import sys, hw_gan.cli.train_job; "
+                          "print('tensorflow' in sys.modules)"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert job.stdout.strip() == "True", job.stderr[-2000:]  # the probe can see an import
+
+
 def test_adapt_config_needs_its_inputs():
     """adapt_writer.cfg sets --mode=adapt: without the writer and the base it names what is
     missing, one flag at a time; --writer_data without --mode=adapt is refused by name."""
