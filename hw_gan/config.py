@@ -170,6 +170,9 @@ class RuntimeConfig:
     strategy: str = "auto"
     precision: str = "float32"
     jit_compile: Union[bool, str] = False  # True, False or JIT_AUTO
+    # The train step op by op, without tf.function (as Keras's run_eagerly): no tracing, so a
+    # run of a few steps starts at once (debugging, the tests' tiny runs); slower per step.
+    run_eagerly: bool = False
     num_cpu_devices: int = 0  # >1 splits the CPU into logical devices (tests, 2-replica checks)
     export_dir: str = ""
     export_name: str = ""
@@ -297,6 +300,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(r.precision in PRECISIONS, "precision", f"{r.precision!r} is not one of {PRECISIONS}")
     _check(isinstance(r.jit_compile, bool) or r.jit_compile == JIT_AUTO, "jit_compile",
            f"{r.jit_compile!r} is not true, false or {JIT_AUTO}")
+    _check(not (r.run_eagerly and r.jit_compile is True), "run_eagerly",
+           "an eager step is not XLA-compiled: drop --jit_compile")
     _check(bool(r.model_dir), "model_dir", "is required")
     _check(r.num_cpu_devices >= 0, "num_cpu_devices", "must be >= 0")
     _check(r.export_version >= 1, "export_version", "must be >= 1")

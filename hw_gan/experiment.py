@@ -57,7 +57,7 @@ def run(cfg: config_lib.ExperimentConfig, deterministic: bool = False,
     asked = cfg.runtime  # before "auto" is resolved for this machine
     cfg = cfg.replace(runtime=dataclasses.replace(
         cfg.runtime, precision=strategy_lib.resolve_precision(cfg.runtime.precision),
-        jit_compile=strategy_lib.resolve_jit_compile(
+        jit_compile=not cfg.runtime.run_eagerly and strategy_lib.resolve_jit_compile(
             cfg.runtime.jit_compile, replicas=strategy.num_replicas_in_sync)))
     # Only training computes in reduced precision; evaluation and export read the float32
     # weights into a float32 model, so what is scored is what is shipped.

@@ -50,6 +50,17 @@ def test_jit_compile_takes_a_bool_or_auto():
     assert "--jit_compile=on: 'on' is not true, false or auto" in out.stderr
 
 
+def test_run_eagerly_is_a_flag_and_refuses_an_xla_step():
+    assert _dry_run("--flagfile=configs/quickstart.cfg")["runtime"]["run_eagerly"] is False
+    assert _dry_run("--flagfile=configs/quickstart.cfg", "--run_eagerly",
+                    "--jit_compile=auto")["runtime"]["run_eagerly"] is True
+    out = subprocess.run([sys.executable, "train_main.py", "--flagfile=configs/quickstart.cfg",
+                          "--run_eagerly", "--jit_compile", "--dry_run"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "error: --run_eagerly: an eager step is not XLA-compiled: drop --jit_compile"]
+
+
 def test_a_dry_run_and_a_refused_flag_do_not_wait_for_tensorflow():
     """train_main's flags and config are TensorFlow-free: a dry run (and a refused flag) answer
     without importing it; the job module (hw_gan.cli.train_job) is what imports it."""

@@ -228,6 +228,9 @@ def _define_runtime_flags() -> None:
         _JitParser(), None, "jit_compile", _r.jit_compile,
         f"XLA-compile the train step: true, false or {config_lib.JIT_AUTO} (on a CPU without "
         "AVX-512 and no GPU, where it measured faster; docs/results.md).", boolean=True))
+    flags.DEFINE_boolean("run_eagerly", _r.run_eagerly,
+                         "Run the train step op by op, without tf.function: no tracing, slower "
+                         "steps (debugging; a run of a few steps).")
     flags.DEFINE_integer("num_cpu_devices", _r.num_cpu_devices,
                          "Split the CPU into N logical devices (2-replica runs without GPUs).")
     flags.DEFINE_string("export_dir", _r.export_dir, "Root of SavedModel exports (NAME/VERSION).")
@@ -309,7 +312,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
         runtime=config_lib.RuntimeConfig(
             model_dir=FLAGS.model_dir, mode=FLAGS.mode, strategy=FLAGS.strategy,
             precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
-            num_cpu_devices=FLAGS.num_cpu_devices, export_dir=FLAGS.export_dir,
+            run_eagerly=FLAGS.run_eagerly, num_cpu_devices=FLAGS.num_cpu_devices, export_dir=FLAGS.export_dir,
             export_name=FLAGS.export_name, export_version=FLAGS.export_version,
             sample_out=FLAGS.sample_out, sample_writers=tuple(FLAGS.sample_writers),
             sample_chars=FLAGS.sample_chars),

@@ -337,7 +337,7 @@ class GANTrainer:
             return self._steps[key]
         # XLA compiles the math of a step (the replica step, then the EMA), never the input
         # iterator: IteratorGetNext has no XLA kernel, so compiling the whole step fails.
-        jit = strategy_lib.resolve_jit_compile(  # "auto" too
+        jit = not self.cfg.runtime.run_eagerly and strategy_lib.resolve_jit_compile(  # "auto" too
             self.cfg.runtime.jit_compile, replicas=self.strategy.num_replicas_in_sync)
 
         def replica_step(batch, step):
@@ -358,7 +358,7 @@ class GANTrainer:
             self.step.assign_add(1)
             return out
 
-        fn = tf.function(step_fn)
+        fn = step_fn if self.cfg.runtime.run_eagerly else tf.function(step_fn)
         self._steps[key] = fn
         return fn
 

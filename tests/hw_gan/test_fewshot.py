@@ -299,8 +299,9 @@ def test_fewshot_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path):
 def test_the_d_and_g_steps_run_alone_after_the_training_step(data_dir, tmp_path):
     """Each step that takes a batch hands its own real glyphs to the generator: the D and G
     steps run in tf.functions of their own after the training step traced (as
-    benchmarks/train.py times them), and draw from their batch, not a stale one."""
-    trainer = _trainer(_cfg(data_dir, tmp_path / "parts", steps=2))
+    benchmarks/train.py times them), and draw from their batch, not a stale one. (The family's
+    traced training step: the other tests here run it eagerly.)"""
+    trainer = _trainer(_cfg(data_dir, tmp_path / "parts", steps=2, run_eagerly=False))
     it = iter(trainer.dataset(0))
     trainer._train_step_fn(True)(it)
     batch = next(it)

@@ -236,8 +236,8 @@ def test_lazy_style_regularisation_skips_the_encoder_and_weighs_its_losses_by_n(
 def test_stylegan_two_replicas_and_path_length(data_dir, tmp_path):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
     strategy = strategy_lib.mirrored(devices)
-    # One step: step 0 is an R1 step and computes the path length (a second step would only
-    # trace the step without R1 twice more, once per replica).
+    # One step, eagerly (the tiny configs' default): step 0 is an R1 step and computes the path
+    # length. (A traced step under two replicas: test_training's two-replica test.)
     trainer = _trainer(_cfg(data_dir, tmp_path, steps=1, pl_weight=1.0), strategy)
     assert trainer.replicas == 2 and trainer.train()["step"] == 1
     assert "path_length" in trainer._train_step_fn(True)(iter(trainer.dataset(1)))
