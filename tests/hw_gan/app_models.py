@@ -41,6 +41,7 @@ def stylegan_export(root: Path, chars: str = CHARS) -> Path:
                                      image_every=4, r1_interval=2, seed=5, style_group_size=4),
         eval=config_lib.EvalConfig(eval_at_end=False),
         runtime=config_lib.RuntimeConfig(model_dir=str(root / "sg-run"), strategy="default",
+                                         run_eagerly=True,  # 4 steps: cheaper than 2 traces
                                          export_dir=str(root / "export"), export_name="sg")))
     experiment.run(cfg)
     experiment.run(cfg.replace(runtime=dataclasses.replace(cfg.runtime, mode="export")))
@@ -59,7 +60,8 @@ def style_cgan_base(root: Path, chars: str = CHARS) -> Path:
                                      num_writers=len(WRITERS)),
         train=config_lib.TrainConfig(batch_size=8, steps=2, checkpoint_every=2, log_every=1,
                                      image_every=2, r1_interval=1, seed=3),
-        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir), strategy="default")))
+        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir), strategy="default",
+                                         run_eagerly=True)))  # 2 steps: cheaper than a trace
     model_dir.mkdir()
     (model_dir / "config.json").write_text(cfg.to_json())
     run_dir.write_dataset_info(model_dir, manifest)

@@ -40,7 +40,8 @@ def _train_base(data, model_dir, **train):
                                      num_chars=4, num_writers=4),
         train=config_lib.TrainConfig(batch_size=8, steps=2, checkpoint_every=2, log_every=1,
                                      image_every=2, r1_interval=1, seed=3, **train),
-        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir), strategy="default")))
+        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir), strategy="default",
+                                         run_eagerly=True)))  # 2 steps: cheaper than a trace
     model_dir.mkdir()
     (model_dir / "config.json").write_text(cfg.to_json())
     run_dir.write_dataset_info(model_dir, manifest)

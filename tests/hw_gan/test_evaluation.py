@@ -559,7 +559,8 @@ def _run_cfg(data_dir, model_dir, **eval_kw):
         train=config_lib.TrainConfig(batch_size=8, steps=1, checkpoint_every=1, log_every=1,
                                      image_every=1, seed=2),
         eval=config_lib.EvalConfig(judge_steps=3, judge_batch=16, num_generated=24, **eval_kw),
-        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir), strategy="default")))
+        runtime=config_lib.RuntimeConfig(model_dir=str(model_dir), strategy="default",
+                                         run_eagerly=True)))  # 1 step: cheaper than a trace
 
 
 def test_runs_on_one_dataset_share_their_judges(tmp_path, train_calls):
