@@ -403,6 +403,7 @@ class AdaptConfig:
     export_version: int = 1
     overwrite_export: bool = False
     log_every: int = 50
+    run_eagerly: bool = False  # the steps op by op, no tf.function (--run_eagerly)
 
     def validate(self) -> "AdaptConfig":
         def check(ok, flag, msg):

@@ -63,7 +63,7 @@ class Adapter:
         """[len(writer_ids)]: the mean pixel distance (`steps.pixel_distance`) of the glyphs to
         each writer's generated glyphs (the same draws for every writer)."""
         if self._pixel_fn is None:
-            self._pixel_fn = tf.function(self._pixel_distance)
+            self._pixel_fn = steps_lib.traced(self, self._pixel_distance)
         total = np.zeros(len(writer_ids), np.float64)
         for i in range(0, len(chars), batch):
             x, c = tf.constant(images[i:i + batch]), tf.constant(chars[i:i + batch])

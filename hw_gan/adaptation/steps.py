@@ -16,6 +16,12 @@ from hw_gan.training.trainer import FEATURES_LAYER
 RECONSTRUCTION_BETAS = {"beta_1": 0.9, "beta_2": 0.999}
 
 
+def traced(adapter, fn):
+    """`fn` as a tf.function, or `fn` itself under --run_eagerly (no tracing: a few steps of a
+    small model run sooner op by op)."""
+    return fn if adapter.acfg.run_eagerly else tf.function(fn)
+
+
 def gan_optimizers(adapter, lr: float):
     """(G's, D's) Adam with the base run's betas (TrainConfig.beta1/beta2) and the trainer's
     epsilon; G's at `lr`, D's at the adaptation's d_lr."""
@@ -55,7 +61,6 @@ def gan_step(adapter, finetune: bool, lr: float):
     g_loss_fn, d_loss_fn = t.g_loss_fn, t.d_loss_fn
     d_logits = discriminate_fn(t)
 
-    @tf.function
     def step(images, chars, seed):
         writers = tf.fill(tf.shape(chars), tf.constant(adapter.new_id, tf.int32))
         n = tf.shape(chars)[0]
@@ -78,7 +83,7 @@ def gan_step(adapter, finetune: bool, lr: float):
         g_opt.apply_gradients(zip(grads, g_vars))
         return d_loss, g_loss, tf.reduce_mean(real), tf.reduce_mean(fake_l)
 
-    return step
+    return traced(adapter, step)
 
 
 def feature_fn(trainer):
@@ -130,7 +135,6 @@ def pivotal_step(adapter, lr: float):
     num_chars, locality = adapter.cfg.model.num_chars, adapter.acfg.locality
     base = adapter.base_generator
 
-    @tf.function
     def step(images, chars, seed):
         n = tf.shape(chars)[0]
         other = {"z": tf.random.stateless_normal([n, latent], seed=tf.stack([seed, 6])),
@@ -147,7 +151,7 @@ def pivotal_step(adapter, lr: float):
         opt.apply_gradients(zip(tape.gradient(loss, g_vars), g_vars))
         return loss, rec, pix, drift
 
-    return step
+    return traced(adapter, step)
 
 
 def blend_logits(adapter) -> tf.Variable:
@@ -179,7 +183,6 @@ def projection_step(adapter, lr: float):
     def blended_row():
         return tf.linalg.matvec(pool_rows, tf.nn.softmax(logits), transpose_a=True)
 
-    @tf.function
     def step(images, chars, seed):
         with tf.GradientTape() as tape:
             rec, pix = reconstruction(adapter, features, images, chars, m, tf.stack([seed, 4]))
@@ -196,7 +199,7 @@ def projection_step(adapter, lr: float):
             opt.apply_gradients([(grad, embed)])
         return loss, rec, pix, tf.norm(row - start)
 
-    return step, logits
+    return traced(adapter, step), logits
 
 
 def pixel_distance(adapter, images, chars, writer_id, seed):

@@ -326,7 +326,8 @@ def adapt_config_from_flags() -> config_lib.AdaptConfig:
     return config_lib.AdaptConfig(
         **values, model_dir=FLAGS.model_dir, seed=FLAGS.seed, export_dir=FLAGS.export_dir,
         export_name=FLAGS.export_name, export_version=FLAGS.export_version,
-        overwrite_export=FLAGS.overwrite_export, log_every=FLAGS.log_every).validate()
+        overwrite_export=FLAGS.overwrite_export, log_every=FLAGS.log_every,
+        run_eagerly=FLAGS.run_eagerly).validate()
 
 
 def adapt_main() -> int:

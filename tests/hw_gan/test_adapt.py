@@ -63,8 +63,11 @@ def base(tmp_path_factory):
 
 
 def _acfg(base, out, **kw):
+    """An adaptation of a few steps, run eagerly (cheaper than tracing them; the traced steps:
+    the projection test here, test_shipped's pivotal tuning, the end-to-end adaptation)."""
     args = dict(writer_data=str(base["alice"]), init=str(base["dir"]), model_dir=str(out),
-                writer_name="alice", steps=3, batch_size=4, finetune_steps=0, log_every=1)
+                writer_name="alice", steps=3, batch_size=4, finetune_steps=0, log_every=1,
+                run_eagerly=True)
     args.update(kw)
     return adapt_lib.AdaptConfig(**args)
 
@@ -257,9 +260,9 @@ def test_selection_keeps_the_closest_row_seen(base, tmp_path):
 def test_projection_fits_only_g_new_row_and_lowers_its_loss(base, tmp_path):
     """objective=projection: one step with a fixed seed lowers the reconstruction loss it
     reports, only G's new row moves (D's rows and the base rows stay), and a strong anchor keeps
-    the row nearer its start."""
+    the row nearer its start. (The traced projection step: the other tests run eagerly.)"""
     acfg = _acfg(base, tmp_path / "p", steps=0, objective="projection", lr=0.01, samples=3,
-                 feature_weight=1.0, select_every=0)
+                 feature_weight=1.0, select_every=0, run_eagerly=False)
     adapter, data, _ = adapt_lib.prepare(acfg)
     adapter.start_rows(data)
     g0, d0 = adapter.g_embed.numpy().copy(), adapter.d_embed.numpy().copy()
@@ -413,7 +416,7 @@ def test_train_main_dispatches_adaptation(base, tmp_path):
            f"--writer_data={base['alice']}", f"--init={base['dir'] / 'checkpoints' / 'ckpt-2'}",
            "--writer_name=carol",
            f"--model_dir={out}", f"--export_dir={tmp_path / 'export'}", "--adapt_steps=2",
-           "--adapt_batch_size=4", "--adapt_finetune_steps=2"]
+           "--adapt_batch_size=4", "--adapt_finetune_steps=2", "--run_eagerly"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
@@ -434,7 +437,7 @@ def test_train_main_passes_projection_and_finetune_flags(base, tmp_path):
            "--adapt_objective=projection", "--adapt_space=writers", "--adapt_feature_weight=0.5",
            "--adapt_anchor=0.1", "--adapt_finetune_steps=1", "--adapt_finetune_objective=pivotal",
            "--adapt_finetune_samples=2", "--adapt_locality=0.25",
-           "--adapt_finetune_min_variants=1.5"]
+           "--adapt_finetune_min_variants=1.5", "--run_eagerly"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     phase = json.loads((out / "adapt.json").read_text())["phases"]["embedding"]
@@ -446,4 +449,4 @@ def test_train_main_passes_projection_and_finetune_flags(base, tmp_path):
     settings = json.loads((out / "adaptation.json").read_text())
     assert settings["objective"] == "projection" and settings["space"] == "writers"
     assert settings["finetune_objective"] == "pivotal" and settings["locality"] == 0.25
-    assert settings["finetune_min_variants"] == 1.5
+    assert settings["finetune_min_variants"] == 1.5 and settings["run_eagerly"] is True
