@@ -403,10 +403,13 @@ def test_train_main_flag_errors_dry_run_and_incompatible_resume(data_dir, tmp_pa
     assert not (tmp_path / "m").exists(), "a dry run writes nothing"
     res = _train_main(*_flags(tmp_path / "nodata", tmp_path / "m", "--steps=1"))
     assert res.returncode == 2 and "does not exist" in res.stderr
-    res = _train_main(*_flags(data_dir, tmp_path / "m", "--steps=2", "--checkpoint_every=1"))
+    # (Eagerly: the traced step through train_main is the sigterm and multi-worker tests'.)
+    res = _train_main(*_flags(data_dir, tmp_path / "m", "--steps=2", "--checkpoint_every=1",
+                              "--run_eagerly"))
     assert res.returncode == 0, res.stderr
     saved = json.loads((tmp_path / "m/config.json").read_text())
     assert saved["model"]["num_chars"] == 4 and saved["train"]["steps"] == 2
+    assert saved["runtime"]["run_eagerly"] is True
     export = [f"--export_dir={tmp_path / 'export'}", "--export_name=tiny"]
     res = _train_main(*_flags(data_dir, tmp_path / "m", "--mode=export", *export))
     assert res.returncode == 0, res.stderr
