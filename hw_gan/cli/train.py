@@ -312,8 +312,9 @@ def config_from_flags() -> config_lib.ExperimentConfig:
         runtime=config_lib.RuntimeConfig(
             model_dir=FLAGS.model_dir, mode=FLAGS.mode, strategy=FLAGS.strategy,
             precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
-            run_eagerly=FLAGS.run_eagerly, num_cpu_devices=FLAGS.num_cpu_devices, export_dir=FLAGS.export_dir,
-            export_name=FLAGS.export_name, export_version=FLAGS.export_version,
+            run_eagerly=FLAGS.run_eagerly, num_cpu_devices=FLAGS.num_cpu_devices,
+            export_dir=FLAGS.export_dir, export_name=FLAGS.export_name,
+            export_version=FLAGS.export_version,
             sample_out=FLAGS.sample_out, sample_writers=tuple(FLAGS.sample_writers),
             sample_chars=FLAGS.sample_chars),
     )
