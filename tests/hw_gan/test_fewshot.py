@@ -290,7 +290,7 @@ def test_fewshot_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path):
                        lambda t: (t.generator, t.ema_generator, t.discriminator))
     grid = straight.sample_grid(np.array([0]), np.array([0]))
     assert grid.shape == (1, 2 * 2 * 32, 4 * 32, 1)
-    # One more step (the R1 step train() traced) reports every loss.
+    # One more step of the straight run, with R1, reports every loss.
     out = straight._train_step_fn(True)(iter(straight.dataset(4)))
     assert {"d_loss", "g_loss", "g_aux", "d_aux", "r1", "recon_l1", "recon_feat"} <= set(out)
     assert all(np.isfinite(float(v)) for v in out.values())

@@ -183,7 +183,7 @@ def test_stylegan_trains_with_its_losses_and_resumes_exactly(data_dir, tmp_path)
                        lambda t: (t.generator, t.encoder.glyph_net, t.ema_encoder.set_head))
     grid = straight.sample_grid(np.array([0, 1, 2]), np.array([0]))
     assert grid.shape == (1, 8 * 32, 3 * 32, 1)
-    # One more step (the step without R1 that train() traced) reports the style losses.
+    # One more step of the straight run, without R1, reports the style losses.
     out = straight._train_step_fn(False)(iter(straight.dataset(4)))
     assert {"cycle", "recon_l1", "recon_adv", "recon_feat"} <= set(out)
     assert all(np.isfinite(float(v)) for v in out.values())
