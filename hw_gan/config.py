@@ -63,6 +63,11 @@ class ModelConfig:
     # fewshot: channel multiplier of the decoder (content trunk and the style-modulated blocks)
     # and of the style code it reads (0: --width; the style glyph net and D keep --width)
     decoder_width: float = 0.0
+    # fewshot: the decoder also takes the font image's trunk map at each size between the 8 x 8
+    # content map and the output (16 x 16 at 32 px), added after that size's up block through a
+    # 1 x 1 convolution that starts at zero: the strokes' detail (Q's tail) at twice the 8 x 8
+    # map's resolution, so drawing a character from its font image is the easy path
+    content_skip: bool = False
     # fewshot: a character training never saw is drawn in its style kept within the training
     # writers' mean +- this many standard deviations per dimension (fewshot.limit_untrained),
     # by `generate` and by the export, which records it. 0.35 was chosen on 54 TRAINING writers'
@@ -250,6 +255,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
            f"{m.decoder_width} is outside [0.05, 4] (0: --width)")
     _check(m.decoder_width == 0 or m.family == "fewshot", "decoder_width",
            "only the fewshot family has a decoder of its own width")
+    _check(not m.content_skip or m.family == "fewshot", "content_skip",
+           "only the fewshot family draws from a font image")
     _check(0.0 <= m.untrained_style_clip <= 10.0, "untrained_style_clip",
            f"{m.untrained_style_clip} is outside [0, 10] (standard deviations)")
     _check(0 <= m.style_read_copies <= 32, "style_read_copies",

@@ -120,6 +120,8 @@ def _define_model_flags() -> None:
                          "Few-shot local style tokens (0: the global style code only).")
     flags.DEFINE_float("decoder_width", _m.decoder_width,
                        "Few-shot: width of the decoder and the style code (0: --width).")
+    flags.DEFINE_boolean("content_skip", _m.content_skip,
+                         "Few-shot: the decoder also reads the font image's 16x16 trunk map.")
     flags.DEFINE_float("untrained_style_clip", _m.untrained_style_clip,
                        "Few-shot: characters never trained on are drawn in the style kept within "
                        "the training writers' mean +- this many standard deviations.")
@@ -281,7 +283,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             family=FLAGS.model, resolution=FLAGS.resolution, width=FLAGS.width,
             latent_dim=FLAGS.latent_dim, embed_dim=FLAGS.embed_dim, w_dim=FLAGS.w_dim,
             mapping_layers=FLAGS.mapping_layers, style_tokens=FLAGS.style_tokens,
-            decoder_width=FLAGS.decoder_width,
+            decoder_width=FLAGS.decoder_width, content_skip=FLAGS.content_skip,
             untrained_style_clip=FLAGS.untrained_style_clip,
             style_read_copies=FLAGS.style_read_copies),
         train=config_lib.TrainConfig(

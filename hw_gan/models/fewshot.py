@@ -227,7 +227,8 @@ def build_decoder(cfg: ModelConfig) -> keras.Model:
         g = global_style_dim(cfg)
         tokens = layers.Reshape((cfg.style_tokens, TOKEN_DIM), name="g_tokens")(style[:, g:])
         style = style[:, :g]  # the global code modulates, the tokens are attended to
-    x = blocks.image_trunk(content, plan, r, "c", until=CONTENT_SIZE)
+    maps = {}
+    x = blocks.image_trunk(content, plan, r, "c", until=CONTENT_SIZE, maps=maps)
     size = CONTENT_SIZE
     # One style-modulated block at the content map's size, then up to R.
     h = blocks.PixelNorm(name="g_mid_norm")(x)
@@ -240,6 +241,10 @@ def build_decoder(cfg: ModelConfig) -> keras.Model:
     while size < r:
         size *= 2
         x = blocks.up_block(x, style, plan[size], name=f"g_block{size}")
+        if cfg.content_skip and size < r:  # the font image's detail at this size (config.py)
+            skip = layers.Conv2D(plan[size], 1, kernel_initializer="zeros",
+                                 name=f"g_content{size}")(maps[size])
+            x = layers.Add(name=f"g_content{size}_add")([x, skip])
         if tokens is not None and size <= 2 * CONTENT_SIZE:
             x = TokenAttention(name=f"g_attend{size}")([x, tokens])
     x = blocks.PixelNorm(name="g_out_norm")(x)

@@ -22,6 +22,8 @@ discriminator mirrors it (32x32x32 -> 16x16x64 -> 8x8x128 -> 4x4x256).
 
 from __future__ import annotations
 
+from typing import Optional
+
 import keras
 from keras import layers, ops
 
@@ -198,14 +200,20 @@ def up_block(x, cond, channels: int, name: str):
     return layers.Add(name=f"{name}_out")([h, s])
 
 
-def image_trunk(image, plan: dict, resolution: int, prefix: str, until: int = 4):
+def image_trunk(image, plan: dict, resolution: int, prefix: str, until: int = 4,
+                maps: Optional[dict] = None):
     """conv3x3 "<prefix>_from_image", then residual `down_block`s "<prefix>_block<size>" from
-    `resolution` down to `until` px: the encoders' image stems."""
+    `resolution` down to `until` px: the encoders' image stems. `maps`: filled with each size's
+    map on the way down ({resolution: the stem's, ..., until: the returned one})."""
     x = layers.Conv2D(plan[resolution], 3, padding="same", name=f"{prefix}_from_image")(image)
     size = resolution
+    if maps is not None:
+        maps[size] = x
     while size > until:
         size //= 2
         x = down_block(x, plan[size], name=f"{prefix}_block{size}")
+        if maps is not None:
+            maps[size] = x
     return x
 
 

@@ -124,6 +124,49 @@ def test_decoder_width_widens_the_decoder_and_the_style_code_and_nothing_else(da
             cfg.model, family="stylegan")))
 
 
+def test_content_skip_adds_the_font_images_16px_map_to_a_decoder_that_starts_as_the_plain_one(
+        data_dir, tmp_path):
+    """--content_skip: the decoder gains one 1x1 convolution of the font image's 16x16 trunk map,
+    added after the 16 px up block and zero at start, so with the plain decoder's weights it draws
+    what the plain one draws, then learns (its kernel gets a gradient) and the glyph follows the
+    map; a run resumes only with its own setting; other families are refused naming the flag."""
+    from hw_gan import experiment
+
+    keras.utils.set_random_seed(0)
+    plain = fewshot.build_generator(_model_cfg())
+    skip = fewshot.build_generator(_model_cfg(content_skip=True))
+    p_dec, s_dec = fewshot.parts(plain)[2], fewshot.parts(skip)[2]
+    assert ({l.name for l in s_dec.layers} - {l.name for l in p_dec.layers}
+            == {"g_content16", "g_content16_add"})
+    conv = s_dec.get_layer("g_content16")
+    channels = s_dec.get_layer("g_block16_conv2").kernel.shape[-1]
+    assert conv.kernel.shape == (1, 1, s_dec.get_layer("c_block16_out").output.shape[-1], channels)
+    assert not np.any(conv.kernel.numpy()) and not np.any(conv.bias.numpy())
+    by_path = {v.path: v for v in plain.weights}
+    for v in skip.weights:
+        if not v.path.startswith("g_content16"):
+            v.assign(by_path[v.path])
+    inputs = _inputs(np.random.default_rng(1), 2, 3)
+    np.testing.assert_array_equal(plain(inputs).numpy(), skip(inputs).numpy())
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(skip(inputs) - 0.5))
+    assert np.abs(tape.gradient(loss, conv.kernel).numpy()).max() > 0
+    conv.kernel.assign(np.random.default_rng(2).normal(0, 0.5, conv.kernel.shape))
+    assert np.abs(skip(inputs).numpy() - plain(inputs).numpy()).max() > 1e-3
+    # A run with the skip trains, records it, and does not resume without it.
+    cfg = tiny_grouped_cfg(data_dir, tmp_path / "run", _model_cfg(content_skip=True), 1,
+                           eval_at_end=False, aux_char_weight=0.1, aux_writer_weight=0.1)
+    experiment.run(cfg, log=lambda msg: None)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["content_skip"]
+    with pytest.raises(ValueError, match=r"cannot resume: model\.content_skip: True -> False"):
+        experiment.run(dataclasses.replace(cfg, model=dataclasses.replace(
+            cfg.model, content_skip=False), train=dataclasses.replace(cfg.train, steps=2)),
+            log=lambda msg: None)
+    with pytest.raises(ValueError, match=r"^--content_skip: only the fewshot family"):
+        config_lib.validate(dataclasses.replace(cfg, model=dataclasses.replace(
+            cfg.model, family="stylegan")))
+
+
 def test_drawing_settings_are_checked_by_name_and_may_change_on_resume(data_dir, tmp_path):
     """--untrained_style_clip: a bound in [0, 10] standard deviations, for the fewshot family
     only; read when drawing, so a run resumes or exports with another one. The same for
