@@ -96,6 +96,11 @@ class TrainConfig:
     fused_step: bool = True
     ema_decay: float = 0.999
     ema_start: int = 0
+    # EMA ramp-up (StyleGAN2-ADA's ema_rampup): the EMA's half-life is at most this fraction
+    # of the steps trained so far, and ema_decay's half-life once that is longer (0 = off: a
+    # fixed ema_decay from the first step). A fixed 0.999 averages the last ~700 steps even
+    # when the generator is still changing fast, so an early EMA is a blur of its past.
+    ema_rampup: float = 0.0
     style_mixing_prob: float = 0.9  # stylegan
     # stylegan: batches come in groups of `style_group_size` glyphs of one writer; the style
     # encoder reads all but one of a group and G must redraw the last one in that style
@@ -272,6 +277,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check(t.r1_interval >= 1, "r1_interval", "must be >= 1")
     _check(t.style_reg_interval >= 1, "style_reg_interval", "must be >= 1")
     _check(0.0 <= t.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
+    _check(0.0 <= t.ema_rampup <= 1.0, "ema_rampup", "must be in [0, 1]")
     _check(0.0 <= t.style_mixing_prob <= 1.0, "style_mixing_prob", "must be in [0, 1]")
     _check(t.style_group_size >= 2, "style_group_size", "must be >= 2")
     if m.family in ("stylegan", "fewshot"):

@@ -147,6 +147,8 @@ def _define_training_flags() -> None:
                          "fresh fakes for its update.")
     flags.DEFINE_float("ema_decay", _t.ema_decay, "Generator EMA decay.")
     flags.DEFINE_integer("ema_start", _t.ema_start, "Step before which the EMA copies the generator.")
+    flags.DEFINE_float("ema_rampup", _t.ema_rampup,
+                       "EMA half-life at most this fraction of the steps so far (0 = off).")
     flags.DEFINE_float("style_mixing_prob", _t.style_mixing_prob, "StyleGAN style mixing probability.")
     flags.DEFINE_integer("style_group_size", _t.style_group_size,
                          "StyleGAN: glyphs of one writer per group in a batch (encoder training).")
@@ -291,6 +293,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
             beta1=FLAGS.beta1, beta2=FLAGS.beta2, loss=FLAGS.loss, r1_gamma=FLAGS.r1_gamma,
             r1_interval=FLAGS.r1_interval, fused_step=FLAGS.fused_step,
             ema_decay=FLAGS.ema_decay, ema_start=FLAGS.ema_start,
+            ema_rampup=FLAGS.ema_rampup,
             style_mixing_prob=FLAGS.style_mixing_prob, style_group_size=FLAGS.style_group_size,
             style_recon_weight=FLAGS.style_recon_weight,
             style_feature_weight=FLAGS.style_feature_weight,

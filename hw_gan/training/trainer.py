@@ -63,6 +63,18 @@ class HeldLearningRate(keras.optimizers.schedules.LearningRateSchedule):
         return {"lr": self.lr, "hold": self.hold}
 
 
+def ema_decay_at(step, decay: float, rampup: float):
+    """The EMA decay for the update after `step` steps: `decay`, or with rampup > 0 the decay
+    whose half-life is min(decay's half-life, rampup * steps), as StyleGAN2-ADA ramps its EMA
+    (0 at step 0: the average starts as a copy). A float32 scalar tensor."""
+    decay = tf.constant(decay, tf.float32)
+    if rampup <= 0.0 or decay <= 0.0:
+        return decay
+    half_life = tf.math.log(0.5) / tf.math.log(decay)  # steps
+    ramped = tf.minimum(half_life, rampup * tf.cast(step, tf.float32))
+    return tf.where(ramped > 0.0, tf.pow(0.5, 1.0 / tf.maximum(ramped, 1e-8)), 0.0)
+
+
 class GANTrainer:
     def __init__(self, cfg: ExperimentConfig, strategy: tf.distribute.Strategy,
                  manifest: dict):
@@ -364,9 +376,9 @@ class GANTrainer:
 
     def _ema_update(self, step) -> None:
         """ema <- decay * ema + (1 - decay) * live for every averaged pair (a copy before
-        ema_start); non-float weights are copied."""
+        ema_start; `ema_decay_at` with --ema_rampup); non-float weights are copied."""
         t = self.cfg.train
-        decay = tf.where(step < t.ema_start, 0.0, t.ema_decay)
+        decay = tf.where(step < t.ema_start, 0.0, ema_decay_at(step, t.ema_decay, t.ema_rampup))
         for ema_model, model in self._ema_pairs():
             for ema_v, v in zip(ema_model.weights, model.weights):
                 if tf.as_dtype(v.dtype).is_floating:

@@ -79,6 +79,30 @@ def test_training_steps_checkpoints_and_summaries(data_dir, tmp_path, family):
         imgs, trainer.generate(np.array([0, 1, 2], np.int32), np.array([0, 0, 1], np.int32), 5))
 
 
+def test_ema_rampup_starts_the_average_as_a_copy_and_caps_its_half_life(data_dir, tmp_path):
+    at = lambda step, rampup: float(trainer_lib.ema_decay_at(step, 0.999, rampup))
+    assert at(0, 0.0) == at(10_000, 0.0) == pytest.approx(0.999)  # off: the fixed decay
+    assert at(0, 0.05) == 0.0  # the first update copies the generator
+    assert at(100, 0.05) == pytest.approx(0.5 ** (1 / 5.0))  # half-life 5 % of 100 steps
+    assert at(10_000, 0.05) == pytest.approx(0.5 ** (1 / 500.0))  # 500 < 0.999's 693 steps
+    assert at(20_000, 0.05) == pytest.approx(0.999)  # 1,000 > 693: capped at ema_decay
+    # In a run: one step with the ramp leaves the EMA equal to the generator; without it the
+    # EMA is still 99.9 % the starting weights.
+    ramped = _trainer(_cfg(data_dir, tmp_path / "r", steps=1, run_eagerly=True, ema_rampup=0.05))
+    fixed = _trainer(_cfg(data_dir, tmp_path / "f", steps=1, run_eagerly=True))
+    start = _weights(fixed.generator)
+    ramped.train(), fixed.train()
+    for ema, live in zip(_weights(ramped.ema_generator), _weights(ramped.generator)):
+        np.testing.assert_array_equal(ema, live)
+    moved = [(e, s, g) for e, s, g in zip(_weights(fixed.ema_generator), start,
+                                          _weights(fixed.generator)) if not np.array_equal(s, g)]
+    assert moved
+    for ema, s, live in moved:
+        np.testing.assert_allclose(ema, 0.999 * s + 0.001 * live, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="ema_rampup"):
+        _cfg(data_dir, tmp_path, ema_rampup=1.5)
+
+
 def test_auxiliary_classifiers_learn_and_are_checkpointed(data_dir, tmp_path):
     cfg = _cfg(data_dir, tmp_path, steps=3, run_eagerly=True, aux_char_weight=1.0,
                aux_writer_weight=0.5)
