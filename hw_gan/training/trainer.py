@@ -67,9 +67,9 @@ def ema_decay_at(step, decay: float, rampup: float):
     """The EMA decay for the update after `step` steps: `decay`, or with rampup > 0 the decay
     whose half-life is min(decay's half-life, rampup * steps), as StyleGAN2-ADA ramps its EMA
     (0 at step 0: the average starts as a copy). A float32 scalar tensor."""
-    decay = tf.constant(decay, tf.float32)
     if rampup <= 0.0 or decay <= 0.0:
-        return decay
+        return tf.constant(decay, tf.float32)
+    decay = tf.constant(decay, tf.float32)
     half_life = tf.math.log(0.5) / tf.math.log(decay)  # steps
     ramped = tf.minimum(half_life, rampup * tf.cast(step, tf.float32))
     return tf.where(ramped > 0.0, tf.pow(0.5, 1.0 / tf.maximum(ramped, 1e-8)), 0.0)
